@@ -1,0 +1,340 @@
+//! [`FlipCache`]: the async front (tokio), on the same core, L1 and connection as the blocking one.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::arg::Arg;
+use crate::builder::Builder;
+use crate::core::Core;
+use crate::error::Result;
+use crate::key::FlipKey;
+use crate::stats::Stats;
+use crate::value::FlipValue;
+
+/// A hybrid cache with an async API: the same cache as [`crate::FlipCache`] (same verbs,
+/// encodings, L1 and shared connection), for tokio code.
+///
+/// Futures are `Send`. Dropping one half-way (a timeout around it, a cancelled task) leaves the
+/// cache consistent: a write whose outcome is unknown removes its key from the L1, and a read
+/// that never finished fills nothing. Concurrent misses from many tasks are pipelined on the
+/// one multiplexed connection. Use it inside a tokio runtime with timers enabled (as
+/// `#[tokio::main]` sets up).
+///
+/// ```no_run
+/// use flipcache::aio::FlipCache;
+/// # async fn run() -> flipcache::Result<()> {
+/// let cache: FlipCache<String, String> = FlipCache::new("my_cache").await?;
+/// cache.set("my_key", "my_value").await?;
+/// assert_eq!(cache.get("my_key").await?, Some("my_value".to_string()));
+/// assert!(cache.contains("my_key").await?);
+/// # Ok(()) }
+/// ```
+pub struct FlipCache<K, V> {
+    core: Arc<Core<K, V>>,
+}
+
+impl<K, V> Clone for FlipCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for FlipCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlipCache")
+            .field("name", &self.core.name)
+            .field("endpoint", &self.core.remote.endpoint())
+            .finish()
+    }
+}
+
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
+    pub(crate) fn from_core(core: Arc<Core<K, V>>) -> Self {
+        Self { core }
+    }
+
+    /// A cache named `name` with the default settings, connected to the Redis at
+    /// `FLIPCACHE_REDIS_URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("my_cache").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn new(name: &str) -> Result<Self>
+    where
+        V: FlipValue,
+    {
+        Builder::new(name).build_async().await
+    }
+
+    /// A [`Builder`] for a cache named `name`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache = flipcache::aio::FlipCache::<u64, String>::builder("users")
+    ///     .local_max(1_000)
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .build_async().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(name: impl Into<String>) -> Builder<K, V> {
+        Builder::new(name)
+    }
+
+    /// The value under `key`: from the L1 if it holds it, else from Redis (one round trip).
+    /// A missing key gives the [`value_default`](Builder::value_default), or `None`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("c").await?;
+    /// let v: Option<String> = cache.get("k").await?;
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub async fn get<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(v) = self.core.local_hit(key) {
+            return Ok(Some(v));
+        }
+        self.core.fetch(key.to_owned()).await
+    }
+
+    /// Stores `value` under `key` in Redis (with the TTL, if any), then in the L1. If Redis
+    /// fails, the L1 keeps no copy and the error is returned.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// nums.set(123, 246).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<()> {
+        self.core.set(key.into_arg(), value.into_arg()).await
+    }
+
+    /// Removes `key` from both layers; says whether Redis had it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("c").await?;
+    /// let existed: bool = cache.delete("k").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.core.delete(key.to_owned()).await
+    }
+
+    /// Whether `key` has a value (the L1 first, else `EXISTS`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("c").await?;
+    /// if cache.contains("k").await? { /* ... */ }
+    /// # Ok(()) }
+    /// ```
+    pub async fn contains<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if self.core.local_contains(key) {
+            return Ok(true);
+        }
+        self.core.exists(key.to_owned()).await
+    }
+
+    /// Re-applies the TTL to `key` in Redis and marks it recently used locally; says whether the
+    /// key exists.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("c").await?;
+    /// cache.refresh("k").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn refresh<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.core.refresh(key.to_owned()).await
+    }
+
+    /// How many keys the cache has in Redis (by `SCAN`, so it costs a pass over the keyspace).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("c").await?;
+    /// println!("{} entries", cache.len().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn len(&self) -> Result<usize> {
+        self.core.len().await
+    }
+
+    /// Whether the cache has no keys in Redis.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("c").await?;
+    /// assert_eq!(cache.is_empty().await?, cache.len().await? == 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// Every key of the cache in Redis (by `SCAN`; keys that do not parse as `K` are skipped).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("c").await?;
+    /// for k in cache.keys().await? { println!("{k}"); }
+    /// # Ok(()) }
+    /// ```
+    pub async fn keys(&self) -> Result<Vec<K>> {
+        self.core.keys().await
+    }
+
+    /// Deletes every key of the cache from Redis (`SCAN` + `UNLINK`, never `FLUSHDB`) and
+    /// empties the L1; returns how many keys were deleted.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("c").await?;
+    /// let removed = cache.clear().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<usize> {
+        self.core.clear().await
+    }
+
+    /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
+    /// round trip.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// let values: Vec<Option<u64>> = nums.get_many(&[1, 2, 3]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
+        self.core.get_many(keys).await
+    }
+
+    /// Stores every pair in one pipelined round trip.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// nums.set_many([(1, 2), (3, 6)]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_many<A: Arg<K>, B: Arg<V>>(
+        &self,
+        items: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<()> {
+        let items = items
+            .into_iter()
+            .map(|(k, v)| (k.into_arg(), v.into_arg()))
+            .collect();
+        self.core.set_many(items).await
+    }
+
+    /// How many live entries the L1 holds (never more than `local_max`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// assert!(nums.local_len() <= 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_len(&self) -> usize {
+        self.core.local_len()
+    }
+
+    /// The keys the L1 holds (the Python original's `.local`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// let local: Vec<u64> = nums.local_keys();
+    /// # Ok(()) }
+    /// ```
+    pub fn local_keys(&self) -> Vec<K> {
+        self.core.local_keys()
+    }
+
+    /// The cache's counters.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// println!("{:?}", nums.stats());
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The cache's name (the `{name}` of `{name}:{key}`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// assert_eq!(nums.name(), "nums");
+    /// # Ok(()) }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// The configured `local_max`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// assert_eq!(nums.local_max(), 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_max(&self) -> usize {
+        self.core.local_max()
+    }
+
+    /// The configured `expire_time`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// assert_eq!(nums.expire_time(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn expire_time(&self) -> Option<Duration> {
+        self.core.expire_time()
+    }
+
+    /// A blocking handle on the same cache (same L1, same connection).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// let blocking: flipcache::FlipCache<u64, u64> = nums.to_blocking();
+    /// # Ok(()) }
+    /// ```
+    pub fn to_blocking(&self) -> crate::FlipCache<K, V> {
+        crate::FlipCache::from_core(self.core.clone())
+    }
+}

@@ -1,0 +1,350 @@
+//! [`FlipCache`]: the blocking front.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::arg::Arg;
+use crate::builder::Builder;
+use crate::core::Core;
+use crate::error::Result;
+use crate::key::FlipKey;
+use crate::runtime::block_on;
+use crate::stats::Stats;
+use crate::value::FlipValue;
+
+/// A hybrid cache: a bounded, coherent in-process L1 in front of Redis, with a blocking API.
+///
+/// The handle is cheap to clone and `Send + Sync`; clones share one cache. Entries live in
+/// Redis under `{name}:{key}` (the Python original's layout); reads that hit the L1 cost a hash
+/// lookup, reads that miss cost one round trip.
+///
+/// Each call blocks the calling thread until Redis answers (or the timeout runs out). It works
+/// inside a tokio runtime without panicking, but there it blocks a runtime thread: in async code
+/// use [`aio::FlipCache`](crate::aio::FlipCache) (or [`FlipCache::to_async`]).
+///
+/// ```no_run
+/// use flipcache::FlipCache;
+/// # fn main() -> flipcache::Result<()> {
+/// let cache: FlipCache<String, String> = FlipCache::new("my_cache")?;
+/// cache.set("my_key", "my_value")?;
+/// assert_eq!(cache.get("my_key")?, Some("my_value".to_string()));
+/// assert_eq!(cache.get("unknown")?, None);
+/// assert!(cache.contains("my_key")?);
+///
+/// let nums: FlipCache<u64, u64> = FlipCache::new("nums")?;
+/// nums.set(123, 246)?;
+/// assert_eq!(nums.get(&123)?, Some(246));
+/// # Ok(()) }
+/// ```
+pub struct FlipCache<K, V> {
+    core: Arc<Core<K, V>>,
+}
+
+impl<K, V> Clone for FlipCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for FlipCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlipCache")
+            .field("name", &self.core.name)
+            .field("endpoint", &self.core.remote.endpoint())
+            .finish()
+    }
+}
+
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
+    pub(crate) fn from_core(core: Arc<Core<K, V>>) -> Self {
+        Self { core }
+    }
+
+    /// A cache named `name` with the default settings, connected to the Redis at
+    /// `FLIPCACHE_REDIS_URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379`.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("my_cache")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(name: &str) -> Result<Self>
+    where
+        V: FlipValue,
+    {
+        Builder::new(name).build()
+    }
+
+    /// A [`Builder`] for a cache named `name`.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .local_max(1_000)
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(name: impl Into<String>) -> Builder<K, V> {
+        Builder::new(name)
+    }
+
+    /// The value under `key`: from the L1 if it holds it, else from Redis (one round trip).
+    /// A missing key gives the [`value_default`](Builder::value_default), or `None`.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("c")?;
+    /// let v: Option<String> = cache.get("k")?;
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(v) = self.core.local_hit(key) {
+            return Ok(Some(v));
+        }
+        block_on(self.core.rt(), self.core.fetch(key.to_owned()))
+    }
+
+    /// Stores `value` under `key` in Redis (with the TTL, if any), then in the L1. If Redis
+    /// fails, the L1 keeps no copy and the error is returned.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// nums.set(123, 246)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<()> {
+        block_on(
+            self.core.rt(),
+            self.core.set(key.into_arg(), value.into_arg()),
+        )
+    }
+
+    /// Removes `key` from both layers; says whether Redis had it.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("c")?;
+    /// let existed: bool = cache.delete("k")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn delete<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        block_on(self.core.rt(), self.core.delete(key.to_owned()))
+    }
+
+    /// Whether `key` has a value (the L1 first, else `EXISTS`).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("c")?;
+    /// if cache.contains("k")? { /* ... */ }
+    /// # Ok(()) }
+    /// ```
+    pub fn contains<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if self.core.local_contains(key) {
+            return Ok(true);
+        }
+        block_on(self.core.rt(), self.core.exists(key.to_owned()))
+    }
+
+    /// Re-applies the TTL to `key` in Redis and marks it recently used locally; says whether the
+    /// key exists.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("c")?;
+    /// cache.refresh("k")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn refresh<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        block_on(self.core.rt(), self.core.refresh(key.to_owned()))
+    }
+
+    /// How many keys the cache has in Redis (by `SCAN`, so it costs a pass over the keyspace).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("c")?;
+    /// println!("{} entries", cache.len()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn len(&self) -> Result<usize> {
+        block_on(self.core.rt(), self.core.len())
+    }
+
+    /// Whether the cache has no keys in Redis.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("c")?;
+    /// assert_eq!(cache.is_empty()?, cache.len()? == 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Every key of the cache in Redis (by `SCAN`; keys that do not parse as `K` are skipped).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("c")?;
+    /// for k in cache.keys()? { println!("{k}"); }
+    /// # Ok(()) }
+    /// ```
+    pub fn keys(&self) -> Result<Vec<K>> {
+        block_on(self.core.rt(), self.core.keys())
+    }
+
+    /// Deletes every key of the cache from Redis (`SCAN` + `UNLINK`, never `FLUSHDB`) and
+    /// empties the L1; returns how many keys were deleted.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("c")?;
+    /// let removed = cache.clear()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn clear(&self) -> Result<usize> {
+        block_on(self.core.rt(), self.core.clear())
+    }
+
+    /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
+    /// round trip.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// let values: Vec<Option<u64>> = nums.get_many(&[1, 2, 3])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
+        block_on(self.core.rt(), self.core.get_many(keys))
+    }
+
+    /// Stores every pair in one pipelined round trip.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// nums.set_many([(1, 2), (3, 6)])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_many<A: Arg<K>, B: Arg<V>>(
+        &self,
+        items: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<()> {
+        let items = items
+            .into_iter()
+            .map(|(k, v)| (k.into_arg(), v.into_arg()))
+            .collect();
+        block_on(self.core.rt(), self.core.set_many(items))
+    }
+
+    /// How many live entries the L1 holds (never more than `local_max`).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// assert!(nums.local_len() <= 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_len(&self) -> usize {
+        self.core.local_len()
+    }
+
+    /// The keys the L1 holds (the Python original's `.local`).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// let local: Vec<u64> = nums.local_keys();
+    /// # Ok(()) }
+    /// ```
+    pub fn local_keys(&self) -> Vec<K> {
+        self.core.local_keys()
+    }
+
+    /// The cache's counters.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// println!("{:?}", nums.stats());
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The cache's name (the `{name}` of `{name}:{key}`).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// assert_eq!(nums.name(), "nums");
+    /// # Ok(()) }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// The configured `local_max`.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// assert_eq!(nums.local_max(), 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_max(&self) -> usize {
+        self.core.local_max()
+    }
+
+    /// The configured `expire_time`.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// assert_eq!(nums.expire_time(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn expire_time(&self) -> Option<Duration> {
+        self.core.expire_time()
+    }
+
+    /// An async handle on the same cache (same L1, same connection).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
+    /// let async_nums: flipcache::aio::FlipCache<u64, u64> = nums.to_async();
+    /// # Ok(()) }
+    /// ```
+    pub fn to_async(&self) -> crate::aio::FlipCache<K, V> {
+        crate::aio::FlipCache::from_core(self.core.clone())
+    }
+}

@@ -1,0 +1,164 @@
+//! The one error type every fallible flipcache call returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The result type of every fallible flipcache call.
+///
+/// ```
+/// fn lookup() -> flipcache::Result<Option<String>> {
+///     Ok(None)
+/// }
+/// assert!(lookup().unwrap().is_none());
+/// ```
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, for which cache and (where there is one) which key.
+///
+/// Every variant names the cache; the per-key variants name the key as it is written in Redis
+/// (`{name}:{key}`), so a log line is enough to find the entry.
+///
+/// ```
+/// use flipcache::Error;
+/// let err = Error::Decode {
+///     cache: "nums".into(),
+///     key: "nums:7".into(),
+///     message: "invalid digit found in string".into(),
+/// };
+/// assert_eq!(
+///     err.to_string(),
+///     "cache `nums`: cannot decode the value of `nums:7`: invalid digit found in string"
+/// );
+/// assert!(err.is_decode());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Redis answered with an error, or the connection failed.
+    #[error("cache `{cache}`: Redis error{}: {source}", for_key(.key))]
+    Redis {
+        /// The cache's name.
+        cache: Arc<str>,
+        /// The Redis key involved, if the operation had one.
+        key: Option<String>,
+        /// The underlying redis-rs error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis did not answer within the configured timeout.
+    #[error("cache `{cache}`: Redis did not answer within {after:?}{}", for_key(.key))]
+    Timeout {
+        /// The cache's name.
+        cache: Arc<str>,
+        /// The Redis key involved, if the operation had one.
+        key: Option<String>,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// A value could not be encoded for Redis.
+    #[error("cache `{cache}`: cannot encode the value for `{key}`: {message}")]
+    Encode {
+        /// The cache's name.
+        cache: Arc<str>,
+        /// The Redis key the value was meant for.
+        key: String,
+        /// What the encoder reported.
+        message: String,
+    },
+    /// A value read from Redis could not be decoded (another writer, an old format, garbage).
+    #[error("cache `{cache}`: cannot decode the value of `{key}`: {message}")]
+    Decode {
+        /// The cache's name.
+        cache: Arc<str>,
+        /// The Redis key whose value did not decode.
+        key: String,
+        /// What the decoder reported.
+        message: String,
+    },
+    /// The cache was configured in a way that cannot work.
+    #[error("cache `{cache}`: invalid configuration: {message}")]
+    Config {
+        /// The cache's name.
+        cache: Arc<str>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn for_key(key: &Option<String>) -> String {
+    match key {
+        Some(k) => format!(" for `{k}`"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// The name of the cache the error happened in.
+    ///
+    /// ```
+    /// let err = flipcache::Error::Config { cache: "c".into(), message: "x".into() };
+    /// assert_eq!(err.cache(), "c");
+    /// ```
+    pub fn cache(&self) -> &str {
+        match self {
+            Error::Redis { cache, .. }
+            | Error::Timeout { cache, .. }
+            | Error::Encode { cache, .. }
+            | Error::Decode { cache, .. }
+            | Error::Config { cache, .. } => cache,
+        }
+    }
+
+    /// The Redis key (`{name}:{key}`) the error is about, if any.
+    ///
+    /// ```
+    /// let err = flipcache::Error::Timeout {
+    ///     cache: "c".into(),
+    ///     key: Some("c:1".into()),
+    ///     after: std::time::Duration::from_secs(1),
+    /// };
+    /// assert_eq!(err.key(), Some("c:1"));
+    /// ```
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::Redis { key, .. } | Error::Timeout { key, .. } => key.as_deref(),
+            Error::Encode { key, .. } | Error::Decode { key, .. } => Some(key),
+            Error::Config { .. } => None,
+        }
+    }
+
+    /// Whether this is a [`Error::Timeout`].
+    ///
+    /// ```
+    /// let err = flipcache::Error::Timeout {
+    ///     cache: "c".into(),
+    ///     key: None,
+    ///     after: std::time::Duration::from_secs(1),
+    /// };
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether this is a [`Error::Decode`].
+    ///
+    /// ```
+    /// let err = flipcache::Error::Decode { cache: "c".into(), key: "c:1".into(), message: "bad".into() };
+    /// assert!(err.is_decode());
+    /// ```
+    pub fn is_decode(&self) -> bool {
+        matches!(self, Error::Decode { .. })
+    }
+
+    /// Whether the error comes from Redis or the connection to it (including timeouts), as
+    /// opposed to encoding, decoding or configuration.
+    ///
+    /// ```
+    /// let err = flipcache::Error::Config { cache: "c".into(), message: "x".into() };
+    /// assert!(!err.is_remote());
+    /// ```
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Error::Redis { .. } | Error::Timeout { .. })
+    }
+}

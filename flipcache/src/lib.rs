@@ -1,0 +1,74 @@
+//! A Redis-backed hybrid cache: a bounded in-process layer (the L1) in front of Redis (the L2,
+//! shared by every process, with TTLs), so hot reads cost a hash lookup instead of a network
+//! round trip. The Rust counterpart of the Python [FlipCache], with the same Redis layout
+//! (`{name}:{key}`, text values), so Rust and Python services can share a cache.
+//!
+//! **Eviction.** The L1 holds at most `local_max` entries (default 100; 0 turns it off) and
+//! evicts the least recently used; a read counts as use. Large L1s are split into shards with
+//! their own lock (so threads do not queue on one), each an exact LRU; an L1 under 64 entries is
+//! one shard.
+//!
+//! **Expiration.** Every L1 entry carries the deadline of its Redis TTL (read with `PTTL` in the
+//! same round trip as the value), so the L1 never serves a value after Redis has expired it.
+//!
+//! **Coherence.** Each process keeps one RESP3 connection per Redis endpoint, shared by all its
+//! caches, with `CLIENT TRACKING ON BCAST PREFIX {name}: NOLOOP`. When any client (another
+//! process, another language, `redis-cli`) changes or deletes a key, or it expires or is evicted,
+//! Redis pushes an invalidation and the entry leaves every L1 that holds it. An invalidation that
+//! races a read in flight stops that read from filling the L1. A lost connection empties the L1s
+//! on it. See the README for guarantees and limits.
+//!
+//! **Thread safety.** [`FlipCache`] is a cheap `Clone + Send + Sync` handle with a blocking API;
+//! [`aio::FlipCache`] is the same cache with `async` verbs. Both fronts share one implementation,
+//! one L1 per cache, and the process's connections.
+//!
+//! ```no_run
+//! use flipcache::{et, FlipCache};
+//! # fn main() -> flipcache::Result<()> {
+//! let cache: FlipCache<String, String> = FlipCache::new("my_cache")?;
+//! cache.set("my_key", "my_value")?;
+//! assert_eq!(cache.get("my_key")?, Some("my_value".to_string()));
+//! assert_eq!(cache.get("unknown")?, None);
+//!
+//! let user_data = FlipCache::<String, serde_json::Value>::builder("user_data")
+//!     .local_max(100)
+//!     .expire_time(et::THREE_DAYS)
+//!     .json()
+//!     .build()?;
+//! user_data.set("some-uuid", serde_json::json!({"state": 1}))?;
+//! # Ok(()) }
+//! ```
+//!
+//! [FlipCache]: https://pypi.org/project/flipcache/
+#![warn(missing_docs)]
+
+pub mod aio;
+mod arg;
+mod builder;
+mod cache;
+mod codec;
+mod core;
+mod error;
+pub mod et;
+mod key;
+mod local;
+mod remote;
+mod runtime;
+mod stats;
+mod tracking;
+mod value;
+
+pub use arg::Arg;
+pub use builder::{
+    Builder, ClosureStart, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCAL_MAX, DEFAULT_REDIS_URL,
+    DEFAULT_TIMEOUT,
+};
+pub use cache::FlipCache;
+pub use codec::{ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, ValueCodec};
+pub use error::{Error, Result};
+pub use key::FlipKey;
+pub use stats::Stats;
+pub use value::FlipValue;
+
+/// The Redis client crate this cache is built on, for [`Builder::redis_client`].
+pub use redis;

@@ -1,0 +1,515 @@
+//! The L1: a bounded, sharded LRU of decoded values, each entry with a deadline, and the
+//! epoch guard that keeps fills from racing invalidations and writes.
+//!
+//! Coherence rules, all enforced under the shard lock:
+//! - Every key hashes to a *slot* in its shard. A slot has an `epoch` (bumped by every write
+//!   that starts and by every invalidation) and a count of `pending` writes.
+//! - A read takes a [`Ticket`] before it asks Redis; its result may fill the L1 only if no write
+//!   was pending when the ticket was taken, the slot's epoch has not moved since, and the
+//!   cache-wide `global` epoch (bumped by flushes: connection loss, `FLUSHDB`) has not moved.
+//! - A write bumps the epoch and counts itself pending; when Redis acknowledges it, it fills the
+//!   L1 only if it is still the newest write of its slot and no other write is in flight. Writes
+//!   share one connection, so replies come back in execution order and the last acknowledged
+//!   write is the one Redis holds. Otherwise (or on failure) it removes the entry.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+
+type Hasher = foldhash::fast::RandomState;
+
+const SLOTS: usize = 64;
+/// Below this many entries the L1 is one shard, so eviction is exact LRU.
+const EXACT_LRU_BELOW: usize = 64;
+/// Fewest entries a shard holds when the L1 is split.
+const MIN_PER_SHARD: usize = 32;
+const MAX_SHARDS: usize = 64;
+
+/// A read's or write's claim on a slot, taken before Redis is asked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    hash: u64,
+    global: u64,
+    epoch: u64,
+    clean: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Slot {
+    epoch: u64,
+    pending: u32,
+}
+
+struct Entry<V> {
+    value: V,
+    deadline: Option<Instant>,
+    /// With refresh-on-get: when a hit should next ask Redis to push the TTL out.
+    refresh_at: Option<Instant>,
+}
+
+impl<V> Entry<V> {
+    #[inline]
+    fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+}
+
+struct Shard<K, V> {
+    lru: LruCache<K, Entry<V>, Hasher>,
+    slots: [Slot; SLOTS],
+    hits: u64,
+}
+
+#[repr(align(128))]
+struct Padded<K, V>(Mutex<Shard<K, V>>);
+
+/// What an L1 lookup found.
+pub(crate) enum Lookup<V> {
+    /// A live entry; `refresh` says the Redis TTL should be pushed out in the background.
+    Hit { value: V, refresh: bool },
+    /// Nothing usable.
+    Miss,
+}
+
+/// The in-process layer of one cache.
+pub(crate) struct Local<K, V> {
+    shards: Box<[Padded<K, V>]>,
+    mask: u64,
+    hasher: Hasher,
+    global: AtomicU64,
+    capacity: usize,
+    /// With refresh-on-get: how often a key read only from the L1 has its Redis TTL renewed.
+    refresh_every: Option<Duration>,
+}
+
+fn shard_count(capacity: usize) -> usize {
+    if capacity < EXACT_LRU_BELOW {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(4, NonZeroUsize::get);
+    let wanted = (cores * 4).next_power_of_two().min(MAX_SHARDS);
+    let fit = capacity / MIN_PER_SHARD;
+    // Largest power of two not above either bound.
+    let n = wanted.min(fit).max(1);
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
+    /// An L1 of `capacity` entries (0: disabled).
+    pub(crate) fn new(capacity: usize, refresh_every: Option<Duration>) -> Self {
+        let hasher = Hasher::default();
+        let n = if capacity == 0 {
+            0
+        } else {
+            shard_count(capacity)
+        };
+        let shards = (0..n)
+            .map(|i| {
+                let cap = capacity / n + usize::from(i < capacity % n);
+                let cap = NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN);
+                Padded(Mutex::new(Shard {
+                    lru: LruCache::with_hasher(cap, hasher.clone()),
+                    slots: [Slot::default(); SLOTS],
+                    hits: 0,
+                }))
+            })
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        Self {
+            mask: n.saturating_sub(1) as u64,
+            shards,
+            hasher,
+            global: AtomicU64::new(0),
+            capacity,
+            refresh_every,
+        }
+    }
+
+    /// Whether the L1 holds anything at all (`local_max > 0`).
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        !self.shards.is_empty()
+    }
+
+    /// The configured bound.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<K, V>> {
+        let shard = &self.shards[(hash & self.mask) as usize].0;
+        // A panic while holding the lock cannot leave an entry half-written (every critical
+        // section is a single lru call), so a poisoned lock is safe to keep using.
+        shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[inline]
+    fn slot(hash: u64) -> usize {
+        (hash >> 40) as usize % SLOTS
+    }
+
+    /// Looks `key` up, counting a read as use; an expired entry is dropped.
+    #[inline]
+    pub(crate) fn get<Q>(&self, key: &Q) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.enabled() {
+            return Lookup::Miss;
+        }
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        let refresh_every = self.refresh_every;
+        let Some(entry) = shard.lru.get_mut(key) else {
+            return Lookup::Miss;
+        };
+        let mut refresh = false;
+        if entry.deadline.is_some() || entry.refresh_at.is_some() {
+            let now = Instant::now();
+            if entry.expired(now) {
+                shard.lru.pop(key);
+                return Lookup::Miss;
+            }
+            if let (Some(at), Some(every)) = (entry.refresh_at, refresh_every)
+                && now >= at
+            {
+                entry.refresh_at = Some(now + every);
+                refresh = true;
+            }
+        }
+        let value = entry.value.clone();
+        shard.hits += 1;
+        Lookup::Hit { value, refresh }
+    }
+
+    /// Whether a live entry exists, without counting it as use.
+    pub(crate) fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.enabled() {
+            return false;
+        }
+        let shard = self.shard(self.hash(key));
+        shard
+            .lru
+            .peek(key)
+            .is_some_and(|e| !e.expired(Instant::now()))
+    }
+
+    /// Marks `key` as recently used.
+    pub(crate) fn touch<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.enabled() {
+            self.shard(self.hash(key)).lru.promote(key);
+        }
+    }
+
+    /// A ticket for a read of the key hashing to `hash`.
+    pub(crate) fn read_ticket(&self, hash: u64) -> Ticket {
+        if !self.enabled() {
+            return Ticket {
+                hash,
+                global: 0,
+                epoch: 0,
+                clean: false,
+            };
+        }
+        let shard = self.shard(hash);
+        let slot = shard.slots[Self::slot(hash)];
+        Ticket {
+            hash,
+            global: self.global.load(Ordering::Acquire),
+            epoch: slot.epoch,
+            clean: slot.pending == 0,
+        }
+    }
+
+    fn still_valid(&self, shard: &Shard<K, V>, t: &Ticket) -> bool {
+        let slot = shard.slots[Self::slot(t.hash)];
+        t.clean
+            && slot.pending == 0
+            && slot.epoch == t.epoch
+            && self.global.load(Ordering::Acquire) == t.global
+    }
+
+    fn entry(&self, value: V, deadline: Option<Instant>, now: Instant) -> Entry<V> {
+        let refresh_at = self.refresh_every.map(|every| now + every);
+        Entry {
+            value,
+            deadline,
+            refresh_at,
+        }
+    }
+
+    /// Fills the L1 with what a read under `ticket` found, unless something moved since.
+    /// Returns whether the entry went in.
+    pub(crate) fn fill(&self, key: K, value: V, deadline: Option<Instant>, ticket: Ticket) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        let mut shard = self.shard(ticket.hash);
+        if !self.still_valid(&shard, &ticket) {
+            return false;
+        }
+        shard.lru.push(key, self.entry(value, deadline, now));
+        true
+    }
+
+    /// Pushes out the deadline of an entry whose Redis TTL was just renewed.
+    pub(crate) fn extend<Q>(&self, key: &Q, deadline: Instant, ticket: Ticket)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.enabled() {
+            return;
+        }
+        let mut shard = self.shard(ticket.hash);
+        if !self.still_valid(&shard, &ticket) {
+            return;
+        }
+        if let Some(e) = shard.lru.peek_mut(key) {
+            e.deadline = Some(e.deadline.map_or(deadline, |d| d.max(deadline)));
+        }
+    }
+
+    /// Starts a write of the key hashing to `hash`: later reads and older writes may no
+    /// longer fill.
+    pub(crate) fn begin_write(&self, hash: u64) -> Ticket {
+        if !self.enabled() {
+            return Ticket {
+                hash,
+                global: 0,
+                epoch: 0,
+                clean: false,
+            };
+        }
+        let mut shard = self.shard(hash);
+        let slot = &mut shard.slots[Self::slot(hash)];
+        slot.pending += 1;
+        slot.epoch += 1;
+        Ticket {
+            hash,
+            global: self.global.load(Ordering::Acquire),
+            epoch: slot.epoch,
+            clean: true,
+        }
+    }
+
+    /// Ends a write begun with `ticket`. With `Some(value)` (Redis acknowledged it) the entry is
+    /// filled if this write is the newest of its slot and none is in flight; in every other case
+    /// (failure, unknown outcome, delete, a newer write) the entry is removed.
+    pub(crate) fn end_write(&self, key: &K, outcome: Option<(V, Option<Instant>)>, ticket: Ticket) {
+        if !self.enabled() {
+            return;
+        }
+        let now = Instant::now();
+        let mut shard = self.shard(ticket.hash);
+        let slot = &mut shard.slots[Self::slot(ticket.hash)];
+        slot.pending = slot.pending.saturating_sub(1);
+        match outcome {
+            Some((value, deadline))
+                if self.still_valid(&shard, &ticket) && !deadline.is_some_and(|d| now >= d) =>
+            {
+                shard
+                    .lru
+                    .push(key.clone(), self.entry(value, deadline, now));
+            }
+            _ => {
+                shard.lru.pop(key);
+            }
+        }
+    }
+
+    /// Drops `key` and stops in-flight reads of it from filling.
+    pub(crate) fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.enabled() {
+            return;
+        }
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        shard.slots[Self::slot(hash)].epoch += 1;
+        shard.lru.pop(key);
+    }
+
+    /// Empties the L1 and stops every in-flight read from filling.
+    pub(crate) fn flush(&self) {
+        self.global.fetch_add(1, Ordering::AcqRel);
+        for shard in self.shards.iter() {
+            shard
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .lru
+                .clear();
+        }
+    }
+
+    /// Number of live entries.
+    pub(crate) fn len(&self) -> usize {
+        let now = Instant::now();
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.0.lock().unwrap_or_else(|p| p.into_inner());
+                s.lru.iter().filter(|(_, e)| !e.expired(now)).count()
+            })
+            .sum()
+    }
+
+    /// The keys of live entries, most recently used first within each shard.
+    pub(crate) fn keys(&self) -> Vec<K> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let s = s.0.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(
+                s.lru
+                    .iter()
+                    .filter(|(_, e)| !e.expired(now))
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        out
+    }
+
+    /// Local hits counted so far.
+    pub(crate) fn hits(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.0.lock().unwrap_or_else(|p| p.into_inner()).hits)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit<V: Clone>(l: Lookup<V>) -> Option<V> {
+        match l {
+            Lookup::Hit { value, .. } => Some(value),
+            Lookup::Miss => None,
+        }
+    }
+
+    #[test]
+    fn small_l1_is_exact_lru() {
+        let l: Local<u32, u32> = Local::new(3, None);
+        for k in 0..3 {
+            let t = l.read_ticket(l.hash(&k));
+            assert!(l.fill(k, k, None, t));
+        }
+        assert_eq!(hit(l.get(&0)), Some(0)); // 0 is now most recent
+        let t = l.read_ticket(l.hash(&3));
+        l.fill(3, 3, None, t); // evicts 1, the least recently used
+        assert_eq!(hit(l.get(&1)), None);
+        assert_eq!(hit(l.get(&0)), Some(0));
+        assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn capacity_is_never_exceeded_when_sharded() {
+        let l: Local<u32, u32> = Local::new(1000, None);
+        for k in 0..10_000 {
+            let t = l.read_ticket(l.hash(&k));
+            l.fill(k, k, None, t);
+        }
+        assert!(l.len() <= 1000);
+        assert!(l.len() > 900);
+    }
+
+    #[test]
+    fn invalidation_during_a_read_blocks_the_fill() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        let t = l.read_ticket(l.hash(&1));
+        l.invalidate(&1);
+        assert!(!l.fill(1, 1, None, t));
+        let t = l.read_ticket(l.hash(&1));
+        l.flush();
+        assert!(!l.fill(1, 1, None, t));
+        let t = l.read_ticket(l.hash(&1));
+        assert!(l.fill(1, 1, None, t));
+    }
+
+    #[test]
+    fn a_read_overlapping_a_write_never_fills() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        let w = l.begin_write(l.hash(&1));
+        let r = l.read_ticket(l.hash(&1));
+        l.end_write(&1, Some((2, None)), w);
+        assert_eq!(hit(l.get(&1)), Some(2));
+        assert!(
+            !l.fill(1, 1, None, r),
+            "a read that started during a write must not fill"
+        );
+    }
+
+    #[test]
+    fn overlapping_writes_leave_no_entry_unless_the_last_is_alone() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        let a = l.begin_write(l.hash(&1));
+        let b = l.begin_write(l.hash(&1));
+        // b is acknowledged first while a is still in flight: a may land after it in Redis.
+        l.end_write(&1, Some((20, None)), b);
+        assert_eq!(hit(l.get(&1)), None);
+        l.end_write(&1, Some((10, None)), a);
+        assert_eq!(hit(l.get(&1)), None);
+        // A lone write fills.
+        let c = l.begin_write(l.hash(&1));
+        l.end_write(&1, Some((30, None)), c);
+        assert_eq!(hit(l.get(&1)), Some(30));
+        // A failed write removes.
+        let d = l.begin_write(l.hash(&1));
+        l.end_write(&1, None, d);
+        assert_eq!(hit(l.get(&1)), None);
+    }
+
+    #[test]
+    fn expired_entries_are_never_served() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        let t = l.read_ticket(l.hash(&1));
+        assert!(l.fill(1, 1, Some(Instant::now() + Duration::from_millis(30)), t));
+        assert_eq!(hit(l.get(&1)), Some(1));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(hit(l.get(&1)), None);
+        let t = l.read_ticket(l.hash(&2));
+        assert!(
+            !l.fill(2, 2, Some(Instant::now()), t),
+            "an already expired value must not go in"
+        );
+    }
+
+    #[test]
+    fn disabled_l1_holds_nothing() {
+        let l: Local<u32, u32> = Local::new(0, None);
+        let t = l.read_ticket(l.hash(&1));
+        assert!(!l.fill(1, 1, None, t));
+        assert_eq!(l.len(), 0);
+    }
+}

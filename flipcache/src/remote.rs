@@ -1,0 +1,545 @@
+//! Redis: one shared, multiplexed RESP3 connection per endpoint per process, its reconnects and
+//! keep-alive, and every command the crate sends.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
+};
+use tokio::runtime::Handle;
+
+use crate::tracking::{Coverage, Registry};
+
+/// How often an idle shared connection is pinged; a ping unanswered within
+/// [`PING_TIMEOUT`] counts as a lost connection.
+pub(crate) const PING_EVERY: Duration = Duration::from_millis(500);
+/// See [`PING_EVERY`].
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a Redis call failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Redis(RedisError),
+    Timeout,
+}
+
+impl From<RedisError> for Failure {
+    fn from(e: RedisError) -> Self {
+        Failure::Redis(e)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<(u64, MultiplexedConnection)>,
+    generation: u64,
+}
+
+/// One Redis endpoint: its shared connection and the caches using it.
+pub(crate) struct Remote {
+    endpoint: String,
+    client: Client,
+    connect_timeout: Duration,
+    state: Mutex<State>,
+    /// Serialises (re)connecting and tracking changes.
+    connecting: tokio::sync::Mutex<()>,
+    pub(crate) registry: Registry,
+    pub(crate) rt: &'static Handle,
+}
+
+/// Connection identity → the endpoint's `Remote`, so every cache of the process shares one.
+fn endpoints() -> &'static Mutex<HashMap<String, Weak<Remote>>> {
+    static MAP: OnceLock<Mutex<HashMap<String, Weak<Remote>>>> = OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
+
+impl Remote {
+    /// The shared `Remote` for `client`'s endpoint (switched to RESP3), created on first use.
+    pub(crate) fn shared(
+        client: &Client,
+        connect_timeout: Duration,
+        rt: &'static Handle,
+    ) -> Result<Arc<Remote>, RedisError> {
+        let info = client.get_connection_info().clone();
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(redis);
+        let identity = format!("{info:?}");
+        let mut map = endpoints().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
+            return Ok(remote);
+        }
+        let endpoint = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let client = Client::open(info)?;
+        let remote = Arc::new(Remote {
+            endpoint,
+            client,
+            connect_timeout,
+            state: Mutex::default(),
+            connecting: tokio::sync::Mutex::new(()),
+            registry: Registry::default(),
+            rt,
+        });
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(identity, Arc::downgrade(&remote));
+        keep_alive(Arc::downgrade(&remote), rt);
+        Ok(remote)
+    }
+
+    /// Where this connects to, for messages.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .current
+            .clone()
+    }
+
+    /// Forgets connection `generation` (if it is still the current one) and empties every L1
+    /// on it: what it missed while down cannot be known.
+    pub(crate) fn lost(&self, generation: u64) {
+        let was_current = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let hit = st.current.as_ref().is_some_and(|(g, _)| *g == generation);
+            if hit {
+                st.current = None;
+            }
+            hit
+        };
+        if was_current {
+            tracing::warn!(endpoint = %self.endpoint, "flipcache: lost the Redis connection; local caches emptied");
+            self.registry.flush_all();
+        }
+    }
+
+    /// The current connection, connecting (and enabling tracking) first if needed.
+    async fn connection(self: &Arc<Self>) -> Result<(u64, MultiplexedConnection), RedisError> {
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let _guard = self.connecting.lock().await;
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        self.connect_locked().await
+    }
+
+    /// Opens a new connection with tracking on for every coherent prefix, then publishes it.
+    /// Caller holds `connecting`.
+    async fn connect_locked(self: &Arc<Self>) -> Result<(u64, MultiplexedConnection), RedisError> {
+        let generation = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.generation += 1;
+            st.generation
+        };
+        let weak = Arc::downgrade(self);
+        let on_push = move |info: PushInfo| -> Result<(), redis::aio::SendError> {
+            let Some(remote) = weak.upgrade() else {
+                return Err(redis::aio::SendError);
+            };
+            match info.kind {
+                PushKind::Invalidate => remote.registry.on_push(&info.data),
+                PushKind::Disconnection => remote.lost(generation),
+                _ => {}
+            }
+            Ok(())
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(None)
+            .set_push_sender(on_push);
+        let client = self.client.clone();
+        // The connection's driver task must live on the background runtime, which outlives
+        // any runtime of the caller.
+        let mut conn = self
+            .rt
+            .spawn(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            })
+            .await
+            .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))??;
+        let prefixes = self.registry.wanted_prefixes();
+        if !prefixes.is_empty() && !self.registry.unsupported() {
+            match track(&mut conn, &prefixes).await {
+                Ok(()) => self.registry.set_tracked(prefixes),
+                Err(e) if is_connection_error(&e) => return Err(e),
+                Err(e) => self.tracking_refused(&e),
+            }
+        }
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).current =
+            Some((generation, conn.clone()));
+        Ok((generation, conn))
+    }
+
+    fn tracking_refused(&self, e: &RedisError) {
+        if self.registry.mark_unsupported() {
+            tracing::warn!(
+                endpoint = %self.endpoint,
+                error = %e,
+                "flipcache: this server does not support RESP3 client tracking; local caches \
+                 fall back to TTL-bounded entries and cannot see other clients' writes"
+            );
+        }
+    }
+
+    /// Makes sure Redis reports writes under `prefix` to this process.
+    pub(crate) async fn ensure_tracked(self: &Arc<Self>, prefix: &str) -> Result<(), RedisError> {
+        let _guard = self.connecting.lock().await;
+        let Some((generation, mut conn)) = self.current() else {
+            // A new connection registers every wanted prefix, this one included.
+            return self.connect_locked().await.map(drop);
+        };
+        if self.registry.unsupported() {
+            return Ok(());
+        }
+        match self.registry.coverage(prefix) {
+            Coverage::Covered => Ok(()),
+            Coverage::Disjoint => match track(&mut conn, &[prefix.to_owned()]).await {
+                Ok(()) => {
+                    self.registry.add_tracked(prefix.to_owned());
+                    Ok(())
+                }
+                Err(e) if is_connection_error(&e) => {
+                    self.lost(generation);
+                    Err(e)
+                }
+                Err(e) => {
+                    self.tracking_refused(&e);
+                    Ok(())
+                }
+            },
+            Coverage::Overlaps => {
+                // Redis refuses overlapping prefixes on one client: start over on a fresh
+                // connection with the minimal set. Every L1 here is emptied on the way.
+                self.lost(generation);
+                self.connect_locked().await.map(drop)
+            }
+        }
+    }
+
+    /// Runs `op` on the shared connection within `timeout`.
+    pub(crate) async fn run<T, F, Fut>(
+        self: &Arc<Self>,
+        timeout: Duration,
+        op: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let work = async {
+            let (generation, conn) = self.connection().await?;
+            op(conn).await.map_err(|e| {
+                if is_connection_error(&e) {
+                    self.lost(generation);
+                }
+                e
+            })
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r.map_err(Failure::Redis),
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+}
+
+/// `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ... NOLOOP`.
+async fn track(conn: &mut MultiplexedConnection, prefixes: &[String]) -> Result<(), RedisError> {
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("TRACKING").arg("ON").arg("BCAST");
+    for p in prefixes {
+        cmd.arg("PREFIX").arg(p);
+    }
+    cmd.arg("NOLOOP");
+    cmd.query_async::<()>(conn).await
+}
+
+/// Pings the shared connection while the endpoint is in use; a connection that stops answering
+/// is treated as lost (its invalidations may be stuck with it).
+fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
+    rt.spawn(async move {
+        loop {
+            tokio::time::sleep(PING_EVERY).await;
+            let Some(r) = remote.upgrade() else { return };
+            let Some((generation, mut conn)) = r.current() else {
+                continue;
+            };
+            let ping = redis::cmd("PING");
+            match tokio::time::timeout(PING_TIMEOUT, ping.query_async::<Value>(&mut conn)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if !is_connection_error(&e) => {}
+                _ => r.lost(generation),
+            }
+        }
+    });
+}
+
+// ---- commands ----------------------------------------------------------------------------
+
+/// A value and, when asked, its remaining TTL in milliseconds (`None`: no TTL).
+pub(crate) struct Fetched {
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) pttl: Option<u64>,
+}
+
+fn pttl_of(v: i64) -> Option<u64> {
+    u64::try_from(v).ok()
+}
+
+/// What a read needs besides the value.
+#[derive(Clone, Copy)]
+pub(crate) enum ReadMode {
+    /// Just `GET` (no L1 to bound).
+    Plain,
+    /// `GET` + `PTTL` in one round trip, to bound the L1 entry by the Redis TTL.
+    WithTtl,
+    /// `GETEX key PX ttl`: read and renew the TTL.
+    Refresh(Duration),
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+pub(crate) async fn get(
+    mut conn: MultiplexedConnection,
+    key: &str,
+    mode: ReadMode,
+) -> Result<Fetched, RedisError> {
+    match mode {
+        ReadMode::Plain => {
+            let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+            Ok(Fetched { value, pttl: None })
+        }
+        ReadMode::WithTtl => {
+            let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+                .cmd("GET")
+                .arg(key)
+                .cmd("PTTL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await?;
+            if pttl == -2 {
+                // Gone between the two commands.
+                return Ok(Fetched {
+                    value: None,
+                    pttl: None,
+                });
+            }
+            Ok(Fetched {
+                value,
+                pttl: pttl_of(pttl),
+            })
+        }
+        ReadMode::Refresh(ttl) => {
+            let value: Option<Vec<u8>> = redis::cmd("GETEX")
+                .arg(key)
+                .arg("PX")
+                .arg(ms(ttl))
+                .query_async(&mut conn)
+                .await?;
+            Ok(Fetched {
+                value,
+                pttl: Some(ms(ttl)),
+            })
+        }
+    }
+}
+
+pub(crate) async fn get_many(
+    mut conn: MultiplexedConnection,
+    keys: &[String],
+    mode: ReadMode,
+) -> Result<Vec<Fetched>, RedisError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match mode {
+        ReadMode::Plain => {
+            let values: Vec<Option<Vec<u8>>> =
+                redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
+            Ok(values
+                .into_iter()
+                .map(|value| Fetched { value, pttl: None })
+                .collect())
+        }
+        ReadMode::WithTtl => {
+            let mut pipe = redis::pipe();
+            for k in keys {
+                pipe.cmd("GET").arg(k).cmd("PTTL").arg(k);
+            }
+            let raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+            let mut out = Vec::with_capacity(keys.len());
+            let mut it = raw.into_iter();
+            while let (Some(v), Some(t)) = (it.next(), it.next()) {
+                let value: Option<Vec<u8>> = redis::from_redis_value(v)?;
+                let pttl: i64 = redis::from_redis_value(t)?;
+                out.push(if pttl == -2 {
+                    Fetched {
+                        value: None,
+                        pttl: None,
+                    }
+                } else {
+                    Fetched {
+                        value,
+                        pttl: pttl_of(pttl),
+                    }
+                });
+            }
+            Ok(out)
+        }
+        ReadMode::Refresh(ttl) => {
+            let mut pipe = redis::pipe();
+            for k in keys {
+                pipe.cmd("GETEX").arg(k).arg("PX").arg(ms(ttl));
+            }
+            let values: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await?;
+            Ok(values
+                .into_iter()
+                .map(|value| Fetched {
+                    value,
+                    pttl: Some(ms(ttl)),
+                })
+                .collect())
+        }
+    }
+}
+
+fn set_cmd<'a>(
+    pipe: &'a mut redis::Pipeline,
+    key: &str,
+    value: &[u8],
+    ttl: Option<Duration>,
+) -> &'a mut redis::Pipeline {
+    pipe.cmd("SET").arg(key).arg(value);
+    if let Some(ttl) = ttl {
+        pipe.arg("PX").arg(ms(ttl));
+    }
+    pipe.ignore()
+}
+
+pub(crate) async fn set(
+    mut conn: MultiplexedConnection,
+    key: &str,
+    value: &[u8],
+    ttl: Option<Duration>,
+) -> Result<(), RedisError> {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    if let Some(ttl) = ttl {
+        cmd.arg("PX").arg(ms(ttl));
+    }
+    cmd.query_async::<()>(&mut conn).await
+}
+
+pub(crate) async fn set_many(
+    mut conn: MultiplexedConnection,
+    items: &[(String, Vec<u8>)],
+    ttl: Option<Duration>,
+) -> Result<(), RedisError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (k, v) in items {
+        set_cmd(&mut pipe, k, v, ttl);
+    }
+    pipe.query_async::<()>(&mut conn).await
+}
+
+pub(crate) async fn del(mut conn: MultiplexedConnection, key: &str) -> Result<bool, RedisError> {
+    let n: u64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn exists(mut conn: MultiplexedConnection, key: &str) -> Result<bool, RedisError> {
+    let n: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn pexpire(
+    mut conn: MultiplexedConnection,
+    key: &str,
+    ttl: Duration,
+) -> Result<bool, RedisError> {
+    let n: u64 = redis::cmd("PEXPIRE")
+        .arg(key)
+        .arg(ms(ttl))
+        .query_async(&mut conn)
+        .await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn pexpire_many(
+    mut conn: MultiplexedConnection,
+    keys: &[String],
+    ttl: Duration,
+) -> Result<Vec<bool>, RedisError> {
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.cmd("PEXPIRE").arg(k).arg(ms(ttl));
+    }
+    pipe.query_async(&mut conn).await
+}
+
+/// Every key matching `pattern`, by `SCAN` (never `KEYS`).
+pub(crate) async fn scan(
+    mut conn: MultiplexedConnection,
+    pattern: &str,
+) -> Result<Vec<Vec<u8>>, RedisError> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        out.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    // SCAN may return a key more than once.
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Unlinks `keys` in batches; returns how many existed.
+pub(crate) async fn unlink(
+    mut conn: MultiplexedConnection,
+    keys: &[Vec<u8>],
+) -> Result<usize, RedisError> {
+    let mut removed = 0;
+    for batch in keys.chunks(1000) {
+        removed += redis::cmd("UNLINK")
+            .arg(batch)
+            .query_async::<usize>(&mut conn)
+            .await?;
+    }
+    Ok(removed)
+}

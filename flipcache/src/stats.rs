@@ -1,0 +1,59 @@
+//! Counters: what a cache did, as a [`Stats`] snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of one cache's counters since it was built.
+///
+/// ```no_run
+/// # fn main() -> flipcache::Result<()> {
+/// let cache: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("stats_doc")?;
+/// cache.set(1, 2)?;
+/// cache.get(&1)?;
+/// let s = cache.stats();
+/// println!("{} local hits, {} remote hits", s.local_hits, s.remote_hits);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads answered by the L1.
+    pub local_hits: u64,
+    /// Reads answered by Redis with a value.
+    pub remote_hits: u64,
+    /// Reads that found nothing in either layer.
+    pub misses: u64,
+    /// Invalidations Redis pushed for this cache's keys.
+    pub invalidations: u64,
+    /// Times the whole L1 was emptied (connection lost, `FLUSHDB`, `clear`).
+    pub flushes: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) remote_hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) invalidations: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, local_hits: u64) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            local_hits,
+            remote_hits: get(&self.remote_hits),
+            misses: get(&self.misses),
+            invalidations: get(&self.invalidations),
+            flushes: get(&self.flushes),
+            errors: get(&self.errors),
+        }
+    }
+}
