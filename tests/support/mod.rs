@@ -1,0 +1,98 @@
+//! A private `redis-server` per test, on a free port, torn down when dropped (built on the
+//! `redis-test` crate's server helper, plus a readiness wait and restart on the same port).
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use redis_test::server::RedisServer;
+
+/// A private Redis for one test.
+pub struct Server {
+    inner: Option<RedisServer>,
+    addr: redis::ConnectionAddr,
+}
+
+impl Server {
+    /// Starts a server on a free port and waits until it answers.
+    pub fn start() -> Server {
+        let inner = RedisServer::new();
+        let addr = inner.client_addr().clone();
+        let server = Server { inner: Some(inner), addr };
+        server.wait_ready();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        match &self.addr {
+            redis::ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}"),
+            other => panic!("unexpected address {other:?}"),
+        }
+    }
+
+    /// A plain client of its own: a "foreign writer" as far as a cache is concerned.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("client")
+    }
+
+    /// A blocking connection of its own.
+    pub fn raw(&self) -> redis::Connection {
+        self.client().get_connection().expect("raw connection")
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        if let Some(mut s) = self.inner.take() {
+            s.stop();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = RedisServer::new_with_addr_and_modules(self.addr.clone(), &[], false);
+            self.inner = Some(s);
+            if self.try_ready(Duration::from_secs(3)) {
+                return;
+            }
+            self.stop();
+            assert!(Instant::now() < deadline, "redis-server did not come back on {}", self.url());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn try_ready(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let client = self.client();
+        while Instant::now() < deadline {
+            if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200))
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn wait_ready(&self) {
+        assert!(self.try_ready(Duration::from_secs(10)), "redis-server did not start on {}", self.url());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until `cond` holds, polling briefly; fails the test after `within`.
+pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
