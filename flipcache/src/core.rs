@@ -510,6 +510,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
+    /// Keeps `value` in the L1 only (Redis unreachable: fail-open memoization). It expires with
+    /// the cache's TTL, if any, and is dropped by any later write or invalidation as usual.
+    pub(crate) fn put_local(&self, key: K, value: V) {
+        let ticket = self.local.begin_write(self.local.hash(&key));
+        let deadline = self.ttl.map(|t| Instant::now() + t);
+        self.local.end_write(&key, Some((value, deadline)), ticket);
+    }
+
     pub(crate) fn local_len(&self) -> usize {
         self.local.len()
     }
