@@ -175,10 +175,10 @@ impl Registry {
             if let Some(suffix) = key.strip_prefix(m.prefix.as_bytes())
                 && let Some(sink) = m.sink.upgrade()
             {
+                sink.invalidate(suffix);
                 if from_redis {
                     sink.count_invalidation();
                 }
-                sink.invalidate(suffix);
             }
         }
     }

@@ -1,0 +1,273 @@
+//! Cross-process coherence: Redis's invalidation pushes keep the L1 fresh against foreign
+//! writers (a raw connection, another process), FLUSHDB, expiry, restarts, and races.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use flipcache::FlipCache;
+use redis::Commands;
+use support::{Server, eventually};
+
+const PUSH_WAIT: Duration = Duration::from_secs(5);
+
+fn cache(server: &Server, name: &str) -> FlipCache<String, String> {
+    FlipCache::builder(name)
+        .local_max(1000)
+        .redis_url(&server.url())
+        .build()
+        .expect("build")
+}
+
+/// Waits until the cache has processed more invalidations than `before`.
+fn await_push(c: &FlipCache<String, String>, before: u64) {
+    eventually(PUSH_WAIT, "the invalidation push", || {
+        c.stats().invalidations > before
+    });
+}
+
+fn local_hit(c: &FlipCache<String, String>, key: &str) -> bool {
+    let hits = c.stats().local_hits;
+    c.get(key).unwrap();
+    c.stats().local_hits > hits
+}
+
+#[test]
+fn foreign_writes_deletes_and_expiry_are_seen() {
+    let server = Server::start();
+    let c = cache(&server, "co");
+    let mut raw = server.raw();
+    c.set("k", "v1").unwrap();
+    assert!(local_hit(&c, "k"));
+
+    let before = c.stats().invalidations;
+    let _: () = raw.set("co:k", "v2").unwrap();
+    await_push(&c, before);
+    assert!(!c.local_keys().contains(&"k".to_string()));
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("v2"));
+
+    let before = c.stats().invalidations;
+    let _: () = raw.del("co:k").unwrap();
+    await_push(&c, before);
+    assert_eq!(c.get("k").unwrap(), None);
+
+    // Expiry set by someone else after our read: the EXPIRE itself invalidates, and the next
+    // fill carries the new TTL.
+    c.set("e", "x").unwrap();
+    assert!(local_hit(&c, "e"));
+    let before = c.stats().invalidations;
+    let _: () = raw.pexpire("co:e", 150).unwrap();
+    await_push(&c, before);
+    assert_eq!(c.get("e").unwrap().as_deref(), Some("x"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.get("e").unwrap(), None);
+}
+
+#[test]
+fn flushdb_empties_the_l1() {
+    let server = Server::start();
+    let c = cache(&server, "fl");
+    c.set_many([("a", "1"), ("b", "2")]).unwrap();
+    assert_eq!(c.local_len(), 2);
+    let flushes = c.stats().flushes;
+    let _: () = redis::cmd("FLUSHDB").query(&mut server.raw()).unwrap();
+    eventually(PUSH_WAIT, "the flush push", || c.stats().flushes > flushes);
+    assert_eq!(c.local_len(), 0);
+    assert_eq!(c.get("a").unwrap(), None);
+}
+
+#[test]
+fn nested_names_are_both_invalidated() {
+    let server = Server::start();
+    let p = cache(&server, "p");
+    let pq = cache(&server, "p:q");
+    p.set("q:x", "1").unwrap();
+    assert_eq!(pq.get("x").unwrap().as_deref(), Some("1"));
+    let before = pq.stats().invalidations;
+    let _: () = server.raw().set("p:q:x", "2").unwrap();
+    await_push(&pq, before);
+    eventually(PUSH_WAIT, "p's invalidation", || {
+        !p.local_keys().contains(&"q:x".to_string())
+    });
+    assert_eq!(p.get("q:x").unwrap().as_deref(), Some("2"));
+    assert_eq!(pq.get("x").unwrap().as_deref(), Some("2"));
+    // A cache created after another whose prefix it covers still gets pushes.
+    let late = cache(&server, "l:m");
+    let short = cache(&server, "l");
+    late.set("k", "1").unwrap();
+    short.set("m:k", "2").unwrap(); // same Redis key, written through the other cache
+    assert_eq!(late.get("k").unwrap().as_deref(), Some("2"));
+    let before = late.stats().invalidations;
+    let _: () = server.raw().set("l:m:k", "3").unwrap();
+    await_push(&late, before);
+    assert_eq!(late.get("k").unwrap().as_deref(), Some("3"));
+    assert_eq!(short.get("m:k").unwrap().as_deref(), Some("3"));
+}
+
+#[test]
+fn coherence_off_keeps_the_originals_behaviour() {
+    let server = Server::start();
+    let c: FlipCache<String, String> = FlipCache::builder("off")
+        .coherence(false)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
+    c.set("k", "v1").unwrap();
+    let _: () = server.raw().set("off:k", "v2").unwrap();
+    // Give a push every chance to arrive: none may, since tracking is off for this cache.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("v1"));
+    assert_eq!(c.stats().invalidations, 0);
+}
+
+#[test]
+fn a_restarted_server_never_serves_pre_restart_data() {
+    let mut server = Server::start();
+    let c = cache(&server, "rs");
+    c.set("k", "before").unwrap();
+    assert!(local_hit(&c, "k"));
+    server.restart();
+    let _: () = server.raw().set("rs:k", "after").unwrap();
+    // The first read after the restart may fail (the old socket is gone); none may say "before".
+    let mut seen = None;
+    for _ in 0..100 {
+        match c.get("k") {
+            Ok(v) => {
+                seen = v;
+                break;
+            }
+            Err(e) => assert!(e.is_remote(), "{e}"),
+        }
+    }
+    assert_eq!(seen.as_deref(), Some("after"));
+    // And the new connection tracks again.
+    assert!(local_hit(&c, "k"));
+    let before = c.stats().invalidations;
+    let _: () = server.raw().set("rs:k", "again").unwrap();
+    await_push(&c, before);
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("again"));
+}
+
+#[test]
+fn killing_our_connection_empties_the_l1_and_reconnects() {
+    let server = Server::start();
+    let c = cache(&server, "ck");
+    c.set("k", "v").unwrap();
+    let flushes = c.stats().flushes;
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query(&mut server.raw())
+        .unwrap();
+    eventually(PUSH_WAIT, "the lost connection to be noticed", || {
+        c.stats().flushes > flushes
+    });
+    assert_eq!(c.local_len(), 0);
+    let _: () = server.raw().set("ck:k", "w").unwrap();
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("w"));
+}
+
+/// Thousands of interleavings of reads with a foreign writer. The guarantee checked: once a
+/// foreign write is acknowledged and its push processed, no read (by any thread) that starts
+/// afterwards returns an older value. Reader threads keep reads in flight across every push.
+#[test]
+fn no_read_returns_older_data_once_the_push_is_processed() {
+    let server = Server::start();
+    let c: FlipCache<String, u64> = FlipCache::builder("race")
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
+    let mut raw = server.raw();
+    let _: () = raw.set("race:k", 0u64).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pushed = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (c, stop, pushed) = (c.clone(), stop.clone(), pushed.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let floor = pushed.load(Ordering::SeqCst);
+                    let v = c.get("k").unwrap().unwrap_or(0);
+                    assert!(
+                        v >= floor,
+                        "write {floor} was pushed before this read began, yet it returned {v}"
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    const WRITES: u64 = 3000;
+    for i in 1..=WRITES {
+        let before = c.stats().invalidations;
+        let _: () = raw.set("race:k", i).unwrap();
+        eventually(PUSH_WAIT, "the push", || c.stats().invalidations > before);
+        pushed.store(i, Ordering::SeqCst);
+        assert_eq!(
+            c.get("k").unwrap(),
+            Some(i),
+            "write {i} acknowledged and pushed, yet not read"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(
+        reads > WRITES,
+        "readers should have raced the writer ({reads} reads)"
+    );
+    let s = c.stats();
+    assert!(s.local_hits > 0 && s.remote_hits > 0, "{s:?}");
+}
+
+/// A second process running the crate: its writes reach our L1 through Redis.
+#[test]
+fn another_process_writes_are_seen() {
+    if std::env::var("FLIPCACHE_CHILD_URL").is_ok() {
+        return; // we are the child, see `child_process_writer`
+    }
+    let server = Server::start();
+    let c = cache(&server, "xproc");
+    c.set("k", "parent").unwrap();
+    assert!(local_hit(&c, "k"));
+    let before = c.stats().invalidations;
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FLIPCACHE_CHILD_URL", server.url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("child wrote"),
+        "the child must really have run"
+    );
+    await_push(&c, before);
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("child"));
+}
+
+/// Runs only as the child of `another_process_writes_are_seen`.
+#[test]
+fn child_process_writer() {
+    let Ok(url) = std::env::var("FLIPCACHE_CHILD_URL") else {
+        return;
+    };
+    let c: FlipCache<String, String> = FlipCache::builder("xproc").redis_url(&url).build().unwrap();
+    c.set("k", "child").unwrap();
+    println!("child wrote");
+}
