@@ -272,6 +272,23 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         self.core.local_len()
     }
 
+    /// Whether the L1 holds a live entry for `key` (no Redis call; does not count as use).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let nums: flipcache::aio::FlipCache<u64, u64> = flipcache::aio::FlipCache::new("nums").await?;
+    /// nums.set(1, 2).await?;
+    /// assert!(nums.local_contains(&1));
+    /// # Ok(()) }
+    /// ```
+    pub fn local_contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.core.local_contains(key)
+    }
+
     /// The keys the L1 holds (the Python original's `.local`).
     ///
     /// ```no_run
