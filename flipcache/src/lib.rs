@@ -50,6 +50,7 @@ mod codec;
 mod core;
 mod error;
 pub mod et;
+pub mod flipcodec;
 mod key;
 mod local;
 mod remote;
@@ -66,9 +67,23 @@ pub use builder::{
 pub use cache::FlipCache;
 pub use codec::{ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, ValueCodec};
 pub use error::{Error, Result};
+pub use flipcache_macros::FlipCodec;
+pub use flipcodec::{DecodeError, FlipCodec, Reader, from_bytes, to_bytes};
 pub use key::FlipKey;
 pub use stats::Stats;
 pub use value::FlipValue;
 
 /// The Redis client crate this cache is built on, for [`Builder::redis_client`].
 pub use redis;
+
+/// What `#[derive(FlipCodec)]` expansions call; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::flipcodec::derive::{
+        decode_value, encode_value, read_variant, unknown_variant, write_variant,
+    };
+    pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
+    pub use crate::value::FlipValue;
+    pub use std::string::String;
+    pub use std::vec::Vec;
+}
