@@ -1,4 +1,5 @@
-//! Procedural macros for [flipcache](https://docs.rs/flipcache): `#[derive(FlipCodec)]`.
+//! Procedural macros for [flipcache](https://docs.rs/flipcache): `#[derive(FlipCodec)]` and
+//! `#[flipcache]` (memoization).
 //!
 //! Use them through the `flipcache` crate, which re-exports them next to the runtime items
 //! the generated code calls (always through `::flipcache::__private`, never through the
@@ -11,6 +12,7 @@
 //! cascade into many.
 
 mod codec;
+mod memoize;
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
@@ -38,4 +40,11 @@ use syn::{DeriveInput, parse_macro_input};
 pub fn derive_flip_codec(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     codec::derive(&input).into()
+}
+
+/// Memoizes a function through a flipcache hybrid cache. Documented on its re-export,
+/// `flipcache::flipcache`.
+#[proc_macro_attribute]
+pub fn flipcache(args: TokenStream, input: TokenStream) -> TokenStream {
+    memoize::flipcache(args.into(), input.into()).into()
 }

@@ -53,6 +53,7 @@ pub mod et;
 pub mod flipcodec;
 mod key;
 mod local;
+mod memo;
 mod remote;
 mod runtime;
 mod stats;
@@ -70,19 +71,27 @@ pub use error::{Error, Result};
 pub use flipcache_macros::FlipCodec;
 pub use flipcodec::{DecodeError, FlipCodec, Reader, from_bytes, to_bytes};
 pub use key::FlipKey;
+pub use memo::{MemoKey, write_escaped_key};
 pub use stats::Stats;
 pub use value::FlipValue;
+
+#[doc = include_str!("memoize.md")]
+pub use flipcache_macros::flipcache;
 
 /// The Redis client crate this cache is built on, for [`Builder::redis_client`].
 pub use redis;
 
-/// What `#[derive(FlipCodec)]` expansions call; not a public API.
+/// What the macros' expansions (`#[derive(FlipCodec)]`, `#[flipcache]`) call; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::flipcodec::derive::{
         decode_value, encode_value, read_variant, unknown_variant, write_variant,
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
+    pub use crate::memo::{
+        Found, IntoRedis, Memo, MemoKey, MemoOptions, OkOnly, Shape, SomeOnly, Whole,
+        default_codec, json_codec, write_alone, write_part,
+    };
     pub use crate::value::FlipValue;
     pub use std::string::String;
     pub use std::vec::Vec;

@@ -1,0 +1,334 @@
+//! Every misuse of `#[flipcache]` becomes a `syn::Error` spanned at the offending tokens; all
+//! of them are reported together.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::{
+    Expr, ExprLit, ExprUnary, GenericParam, Lit, Type, TypeParamBound, UnOp, WherePredicate,
+};
+
+use super::Errors;
+use super::ast::{Function, Output};
+use super::attr::Options;
+
+pub(crate) fn check(f: &Function<'_>, options: &Options, errors: &mut Errors) {
+    signature(f, errors);
+    arguments(f, errors);
+    output(f, errors);
+    values(options, errors);
+}
+
+fn signature(f: &Function<'_>, errors: &mut Errors) {
+    let sig = &f.item.sig;
+    if let Some(c) = &sig.constness {
+        errors.push(syn::Error::new_spanned(
+            c,
+            "#[flipcache] cannot memoize a `const fn`: it may run at compile time, where there \
+             is no cache",
+        ));
+    }
+    if let Some(u) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            u,
+            "#[flipcache] cannot memoize an `unsafe fn`: wrap the unsafe call in a safe function \
+             and memoize that",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "#[flipcache] cannot memoize an `extern` function",
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            v,
+            "#[flipcache] cannot memoize a variadic function",
+        ));
+    }
+    for param in &sig.generics.params {
+        let what = match param {
+            GenericParam::Lifetime(_) => continue,
+            GenericParam::Type(_) => "type",
+            GenericParam::Const(_) => "const",
+        };
+        errors.push(syn::Error::new_spanned(
+            param,
+            format!(
+                "#[flipcache] cannot memoize a generic function (this {what} parameter): its \
+                 cache holds one concrete type; memoize a non-generic function instead"
+            ),
+        ));
+    }
+    if let Some(w) = &sig.generics.where_clause {
+        for p in &w.predicates {
+            if !matches!(p, WherePredicate::Lifetime(_)) {
+                errors.push(syn::Error::new_spanned(
+                    p,
+                    "#[flipcache] cannot memoize a generic function: remove this bound",
+                ));
+            }
+        }
+    }
+}
+
+fn arguments(f: &Function<'_>, errors: &mut Errors) {
+    for arg in &f.args {
+        if arg.ident.is_none() {
+            errors.push(syn::Error::new_spanned(
+                arg.pat,
+                "#[flipcache] needs every argument to be a plain name (`x: T` or `mut x: T`), \
+                 since the key is built from the arguments by name; take the whole value and \
+                 destructure it in the body",
+            ));
+        }
+        if let Some(t) = find_impl_trait(arg.ty) {
+            errors.push(syn::Error::new_spanned(
+                t,
+                "#[flipcache] cannot memoize a function with an `impl Trait` argument: the key \
+                 needs a concrete type; use one (for example `&str` instead of `impl AsRef<str>`)",
+            ));
+        }
+    }
+}
+
+fn output(f: &Function<'_>, errors: &mut Errors) {
+    let sig = &f.item.sig;
+    let (ty, value) = match &f.output {
+        Output::Nothing => {
+            errors.push(syn::Error::new_spanned(
+                &sig.ident,
+                "#[flipcache] memoizes a function's return value, and this one returns nothing",
+            ));
+            return;
+        }
+        Output::Type { ty, value, .. } => (*ty, *value),
+    };
+    match ty {
+        Type::Tuple(t) if t.elems.is_empty() => {
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "#[flipcache] memoizes a function's return value, and this one returns `()`",
+            ));
+            return;
+        }
+        Type::Never(_) => {
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "#[flipcache] memoizes a function's return value, and this one never returns",
+            ));
+            return;
+        }
+        _ => {}
+    }
+    if let Some(t) = find_impl_trait(ty) {
+        errors.push(syn::Error::new_spanned(
+            t,
+            "#[flipcache] cannot memoize a function returning `impl Trait`: the cache needs a \
+             concrete type",
+        ));
+    }
+    if let Some(t) = find_borrow(value) {
+        errors.push(syn::Error::new_spanned(
+            t,
+            "#[flipcache] needs an owned return value (`String`, not `&str`): cached values \
+             outlive the call",
+        ));
+    }
+    if let Some(t) = find_self(value) {
+        errors.push(syn::Error::new_spanned(
+            t,
+            "#[flipcache] cannot name `Self` in the cached type (its cache is a `static`); write \
+             the type's name instead",
+        ));
+    }
+}
+
+fn values(options: &Options, errors: &mut Errors) {
+    if let Some(name) = &options.name {
+        match literal(name) {
+            Some(Lit::Str(s)) if s.value().is_empty() => {
+                errors.push(syn::Error::new_spanned(s, "`name` must not be empty"));
+            }
+            Some(Lit::Str(_)) | None => {}
+            Some(other) => errors.push(syn::Error::new_spanned(
+                other,
+                "`name` must be a string (for example `name = \"fib\"`)",
+            )),
+        }
+    }
+    if let Some(e) = &options.local_max {
+        unsigned(e, "local_max", "local_max = 1_000", false, errors);
+    }
+    if let Some(e) = &options.timeout_ms {
+        unsigned(e, "timeout_ms", "timeout_ms = 250", true, errors);
+    }
+    if let Some(e) = &options.expire_time {
+        match literal(e) {
+            None => {
+                if negative(e) {
+                    errors.push(syn::Error::new_spanned(e, "`expire_time` must be positive"));
+                }
+            }
+            Some(Lit::Int(i)) => match i.base10_parse::<u64>() {
+                Ok(0) => errors.push(syn::Error::new_spanned(
+                    i,
+                    "`expire_time` must be at least 1 second; leave it out for no expiry",
+                )),
+                Ok(_) => {}
+                Err(err) => errors.push(err),
+            },
+            Some(other) => errors.push(syn::Error::new_spanned(
+                other,
+                "`expire_time` must be a `Duration` (for example `et::ONE_HOUR`) or a whole \
+                 number of seconds",
+            )),
+        }
+    }
+    if let Some((span, _)) = &options.refresh
+        && options.expire_time.is_none()
+    {
+        errors.push(syn::Error::new(
+            *span,
+            "`refresh_expire_time_on_get` needs an `expire_time` to refresh",
+        ));
+    }
+}
+
+fn literal(e: &Expr) -> Option<&Lit> {
+    match e {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(g) => literal(&g.expr),
+        Expr::Paren(p) => literal(&p.expr),
+        _ => None,
+    }
+}
+
+fn negative(e: &Expr) -> bool {
+    matches!(e, Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr, .. }) if literal(expr).is_some())
+}
+
+/// An integer option: an integer literal (or a constant expression of the right type).
+fn unsigned(e: &Expr, name: &str, example: &str, nonzero: bool, errors: &mut Errors) {
+    if negative(e) {
+        errors.push(syn::Error::new_spanned(
+            e,
+            format!("`{name}` must not be negative"),
+        ));
+        return;
+    }
+    match literal(e) {
+        None => {}
+        Some(Lit::Int(i)) => match i.base10_parse::<u64>() {
+            Ok(0) if nonzero => errors.push(syn::Error::new_spanned(
+                i,
+                format!("`{name}` must be at least 1"),
+            )),
+            Ok(_) => {}
+            Err(err) => errors.push(err),
+        },
+        Some(other) => errors.push(syn::Error::new_spanned(
+            other,
+            format!("`{name}` must be an integer (for example `{example}`)"),
+        )),
+    }
+}
+
+/// The first `impl Trait` in `ty`, if any.
+fn find_impl_trait(ty: &Type) -> Option<&Type> {
+    find(ty, &mut |t| matches!(t, Type::ImplTrait(_)))
+}
+
+/// The first reference or named lifetime in `ty`, if any.
+fn find_borrow(ty: &Type) -> Option<TokenStream> {
+    if let Some(t) = find(ty, &mut |t| matches!(t, Type::Reference(_))) {
+        return Some(t.to_token_stream());
+    }
+    lifetime_in(ty)
+}
+
+/// The first `Self` in `ty`, if any.
+fn find_self(ty: &Type) -> Option<&Type> {
+    find(
+        ty,
+        &mut |t| matches!(t, Type::Path(p) if p.qself.is_none() && p.path.segments.first().is_some_and(|s| s.ident == "Self")),
+    )
+}
+
+fn lifetime_in(ty: &Type) -> Option<TokenStream> {
+    let mut found: Option<TokenStream> = None;
+    find(ty, &mut |t| {
+        if found.is_some() {
+            return false;
+        }
+        match t {
+            Type::Path(p) => {
+                for seg in &p.path.segments {
+                    if let syn::PathArguments::AngleBracketed(a) = &seg.arguments {
+                        for arg in &a.args {
+                            if let syn::GenericArgument::Lifetime(l) = arg {
+                                found = Some(l.to_token_stream());
+                                return true;
+                            }
+                        }
+                    }
+                }
+                false
+            }
+            Type::TraitObject(o) => {
+                for b in &o.bounds {
+                    if let TypeParamBound::Lifetime(l) = b {
+                        found = Some(l.to_token_stream());
+                        return true;
+                    }
+                }
+                false
+            }
+            _ => false,
+        }
+    });
+    found
+}
+
+/// Depth-first search of `ty` and the types inside it.
+fn find<'a>(ty: &'a Type, pred: &mut dyn FnMut(&'a Type) -> bool) -> Option<&'a Type> {
+    if pred(ty) {
+        return Some(ty);
+    }
+    let inner: Vec<&Type> = match ty {
+        Type::Array(a) => vec![&a.elem],
+        Type::Group(g) => vec![&g.elem],
+        Type::Paren(p) => vec![&p.elem],
+        Type::Ptr(p) => vec![&p.elem],
+        Type::Reference(r) => vec![&r.elem],
+        Type::Slice(s) => vec![&s.elem],
+        Type::Tuple(t) => t.elems.iter().collect(),
+        Type::Path(p) => {
+            let mut v = Vec::new();
+            if let Some(q) = &p.qself {
+                v.push(&*q.ty);
+            }
+            for seg in &p.path.segments {
+                match &seg.arguments {
+                    syn::PathArguments::AngleBracketed(a) => {
+                        for arg in &a.args {
+                            if let syn::GenericArgument::Type(t) = arg {
+                                v.push(t);
+                            }
+                        }
+                    }
+                    syn::PathArguments::Parenthesized(p) => {
+                        v.extend(p.inputs.iter());
+                        if let syn::ReturnType::Type(_, t) = &p.output {
+                            v.push(t);
+                        }
+                    }
+                    syn::PathArguments::None => {}
+                }
+            }
+            v
+        }
+        _ => Vec::new(),
+    };
+    inner.into_iter().find_map(|t| find(t, pred))
+}
