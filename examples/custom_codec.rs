@@ -14,13 +14,25 @@ struct Shape {
 
 impl Shape {
     fn new(name: &str, dimensions: Vec<f64>, edges: i64, area: f64) -> Shape {
-        let area = if area == 0.0 && dimensions.len() >= 2 { dimensions[0] * dimensions[1] } else { area };
-        Shape { name: name.to_string(), dimensions, edges, area }
+        let area = if area == 0.0 && dimensions.len() >= 2 {
+            dimensions[0] * dimensions[1]
+        } else {
+            area
+        };
+        Shape {
+            name: name.to_string(),
+            dimensions,
+            edges,
+            area,
+        }
     }
 }
 
 fn encode_shape(shape: &Shape) -> String {
-    format!("{}||{:?}||{}||{}", shape.name, shape.dimensions, shape.edges, shape.area)
+    format!(
+        "{}||{:?}||{}||{}",
+        shape.name, shape.dimensions, shape.edges, shape.area
+    )
 }
 
 fn decode_shape(shape: &str) -> Result<Shape, String> {

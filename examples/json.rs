@@ -28,7 +28,11 @@ fn main() -> flipcache::Result<()> {
     let mut data = UserData {
         state: 1,
         orders: vec![1, 2, 3, 4],
-        items: Items { foo: 1, bar: true, baz: vec![] },
+        items: Items {
+            foo: 1,
+            bar: true,
+            baz: vec![],
+        },
     };
 
     // Store data
@@ -46,8 +50,13 @@ fn main() -> flipcache::Result<()> {
     println!("{:?}", user_data.get("some-uuid")?); // None
 
     // Untyped JSON works too.
-    let raw = FlipCache::<String, serde_json::Value>::builder("user_data").json().build()?;
-    raw.set("other-uuid", serde_json::json!({"state": 1, "orders": [1, 2]}))?;
+    let raw = FlipCache::<String, serde_json::Value>::builder("user_data")
+        .json()
+        .build()?;
+    raw.set(
+        "other-uuid",
+        serde_json::json!({"state": 1, "orders": [1, 2]}),
+    )?;
     println!("{}", raw.get("other-uuid")?.unwrap_or_default());
     raw.delete("other-uuid")?;
     Ok(())

@@ -11,17 +11,26 @@ use redis::Commands;
 use support::Server;
 
 fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
-    FlipCache::builder(name).redis_url(&server.url()).build().expect("build")
+    FlipCache::builder(name)
+        .redis_url(&server.url())
+        .build()
+        .expect("build")
 }
 
 fn strings(server: &Server, name: &str) -> FlipCache<String, String> {
-    FlipCache::builder(name).redis_url(&server.url()).build().expect("build")
+    FlipCache::builder(name)
+        .redis_url(&server.url())
+        .build()
+        .expect("build")
 }
 
 #[test]
 fn the_seed_quickstart_behaves_as_in_python() {
     let server = Server::start();
-    let cache: FlipCache<String, String> = FlipCache::builder("my_cache").redis_url(&server.url()).build().unwrap();
+    let cache: FlipCache<String, String> = FlipCache::builder("my_cache")
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     cache.set("my_key", "my_value").unwrap();
     assert_eq!(cache.get("my_key").unwrap(), Some("my_value".to_string()));
     assert_eq!(cache.get("unknown").unwrap(), None);
@@ -44,22 +53,39 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
     let mut raw = server.raw();
     let _: () = raw.set("ints:5", "10").unwrap();
     let _: () = raw.set("floats:pi", "3.14").unwrap();
-    let _: () = raw.set("json:u", r#"{"state": 1, "orders": [1, 2, 3, 4], "items": {"foo": 1, "bar": true, "baz": []}}"#).unwrap();
+    let _: () = raw
+        .set(
+            "json:u",
+            r#"{"state": 1, "orders": [1, 2, 3, 4], "items": {"foo": 1, "bar": true, "baz": []}}"#,
+        )
+        .unwrap();
     let ints = nums(&server, "ints");
     assert_eq!(ints.get(&5).unwrap(), Some(10));
-    let floats: FlipCache<String, f64> = FlipCache::builder("floats").redis_url(&server.url()).build().unwrap();
+    let floats: FlipCache<String, f64> = FlipCache::builder("floats")
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     assert_eq!(floats.get("pi").unwrap(), Some(3.14));
     floats.set("e", 2.5).unwrap();
     let e: String = raw.get("floats:e").unwrap();
     assert_eq!(e, "2.5");
-    let json: FlipCache<String, serde_json::Value> =
-        FlipCache::builder("json").json().redis_url(&server.url()).build().unwrap();
+    let json: FlipCache<String, serde_json::Value> = FlipCache::builder("json")
+        .json()
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     let v = json.get("u").unwrap().unwrap();
     assert_eq!(v["items"]["bar"], serde_json::json!(true));
     json.set("w", serde_json::json!({"a": [1, 2]})).unwrap();
     let w: String = raw.get("json:w").unwrap();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&w).unwrap(), serde_json::json!({"a": [1, 2]}));
-    let flags: FlipCache<u32, bool> = FlipCache::builder("flags").redis_url(&server.url()).build().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&w).unwrap(),
+        serde_json::json!({"a": [1, 2]})
+    );
+    let flags: FlipCache<u32, bool> = FlipCache::builder("flags")
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     flags.set(1, true).unwrap();
     let _: () = raw.set("flags:2", "False").unwrap();
     assert_eq!(flags.get(&1).unwrap(), Some(true));
@@ -85,13 +111,19 @@ fn custom_closures_encode_and_decode() {
                 .filter(|d| !d.trim().is_empty())
                 .map(|d| d.trim().parse::<f64>().map_err(|e| e.to_string()))
                 .collect::<Result<_, _>>()?;
-            Ok(Shape { name: name.to_string(), dimensions })
+            Ok(Shape {
+                name: name.to_string(),
+                dimensions,
+            })
         })
         .local_max(0)
         .redis_url(&server.url())
         .build()
         .unwrap();
-    let womp = Shape { name: "womp".into(), dimensions: vec![4.1, 3.4] };
+    let womp = Shape {
+        name: "womp".into(),
+        dimensions: vec![4.1, 3.4],
+    };
     shapes.set(123, womp.clone()).unwrap();
     assert_eq!(shapes.get(&123).unwrap(), Some(womp));
     let _: () = server.raw().set("custom:9", "garbage").unwrap();
@@ -121,7 +153,10 @@ fn every_verb() {
     assert!(c.is_empty().unwrap());
     c.set_many([(1, 10), (2, 20), (3, 30)]).unwrap();
     assert_eq!(c.len().unwrap(), 3);
-    assert_eq!(c.get_many(&[3, 9, 1]).unwrap(), vec![Some(30), None, Some(10)]);
+    assert_eq!(
+        c.get_many(&[3, 9, 1]).unwrap(),
+        vec![Some(30), None, Some(10)]
+    );
     let mut keys = c.keys().unwrap();
     keys.sort();
     assert_eq!(keys, [1, 2, 3]);
@@ -145,7 +180,11 @@ fn every_verb() {
 #[test]
 fn get_many_is_read_from_redis_in_order_with_an_l1_off() {
     let server = Server::start();
-    let c: FlipCache<u64, u64> = FlipCache::builder("gm").local_max(0).redis_url(&server.url()).build().unwrap();
+    let c: FlipCache<u64, u64> = FlipCache::builder("gm")
+        .local_max(0)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     let items: Vec<(u64, u64)> = (0..500).map(|i| (i, i * 2)).collect();
     c.set_many(items).unwrap();
     let keys: Vec<u64> = (0..600).rev().collect();
@@ -172,7 +211,13 @@ fn the_l1_never_outlives_the_redis_ttl() {
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(c.get("data").unwrap(), None);
     // A TTL set by someone else is honoured too: the fill reads PTTL with the value.
-    let _: () = redis::cmd("SET").arg("ttl:foreign").arg("x").arg("PX").arg(300).query(&mut server.raw()).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("ttl:foreign")
+        .arg("x")
+        .arg("PX")
+        .arg(300)
+        .query(&mut server.raw())
+        .unwrap();
     assert_eq!(c.get("foreign").unwrap().as_deref(), Some("x"));
     let hits = c.stats().local_hits;
     assert_eq!(c.get("foreign").unwrap().as_deref(), Some("x"));
@@ -184,7 +229,11 @@ fn the_l1_never_outlives_the_redis_ttl() {
 #[test]
 fn eviction_is_lru_and_bounded() {
     let server = Server::start();
-    let c: FlipCache<u64, u64> = FlipCache::builder("lru").local_max(3).redis_url(&server.url()).build().unwrap();
+    let c: FlipCache<u64, u64> = FlipCache::builder("lru")
+        .local_max(3)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     for k in 1..=3 {
         c.set(k, k).unwrap();
     }
@@ -192,10 +241,18 @@ fn eviction_is_lru_and_bounded() {
     c.set(4, 4).unwrap(); // evicts 2
     let local: HashSet<u64> = c.local_keys().into_iter().collect();
     assert_eq!(local, HashSet::from([1, 3, 4]));
-    let big: FlipCache<u64, u64> = FlipCache::builder("lru_big").local_max(500).redis_url(&server.url()).build().unwrap();
+    let big: FlipCache<u64, u64> = FlipCache::builder("lru_big")
+        .local_max(500)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     big.set_many((0..2000u64).map(|i| (i, i))).unwrap();
     assert!(big.local_len() <= 500, "{}", big.local_len());
-    assert_eq!(big.get(&7).unwrap(), Some(7), "evicted entries are still in Redis");
+    assert_eq!(
+        big.get(&7).unwrap(),
+        Some(7),
+        "evicted entries are still in Redis"
+    );
 }
 
 #[test]
@@ -210,10 +267,21 @@ fn defaults_are_fresh_and_only_written_when_asked() {
         .unwrap();
     let mut a = c.get(&1).unwrap().unwrap();
     a.push(3);
-    assert_eq!(c.get(&2).unwrap(), Some(vec![1, 2]), "no sharing between keys");
-    assert!(!c.contains(&1).unwrap(), "the default is not written by default");
-    let w: FlipCache<u64, u64> =
-        FlipCache::builder("defaults_w").value_default(0).write_default(true).redis_url(&server.url()).build().unwrap();
+    assert_eq!(
+        c.get(&2).unwrap(),
+        Some(vec![1, 2]),
+        "no sharing between keys"
+    );
+    assert!(
+        !c.contains(&1).unwrap(),
+        "the default is not written by default"
+    );
+    let w: FlipCache<u64, u64> = FlipCache::builder("defaults_w")
+        .value_default(0)
+        .write_default(true)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     assert_eq!(w.get(&5).unwrap(), Some(0));
     let stored: String = server.raw().get("defaults_w:5").unwrap();
     assert_eq!(stored, "0");
@@ -225,7 +293,11 @@ fn an_empty_string_is_a_value() {
     let c = strings(&server, "empty");
     c.set("k", "").unwrap();
     assert_eq!(c.get("k").unwrap(), Some(String::new()));
-    let c2: FlipCache<String, String> = FlipCache::builder("empty").local_max(0).redis_url(&server.url()).build().unwrap();
+    let c2: FlipCache<String, String> = FlipCache::builder("empty")
+        .local_max(0)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     assert_eq!(c2.get("k").unwrap(), Some(String::new()));
 }
 
@@ -268,7 +340,11 @@ fn names_with_glob_characters_and_nested_names_stay_apart() {
     let pq = strings(&server, "p:q");
     p.set("a", "1").unwrap();
     pq.set("b", "2").unwrap();
-    assert_eq!(p.keys().unwrap(), ["a"], "cache p does not list cache p:q's keys");
+    assert_eq!(
+        p.keys().unwrap(),
+        ["a"],
+        "cache p does not list cache p:q's keys"
+    );
     assert_eq!(pq.keys().unwrap(), ["b"]);
     assert_eq!(p.clear().unwrap(), 1);
     assert_eq!(pq.get("b").unwrap().as_deref(), Some("2"));
@@ -277,11 +353,21 @@ fn names_with_glob_characters_and_nested_names_stay_apart() {
 #[test]
 fn bad_configuration_is_a_clear_error() {
     let server = Server::start();
-    let e = FlipCache::<u64, u64>::builder("").redis_url(&server.url()).build().unwrap_err();
+    let e = FlipCache::<u64, u64>::builder("")
+        .redis_url(&server.url())
+        .build()
+        .unwrap_err();
     assert!(matches!(e, Error::Config { .. }), "{e}");
-    let e = FlipCache::<u64, u64>::builder("z").expire_time(Duration::ZERO).redis_url(&server.url()).build().unwrap_err();
+    let e = FlipCache::<u64, u64>::builder("z")
+        .expire_time(Duration::ZERO)
+        .redis_url(&server.url())
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("expire_time"), "{e}");
-    let e = FlipCache::<u64, u64>::builder("z").redis_url("nope://x").build().unwrap_err();
+    let e = FlipCache::<u64, u64>::builder("z")
+        .redis_url("nope://x")
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("invalid Redis URL"), "{e}");
 }
 
@@ -315,12 +401,19 @@ fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
     for t in threads {
         t.join().unwrap();
     }
-    let fresh: FlipCache<u64, u64> = FlipCache::builder("hammer").local_max(0).redis_url(&server.url()).build().unwrap();
+    let fresh: FlipCache<u64, u64> = FlipCache::builder("hammer")
+        .local_max(0)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     let mut checked = 0;
     for k in c.local_keys() {
         let local = c.get(&k).unwrap();
         let remote = fresh.get(&k).unwrap();
-        assert_eq!(local, remote, "key {k}: L1 says {local:?}, Redis says {remote:?}");
+        assert_eq!(
+            local, remote,
+            "key {k}: L1 says {local:?}, Redis says {remote:?}"
+        );
         checked += 1;
     }
     assert!(checked > 0, "the L1 should hold something after the run");
@@ -329,8 +422,11 @@ fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
 #[test]
 fn a_failed_write_leaves_no_local_copy_and_the_cache_recovers() {
     let mut server = Server::start();
-    let c: FlipCache<u64, u64> =
-        FlipCache::builder("outage").timeout(Duration::from_millis(500)).redis_url(&server.url()).build().unwrap();
+    let c: FlipCache<u64, u64> = FlipCache::builder("outage")
+        .timeout(Duration::from_millis(500))
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
     c.set(1, 1).unwrap();
     assert_eq!(c.get(&1).unwrap(), Some(1));
     server.stop();
@@ -338,8 +434,14 @@ fn a_failed_write_leaves_no_local_copy_and_the_cache_recovers() {
     assert!(err.is_remote(), "{err}");
     assert_eq!(err.cache(), "outage");
     assert_eq!(err.key(), Some("outage:1"));
-    assert!(c.local_keys().is_empty(), "a failed write must not leave a value the L1 and Redis disagree on");
-    assert!(c.get(&1).is_err(), "with Redis down and no L1 copy, a read is an error, not stale data");
+    assert!(
+        c.local_keys().is_empty(),
+        "a failed write must not leave a value the L1 and Redis disagree on"
+    );
+    assert!(
+        c.get(&1).is_err(),
+        "with Redis down and no L1 copy, a read is an error, not stale data"
+    );
     server.restart();
     // The new server is empty: no read may return what the old one had.
     assert_eq!(c.get(&1).unwrap(), None);
@@ -372,7 +474,10 @@ fn refresh_on_get_keeps_hot_keys_alive_in_redis() {
 fn a_blocking_cache_works_inside_a_tokio_runtime() {
     let server = Server::start();
     let url = server.url();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let c: FlipCache<u64, u64> = FlipCache::builder("in_rt").redis_url(&url).build().unwrap();
         c.set(1, 2).unwrap();

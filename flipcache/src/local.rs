@@ -1,6 +1,12 @@
 //! The L1: a bounded, sharded LRU of decoded values, each entry with a deadline, and the
 //! epoch guard that keeps fills from racing invalidations and writes.
 //!
+//! Bound: the shards share one budget of `capacity` entries (an atomic count) instead of a
+//! fixed slice each, so uneven hashing never evicts while the L1 as a whole has room (a fixed
+//! split would turn a working set of exactly `local_max` keys into constant misses). When the
+//! budget is spent, a new entry evicts its own shard's least recently used entry; if that shard
+//! is empty, the new entry is not kept. `len()` therefore never exceeds `capacity`.
+//!
 //! Coherence rules, all enforced under the shard lock:
 //! - Every key hashes to a *slot* in its shard. A slot has an `epoch` (bumped by every write
 //!   that starts and by every invalidation) and a count of `pending` writes.
@@ -15,7 +21,7 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,7 +32,7 @@ type Hasher = foldhash::fast::RandomState;
 const SLOTS: usize = 64;
 /// Below this many entries the L1 is one shard, so eviction is exact LRU.
 const EXACT_LRU_BELOW: usize = 64;
-/// Fewest entries a shard holds when the L1 is split.
+/// Fewest entries per shard (on average) when the L1 is split.
 const MIN_PER_SHARD: usize = 32;
 const MAX_SHARDS: usize = 64;
 
@@ -83,6 +89,8 @@ pub(crate) struct Local<K, V> {
     hasher: Hasher,
     global: AtomicU64,
     capacity: usize,
+    /// Entries held across all shards; never above `capacity`.
+    len: AtomicUsize,
     /// With refresh-on-get: how often a key read only from the L1 has its Redis TTL renewed.
     refresh_every: Option<Duration>,
 }
@@ -109,11 +117,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             shard_count(capacity)
         };
         let shards = (0..n)
-            .map(|i| {
-                let cap = capacity / n + usize::from(i < capacity % n);
-                let cap = NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN);
+            .map(|_| {
                 Padded(Mutex::new(Shard {
-                    lru: LruCache::with_hasher(cap, hasher.clone()),
+                    lru: LruCache::unbounded_with_hasher(hasher.clone()),
                     slots: [Slot::default(); SLOTS],
                     hits: 0,
                 }))
@@ -126,6 +132,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             hasher,
             global: AtomicU64::new(0),
             capacity,
+            len: AtomicUsize::new(0),
             refresh_every,
         }
     }
@@ -154,6 +161,35 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         shard.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Inserts or replaces under the shard lock, within the shared budget.
+    fn insert(&self, shard: &mut Shard<K, V>, key: K, entry: Entry<V>) {
+        if let Some(e) = shard.lru.peek_mut(&key) {
+            *e = entry;
+            shard.lru.promote(&key);
+            return;
+        }
+        if self.len.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            // Budget spent: make room in this shard, or do not keep the entry.
+            if shard.lru.pop_lru().is_none() {
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+        shard.lru.push(key, entry);
+    }
+
+    /// Removes under the shard lock.
+    fn remove<Q>(&self, shard: &mut Shard<K, V>, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if shard.lru.pop(key).is_some() {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     #[inline]
     fn slot(hash: u64) -> usize {
         (hash >> 40) as usize % SLOTS
@@ -179,7 +215,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         if entry.deadline.is_some() || entry.refresh_at.is_some() {
             let now = Instant::now();
             if entry.expired(now) {
-                shard.lru.pop(key);
+                self.remove(&mut shard, key);
                 return Lookup::Miss;
             }
             if let (Some(at), Some(every)) = (entry.refresh_at, refresh_every)
@@ -272,7 +308,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         if !self.still_valid(&shard, &ticket) {
             return false;
         }
-        shard.lru.push(key, self.entry(value, deadline, now));
+        let entry = self.entry(value, deadline, now);
+        self.insert(&mut shard, key, entry);
         true
     }
 
@@ -332,13 +369,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             Some((value, deadline))
                 if self.still_valid(&shard, &ticket) && !deadline.is_some_and(|d| now >= d) =>
             {
-                shard
-                    .lru
-                    .push(key.clone(), self.entry(value, deadline, now));
+                let entry = self.entry(value, deadline, now);
+                self.insert(&mut shard, key.clone(), entry);
             }
-            _ => {
-                shard.lru.pop(key);
-            }
+            _ => self.remove(&mut shard, key),
         }
     }
 
@@ -354,19 +388,17 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         let hash = self.hash(key);
         let mut shard = self.shard(hash);
         shard.slots[Self::slot(hash)].epoch += 1;
-        shard.lru.pop(key);
+        self.remove(&mut shard, key);
     }
 
     /// Empties the L1 and stops every in-flight read from filling.
     pub(crate) fn flush(&self) {
         self.global.fetch_add(1, Ordering::AcqRel);
         for shard in self.shards.iter() {
-            shard
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .lru
-                .clear();
+            let mut shard = shard.0.lock().unwrap_or_else(|p| p.into_inner());
+            let n = shard.lru.len();
+            shard.lru.clear();
+            self.len.fetch_sub(n, Ordering::AcqRel);
         }
     }
 
@@ -442,6 +474,31 @@ mod tests {
         }
         assert!(l.len() <= 1000);
         assert!(l.len() > 900);
+    }
+
+    #[test]
+    fn a_working_set_of_exactly_capacity_fits_despite_sharding() {
+        let l: Local<u64, u64> = Local::new(1000, None);
+        assert!(l.shards.len() > 1);
+        for k in 0..1000 {
+            let t = l.read_ticket(l.hash(&k));
+            assert!(l.fill(k, k, None, t));
+        }
+        assert_eq!(l.len(), 1000);
+        for k in 0..1000 {
+            assert_eq!(
+                hit(l.get(&k)),
+                Some(k),
+                "key {k} was evicted although the L1 had room"
+            );
+        }
+        let t = l.read_ticket(l.hash(&5000));
+        l.fill(5000, 5000, None, t);
+        assert_eq!(l.len(), 1000);
+        l.invalidate(&5000);
+        l.flush();
+        assert_eq!(l.len(), 0);
+        assert_eq!(l.len.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -17,7 +17,10 @@ impl Server {
     pub fn start() -> Server {
         let inner = RedisServer::new();
         let addr = inner.client_addr().clone();
-        let server = Server { inner: Some(inner), addr };
+        let server = Server {
+            inner: Some(inner),
+            addr,
+        };
         server.wait_ready();
         server
     }
@@ -58,7 +61,11 @@ impl Server {
                 return;
             }
             self.stop();
-            assert!(Instant::now() < deadline, "redis-server did not come back on {}", self.url());
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not come back on {}",
+                self.url()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -78,7 +85,11 @@ impl Server {
     }
 
     fn wait_ready(&self) {
-        assert!(self.try_ready(Duration::from_secs(10)), "redis-server did not start on {}", self.url());
+        assert!(
+            self.try_ready(Duration::from_secs(10)),
+            "redis-server did not start on {}",
+            self.url()
+        );
     }
 }
 
