@@ -248,6 +248,20 @@ fn eviction_is_lru_and_bounded() {
         .unwrap();
     big.set_many((0..2000u64).map(|i| (i, i))).unwrap();
     assert!(big.local_len() <= 500, "{}", big.local_len());
+    assert!(
+        big.local_len() >= 450,
+        "the L1 should be (nearly) full: {}",
+        big.local_len()
+    );
+    // A batch of exactly local_max keys is kept whole, shards or not.
+    let fit: FlipCache<String, String> = FlipCache::builder("lru_fit")
+        .local_max(1000)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
+    fit.set_many((0..1000).map(|i| (format!("{i:0>32}"), i.to_string())))
+        .unwrap();
+    assert_eq!(fit.local_len(), 1000);
     assert_eq!(
         big.get(&7).unwrap(),
         Some(7),

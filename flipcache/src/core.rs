@@ -47,25 +47,44 @@ pub(crate) struct Core<K, V> {
     refresher: OnceLock<mpsc::UnboundedSender<K>>,
 }
 
-/// Removes the L1 entry of a write that did not finish (failed, or its future was dropped).
+/// A write (one key or a pipelined batch) in flight. Finishing it settles the L1; dropping it
+/// unfinished (failure, or a cancelled future) removes every key it touched from the L1, since
+/// its outcome in Redis is unknown.
 struct WriteGuard<'a, K: FlipKey, V: Clone> {
     local: &'a Local<K, V>,
-    key: Option<K>,
-    ticket: Ticket,
+    keys: Vec<K>,
+    tickets: Vec<Ticket>,
+    done: bool,
 }
 
-impl<K: FlipKey, V: Clone> WriteGuard<'_, K, V> {
-    fn finish(mut self, outcome: Option<(V, Option<Instant>)>) {
-        if let Some(key) = self.key.take() {
-            self.local.end_write(&key, outcome, self.ticket);
+impl<'a, K: FlipKey, V: Clone> WriteGuard<'a, K, V> {
+    fn begin(local: &'a Local<K, V>, keys: Vec<K>) -> Self {
+        let tickets = local.begin_writes(keys.iter().map(|k| local.hash(k)));
+        WriteGuard {
+            local,
+            keys,
+            tickets,
+            done: false,
+        }
+    }
+
+    /// Redis acknowledged the batch: `values` (one per key, in order) may fill the L1.
+    fn finish(mut self, values: Vec<V>, deadline: Option<Instant>) {
+        self.done = true;
+        self.local.release(&self.tickets);
+        for ((key, ticket), value) in self.keys.iter().zip(&self.tickets).zip(values) {
+            self.local.settle(key, Some((value, deadline)), *ticket);
         }
     }
 }
 
 impl<K: FlipKey, V: Clone> Drop for WriteGuard<'_, K, V> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.local.end_write(&key, None, self.ticket);
+        if !self.done {
+            self.local.release(&self.tickets);
+            for (key, ticket) in self.keys.iter().zip(&self.tickets) {
+                self.local.settle(key, None, *ticket);
+            }
         }
     }
 }
@@ -257,12 +276,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     pub(crate) async fn set(&self, key: K, value: V) -> Result<()> {
         let rkey = redis_key(&self.prefix, &key);
         let bytes = self.encode(&rkey, &value)?;
-        let ticket = self.local.begin_write(self.local.hash(&key));
-        let guard = WriteGuard {
-            local: &self.local,
-            key: Some(key),
-            ticket,
-        };
+        let guard = WriteGuard::begin(&self.local, vec![key]);
         let start = Instant::now();
         let ttl = self.ttl;
         let result = self
@@ -272,7 +286,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
             Ok(()) => {
-                guard.finish(Some((value, ttl.map(|t| start + t))));
+                guard.finish(vec![value], ttl.map(|t| start + t));
                 Ok(())
             }
             Err(f) => {
@@ -284,12 +298,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     pub(crate) async fn delete(&self, key: K) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
-        let ticket = self.local.begin_write(self.local.hash(&key));
-        let guard = WriteGuard {
-            local: &self.local,
-            key: Some(key),
-            ticket,
-        };
+        let guard = WriteGuard::begin(&self.local, vec![key]);
         let result = self
             .remote
             .run(self.timeout, |c| remote::del(c, &rkey))
@@ -472,20 +481,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             let bytes = self.encode(&rkey, v)?;
             encoded.push((rkey, bytes));
         }
-        let mut guards: Vec<(WriteGuard<'_, K, V>, V)> = items
-            .into_iter()
-            .map(|(k, v)| {
-                let ticket = self.local.begin_write(self.local.hash(&k));
-                (
-                    WriteGuard {
-                        local: &self.local,
-                        key: Some(k),
-                        ticket,
-                    },
-                    v,
-                )
-            })
-            .collect();
+        let (keys, values): (Vec<K>, Vec<V>) = items.into_iter().unzip();
+        let guard = WriteGuard::begin(&self.local, keys);
         let start = Instant::now();
         let ttl = self.ttl;
         let result = self
@@ -497,14 +494,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
         match result {
             Ok(()) => {
-                let deadline = ttl.map(|t| start + t);
-                for (guard, value) in guards.drain(..) {
-                    guard.finish(Some((value, deadline)));
-                }
+                guard.finish(values, ttl.map(|t| start + t));
                 Ok(())
             }
             Err(f) => {
-                drop(guards);
+                drop(guard);
                 Err(self.fail(None, f))
             }
         }

@@ -43,6 +43,8 @@ pub(crate) struct Ticket {
     global: u64,
     epoch: u64,
     clean: bool,
+    /// For writes: this ticket holds its slot's pending count (one per slot per batch).
+    owner: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -265,6 +267,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
                 global: 0,
                 epoch: 0,
                 clean: false,
+                owner: false,
             };
         }
         let shard = self.shard(hash);
@@ -274,6 +277,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             global: self.global.load(Ordering::Acquire),
             epoch: slot.epoch,
             clean: slot.pending == 0,
+            owner: false,
         }
     }
 
@@ -331,40 +335,71 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         }
     }
 
-    /// Starts a write of the key hashing to `hash`: later reads and older writes may no
-    /// longer fill.
-    pub(crate) fn begin_write(&self, hash: u64) -> Ticket {
-        if !self.enabled() {
-            return Ticket {
-                hash,
-                global: 0,
-                epoch: 0,
-                clean: false,
-            };
-        }
-        let mut shard = self.shard(hash);
-        let slot = &mut shard.slots[Self::slot(hash)];
-        slot.pending += 1;
-        slot.epoch += 1;
-        Ticket {
-            hash,
-            global: self.global.load(Ordering::Acquire),
-            epoch: slot.epoch,
-            clean: true,
+    /// Starts a write (one key, or a pipelined batch) of the keys hashing to `hashes`: later
+    /// reads and older writes of those slots may no longer fill. Keys of one batch sharing a
+    /// slot share one claim, so a batch never blocks itself.
+    pub(crate) fn begin_writes(&self, hashes: impl IntoIterator<Item = u64>) -> Vec<Ticket> {
+        let mut claimed: Vec<(usize, usize, u64)> = Vec::new();
+        hashes
+            .into_iter()
+            .map(|hash| {
+                if !self.enabled() {
+                    return Ticket {
+                        hash,
+                        global: 0,
+                        epoch: 0,
+                        clean: false,
+                        owner: false,
+                    };
+                }
+                let (shard_idx, slot_idx) = ((hash & self.mask) as usize, Self::slot(hash));
+                let global = self.global.load(Ordering::Acquire);
+                if let Some(&(_, _, epoch)) =
+                    claimed.iter().find(|c| c.0 == shard_idx && c.1 == slot_idx)
+                {
+                    return Ticket {
+                        hash,
+                        global,
+                        epoch,
+                        clean: true,
+                        owner: false,
+                    };
+                }
+                let mut shard = self.shard(hash);
+                let slot = &mut shard.slots[slot_idx];
+                slot.pending += 1;
+                slot.epoch += 1;
+                claimed.push((shard_idx, slot_idx, slot.epoch));
+                Ticket {
+                    hash,
+                    global,
+                    epoch: slot.epoch,
+                    clean: true,
+                    owner: true,
+                }
+            })
+            .collect()
+    }
+
+    /// Ends the writes begun with `tickets` (all of one batch): their slots stop counting them
+    /// as pending. Call [`Local::settle`] for each key afterwards.
+    pub(crate) fn release(&self, tickets: &[Ticket]) {
+        for t in tickets.iter().filter(|t| t.owner) {
+            let mut shard = self.shard(t.hash);
+            let slot = &mut shard.slots[Self::slot(t.hash)];
+            slot.pending = slot.pending.saturating_sub(1);
         }
     }
 
-    /// Ends a write begun with `ticket`. With `Some(value)` (Redis acknowledged it) the entry is
-    /// filled if this write is the newest of its slot and none is in flight; in every other case
-    /// (failure, unknown outcome, delete, a newer write) the entry is removed.
-    pub(crate) fn end_write(&self, key: &K, outcome: Option<(V, Option<Instant>)>, ticket: Ticket) {
+    /// Settles one key of a released write. With `Some(value)` (Redis acknowledged it) the
+    /// entry is filled if its batch is the newest write of the slot and no other is in flight;
+    /// in every other case (failure, unknown outcome, delete, a newer write) it is removed.
+    pub(crate) fn settle(&self, key: &K, outcome: Option<(V, Option<Instant>)>, ticket: Ticket) {
         if !self.enabled() {
             return;
         }
         let now = Instant::now();
         let mut shard = self.shard(ticket.hash);
-        let slot = &mut shard.slots[Self::slot(ticket.hash)];
-        slot.pending = slot.pending.saturating_sub(1);
         match outcome {
             Some((value, deadline))
                 if self.still_valid(&shard, &ticket) && !deadline.is_some_and(|d| now >= d) =>
@@ -374,6 +409,24 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             }
             _ => self.remove(&mut shard, key),
         }
+    }
+
+    /// [`Local::begin_writes`] for one key.
+    pub(crate) fn begin_write(&self, hash: u64) -> Ticket {
+        let mut t = self.begin_writes([hash]);
+        t.pop().unwrap_or(Ticket {
+            hash,
+            global: 0,
+            epoch: 0,
+            clean: false,
+            owner: false,
+        })
+    }
+
+    /// [`Local::release`] and [`Local::settle`] for one key.
+    pub(crate) fn end_write(&self, key: &K, outcome: Option<(V, Option<Instant>)>, ticket: Ticket) {
+        self.release(&[ticket]);
+        self.settle(key, outcome, ticket);
     }
 
     /// Drops `key` and stops in-flight reads of it from filling.
@@ -545,6 +598,32 @@ mod tests {
         let d = l.begin_write(l.hash(&1));
         l.end_write(&1, None, d);
         assert_eq!(hit(l.get(&1)), None);
+    }
+
+    #[test]
+    fn a_batch_never_blocks_itself_but_blocks_others() {
+        let l: Local<u32, u32> = Local::new(50, None); // one shard, 64 slots: collisions
+        let keys: Vec<u32> = (0..200).collect();
+        let other = l.begin_write(l.hash(&1000));
+        let tickets = l.begin_writes(keys.iter().map(|k| l.hash(k)));
+        l.end_write(&1000, Some((1, None)), other); // the batch is still in flight
+        l.release(&tickets);
+        for (k, t) in keys.iter().zip(tickets) {
+            l.settle(k, Some((*k, None)), t);
+        }
+        assert_eq!(l.len(), 50, "the batch fills up to capacity");
+        assert!(
+            l.keys().iter().all(|k| *k < 200),
+            "the overlapped single write did not fill"
+        );
+        // A batch overlapped by a later write fills none of that write's slot.
+        let tickets = l.begin_writes([l.hash(&1), l.hash(&2)]);
+        let later = l.begin_write(l.hash(&1));
+        l.release(&tickets);
+        l.settle(&1, Some((10, None)), tickets[0]);
+        assert_eq!(hit(l.get(&1)), None);
+        l.end_write(&1, Some((11, None)), later);
+        assert_eq!(hit(l.get(&1)), Some(11));
     }
 
     #[test]
