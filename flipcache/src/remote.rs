@@ -77,7 +77,16 @@ impl Remote {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let info = info.set_redis_settings(redis);
-        let identity = format!("{info:?}");
+        // Everything that makes a connection different, credentials included (the Debug form
+        // of `ConnectionInfo` hides the password, and two users must never share a socket).
+        let settings = info.redis_settings();
+        let identity = format!(
+            "{:?}|{}|{:?}|{:?}",
+            info.addr(),
+            settings.db(),
+            settings.username(),
+            settings.password()
+        );
         let mut map = endpoints().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
             return Ok(remote);
