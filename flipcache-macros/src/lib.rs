@@ -42,8 +42,8 @@ pub fn derive_flip_codec(input: TokenStream) -> TokenStream {
     codec::derive(&input).into()
 }
 
-/// Memoizes a function through a flipcache hybrid cache. Documented on its re-export,
-/// `flipcache::flipcache`.
+/// Memoizes a function through a flipcache hybrid cache. Use it as `flipcache::flipcache`,
+/// whose documentation lists the options, the key format and the generated companions.
 #[proc_macro_attribute]
 pub fn flipcache(args: TokenStream, input: TokenStream) -> TokenStream {
     memoize::flipcache(args.into(), input.into()).into()

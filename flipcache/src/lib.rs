@@ -89,7 +89,7 @@ pub mod __private {
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
     pub use crate::memo::{
-        Found, IntoRedis, Memo, MemoKey, MemoOptions, OkOnly, Shape, SomeOnly, Whole,
+        Found, IntoRedis, Memo, MemoKey, MemoOptions, OkOnly, Shape, SomeOnly, Storable, Whole,
         default_codec, json_codec, write_alone, write_part,
     };
     pub use crate::value::FlipValue;

@@ -130,11 +130,7 @@ pub(crate) fn names_self(tokens: TokenStream) -> bool {
             TokenTree::Group(g) if g.delimiter() == Delimiter::Brace && skip_next_brace => {
                 skip_next_brace = false;
             }
-            TokenTree::Group(g) if !skip_next_brace => {
-                if names_self(g.stream()) {
-                    return true;
-                }
-            }
+            TokenTree::Group(g) if !skip_next_brace && names_self(g.stream()) => return true,
             TokenTree::Punct(p) if p.as_char() == ';' => skip_next_brace = false,
             _ => {}
         }

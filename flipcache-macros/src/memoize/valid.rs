@@ -170,6 +170,9 @@ fn values(options: &Options, errors: &mut Errors) {
                     errors.push(syn::Error::new_spanned(e, "`expire_time` must be positive"));
                 }
             }
+            Some(Lit::Int(i)) if i.base10_digits().starts_with('-') => {
+                errors.push(syn::Error::new_spanned(i, "`expire_time` must be positive"));
+            }
             Some(Lit::Int(i)) => match i.base10_parse::<u64>() {
                 Ok(0) => errors.push(syn::Error::new_spanned(
                     i,
@@ -219,6 +222,9 @@ fn unsigned(e: &Expr, name: &str, example: &str, nonzero: bool, errors: &mut Err
     }
     match literal(e) {
         None => {}
+        Some(Lit::Int(i)) if i.base10_digits().starts_with('-') => errors.push(
+            syn::Error::new_spanned(i, format!("`{name}` must not be negative")),
+        ),
         Some(Lit::Int(i)) => match i.base10_parse::<u64>() {
             Ok(0) if nonzero => errors.push(syn::Error::new_spanned(
                 i,

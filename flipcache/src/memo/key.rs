@@ -47,6 +47,12 @@ use std::sync::Arc;
 /// ("a,b", vec![1, 2], None::<u8>).write_key(&mut out);
 /// assert_eq!(out, r"(a\,b,[1,2],~)");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a `#[flipcache]` key",
+    label = "this argument's type does not implement `flipcache::MemoKey`",
+    note = "implement `flipcache::MemoKey` for it, or choose the key yourself with \
+            `#[flipcache(key = ...)]`"
+)]
 pub trait MemoKey {
     /// Appends the composable form of `self` to `out`.
     fn write_key(&self, out: &mut String);

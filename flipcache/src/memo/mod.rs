@@ -155,8 +155,20 @@ impl<T: IntoRedis> IntoRedis for Option<T> {
     }
 }
 
+/// A type `#[flipcache]` can store with its default encoding: every [`FlipValue`]. (Its own
+/// trait only to say, when a type is not one, what to do about it.)
+#[diagnostic::on_unimplemented(
+    message = "`#[flipcache]` cannot store `{Self}`: it has no default encoding",
+    label = "the cached part of this return type does not implement `flipcache::FlipValue`",
+    note = "derive `flipcache::FlipCodec` for it, implement `flipcache::FlipValue`, or add \
+            `json` to the attribute to store it as JSON (serde)"
+)]
+pub trait Storable: FlipValue {}
+
+impl<T: FlipValue> Storable for T {}
+
 /// The default encoding ([`FlipValue`]) of a memoized function's return value.
-pub fn default_codec<V: FlipValue>() -> &'static dyn ValueCodec<V> {
+pub fn default_codec<V: Storable>() -> &'static dyn ValueCodec<V> {
     &DefaultCodec
 }
 

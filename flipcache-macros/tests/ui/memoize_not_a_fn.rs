@@ -1,0 +1,8 @@
+use flipcache::flipcache;
+
+#[flipcache]
+struct Cache {
+    size: usize,
+}
+
+fn main() {}
