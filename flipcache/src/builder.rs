@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::codec::{ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, ValueCodec};
 use crate::core::{Core, Settings};
+use crate::endpoint::Target;
 use crate::error::{Error, Result};
 use crate::key::FlipKey;
 use crate::remote::Remote;
@@ -24,6 +25,12 @@ enum Source {
     Env,
     Url(String),
     Client(redis::Client),
+    #[cfg(feature = "sentinel")]
+    Sentinel {
+        sentinels: Vec<String>,
+        service: String,
+        node: redis::RedisConnectionInfo,
+    },
 }
 
 /// Configures a cache; made by [`FlipCache::builder`](crate::FlipCache::builder).
@@ -247,10 +254,67 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// Finds the primary of `service` through the Sentinels at `sentinels` (`redis://host:port`
+    /// URLs), and finds it again after a failover: a connection to a demoted server is dropped
+    /// (and every L1 on it emptied) and the next call reconnects to the new primary. Needs the
+    /// `sentinel` cargo feature. Credentials and database of the data nodes: see
+    /// [`redis_sentinel_node`](Builder::redis_sentinel_node).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .redis_sentinel(&["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "mymaster");
+    /// ```
+    #[cfg(feature = "sentinel")]
+    pub fn redis_sentinel(mut self, sentinels: &[&str], service: &str) -> Self {
+        self.source = Source::Sentinel {
+            sentinels: sentinels.iter().map(|s| (*s).to_owned()).collect(),
+            service: service.to_owned(),
+            node: redis::RedisConnectionInfo::default(),
+        };
+        self
+    }
+
+    /// Username, password and database for the data nodes found through Sentinel (call after
+    /// [`redis_sentinel`](Builder::redis_sentinel)).
+    ///
+    /// ```
+    /// let node = redis::RedisConnectionInfo::default().set_password("secret").set_db(2);
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .redis_sentinel(&["redis://10.0.0.1:26379"], "mymaster")
+    ///     .redis_sentinel_node(node);
+    /// ```
+    #[cfg(feature = "sentinel")]
+    pub fn redis_sentinel_node(mut self, info: redis::RedisConnectionInfo) -> Self {
+        if let Source::Sentinel { node, .. } = &mut self.source {
+            *node = info;
+        }
+        self
+    }
+
+    fn target(&self) -> Result<(Target, String, String)> {
+        #[cfg(feature = "sentinel")]
+        if let Source::Sentinel {
+            sentinels,
+            service,
+            node,
+        } = &self.source
+        {
+            return Target::sentinel(sentinels, service, node.clone())
+                .map_err(|e| self.config(format!("invalid Sentinel settings: {e}")));
+        }
+        let client = self.client()?;
+        Target::direct(&client)
+            .map_err(|e| self.config(format!("invalid Redis connection settings: {e}")))
+    }
+
     fn client(&self) -> Result<redis::Client> {
         let url = match &self.source {
             Source::Client(c) => return Ok(c.clone()),
             Source::Url(u) => u.clone(),
+            #[cfg(feature = "sentinel")]
+            Source::Sentinel { .. } => {
+                return Err(self.config("no single Redis URL with Sentinel".into()));
+            }
             Source::Env => std::env::var("FLIPCACHE_REDIS_URL")
                 .or_else(|_| std::env::var("REDIS_URL"))
                 .unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned()),
@@ -284,11 +348,10 @@ impl<K, V, C> Builder<K, V, C> {
         if self.timeout.is_zero() {
             return Err(self.config("timeout must not be zero".into()));
         }
-        let client = self.client()?;
+        let target = self.target()?;
         let rt = runtime::handle()
             .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
-        let remote = Remote::shared(&client, self.connect_timeout, rt)
-            .map_err(|e| self.config(format!("invalid Redis connection settings: {e}")))?;
+        let remote = Remote::shared(target, self.connect_timeout, rt);
         let Builder {
             name,
             local_max,

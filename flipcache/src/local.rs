@@ -402,7 +402,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         let mut shard = self.shard(ticket.hash);
         match outcome {
             Some((value, deadline))
-                if self.still_valid(&shard, &ticket) && !deadline.is_some_and(|d| now >= d) =>
+                if self.still_valid(&shard, &ticket) && deadline.is_none_or(|d| now < d) =>
             {
                 let entry = self.entry(value, deadline, now);
                 self.insert(&mut shard, key.clone(), entry);

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
+    AsyncConnectionConfig, ErrorKind, PushInfo, PushKind, RedisError, ServerErrorKind, Value,
 };
 use tokio::runtime::Handle;
 
+use crate::endpoint::Target;
 use crate::tracking::{Coverage, Registry};
 
 /// How often an idle shared connection is pinged; a ping unanswered within
@@ -42,7 +43,7 @@ struct State {
 /// One Redis endpoint: its shared connection and the caches using it.
 pub(crate) struct Remote {
     endpoint: String,
-    client: Client,
+    target: Target,
     connect_timeout: Duration,
     state: Mutex<State>,
     /// Serialises (re)connecting and tracking changes.
@@ -65,37 +66,19 @@ fn is_connection_error(e: &RedisError) -> bool {
 }
 
 impl Remote {
-    /// The shared `Remote` for `client`'s endpoint (switched to RESP3), created on first use.
+    /// The shared `Remote` for `target`, created on first use.
     pub(crate) fn shared(
-        client: &Client,
+        (target, identity, endpoint): (Target, String, String),
         connect_timeout: Duration,
         rt: &'static Handle,
-    ) -> Result<Arc<Remote>, RedisError> {
-        let info = client.get_connection_info().clone();
-        let redis = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let info = info.set_redis_settings(redis);
-        // Everything that makes a connection different, credentials included (the Debug form
-        // of `ConnectionInfo` hides the password, and two users must never share a socket).
-        let settings = info.redis_settings();
-        let identity = format!(
-            "{:?}|{}|{:?}|{:?}",
-            info.addr(),
-            settings.db(),
-            settings.username(),
-            settings.password()
-        );
+    ) -> Arc<Remote> {
         let mut map = endpoints().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
-            return Ok(remote);
+            return remote;
         }
-        let endpoint = format!("{}/{}", info.addr(), info.redis_settings().db());
-        let client = Client::open(info)?;
         let remote = Arc::new(Remote {
             endpoint,
-            client,
+            target,
             connect_timeout,
             state: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
@@ -105,7 +88,7 @@ impl Remote {
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(identity, Arc::downgrade(&remote));
         keep_alive(Arc::downgrade(&remote), rt);
-        Ok(remote)
+        remote
     }
 
     /// Where this connects to, for messages.
@@ -174,12 +157,13 @@ impl Remote {
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None)
             .set_push_sender(on_push);
-        let client = self.client.clone();
+        let me = self.clone();
         // The connection's driver task must live on the background runtime, which outlives
         // any runtime of the caller.
         let mut conn = self
             .rt
             .spawn(async move {
+                let client = me.target.resolve().await?;
                 client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
@@ -257,11 +241,13 @@ impl Remote {
     {
         let work = async {
             let (generation, conn) = self.connection().await?;
-            op(conn).await.map_err(|e| {
-                if is_connection_error(&e) {
+            op(conn).await.inspect_err(|e| {
+                // READONLY: this server was demoted (a failover); reconnect to the primary.
+                if is_connection_error(e)
+                    || e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+                {
                     self.lost(generation);
                 }
-                e
             })
         };
         match tokio::time::timeout(timeout, work).await {

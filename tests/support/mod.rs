@@ -25,6 +25,45 @@ impl Server {
         server
     }
 
+    /// Starts a server on a free port with extra command-line arguments (a config file first,
+    /// if any, as `redis-server` wants it) and waits until it answers.
+    pub fn start_with(args: &[String]) -> Server {
+        let port = redis_test::utils::get_random_available_port();
+        let addr = redis::ConnectionAddr::Tcp("127.0.0.1".into(), port);
+        let args = args.to_vec();
+        let inner = RedisServer::new_with_addr_tls_modules_and_spawner(
+            addr.clone(),
+            None,
+            None,
+            false,
+            None,
+            &[],
+            move |cmd| {
+                // redis-server wants a config file before every other argument.
+                let mut full = std::process::Command::new(cmd.get_program());
+                full.args(&args);
+                full.args(cmd.get_args());
+                full.stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                full.spawn().expect("spawn redis-server")
+            },
+        );
+        let server = Server {
+            inner: Some(inner),
+            addr,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        match &self.addr {
+            redis::ConnectionAddr::Tcp(_, port) => *port,
+            other => panic!("unexpected address {other:?}"),
+        }
+    }
+
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         match &self.addr {

@@ -1,0 +1,76 @@
+//! Where a shared connection goes: a fixed server, or the primary that a set of Sentinels
+//! currently names (looked up again at every reconnect, so a failover is followed).
+
+use redis::{Client, ProtocolVersion, RedisError};
+
+/// A connection target, with the identity that decides which caches share a connection.
+pub(crate) enum Target {
+    /// One server, as a redis-rs client describes it.
+    Direct(Client),
+    /// The primary of `service`, as the Sentinels report it.
+    #[cfg(feature = "sentinel")]
+    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
+}
+
+impl Target {
+    /// A fixed server; returns the target, its identity and a printable endpoint.
+    pub(crate) fn direct(client: &Client) -> Result<(Target, String, String), RedisError> {
+        let info = client.get_connection_info().clone();
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(redis);
+        // Everything that makes a connection different, credentials included (the Debug form
+        // of `ConnectionInfo` hides the password, and two users must never share a socket).
+        let settings = info.redis_settings();
+        let identity = format!(
+            "{:?}|{}|{:?}|{:?}",
+            info.addr(),
+            settings.db(),
+            settings.username(),
+            settings.password()
+        );
+        let endpoint = format!("{}/{}", info.addr(), settings.db());
+        Ok((Target::Direct(Client::open(info)?), identity, endpoint))
+    }
+
+    /// The primary of `service` found through the Sentinels at `sentinels` (URLs). `node` holds
+    /// the credentials and database for the data nodes.
+    #[cfg(feature = "sentinel")]
+    pub(crate) fn sentinel(
+        sentinels: &[String],
+        service: &str,
+        node: redis::RedisConnectionInfo,
+    ) -> Result<(Target, String, String), RedisError> {
+        use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+        let node_info = node.clone().set_protocol(ProtocolVersion::RESP3);
+        let identity = format!(
+            "sentinel|{sentinels:?}|{service}|{}|{:?}|{:?}",
+            node_info.db(),
+            node_info.username(),
+            node_info.password()
+        );
+        let endpoint = format!("sentinel service `{service}` via {}", sentinels.join(","));
+        let client = SentinelClient::build(
+            sentinels.iter().map(String::as_str).collect(),
+            service.to_owned(),
+            Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(node_info)),
+            SentinelServerType::Master,
+        )?;
+        Ok((
+            Target::Sentinel(tokio::sync::Mutex::new(client)),
+            identity,
+            endpoint,
+        ))
+    }
+
+    /// The client to connect with now.
+    pub(crate) async fn resolve(&self) -> Result<Client, RedisError> {
+        match self {
+            Target::Direct(client) => Ok(client.clone()),
+            #[cfg(feature = "sentinel")]
+            Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+        }
+    }
+}

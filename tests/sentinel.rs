@@ -1,0 +1,137 @@
+//! Redis Sentinel: the cache finds the primary through a Sentinel, and after a failover it
+//! reconnects to the new primary and empties its L1. Runs a primary, a replica and a Sentinel,
+//! all private, on free ports.
+
+mod support;
+
+use std::time::Duration;
+
+use flipcache::FlipCache;
+use redis::Commands;
+use support::{Server, eventually};
+
+fn sentinel_master(sentinel: &Server) -> Option<u16> {
+    let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg("mymaster")
+        .query(&mut sentinel.raw())
+        .ok()?;
+    addr.map(|(_, port)| port)
+}
+
+#[test]
+fn a_failover_moves_the_cache_to_the_new_primary() {
+    let primary = Server::start();
+    let replica = Server::start_with(&[
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        primary.port().to_string(),
+    ]);
+    eventually(Duration::from_secs(10), "the replica to sync", || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut replica.raw())
+            .unwrap();
+        info.contains("master_link_status:up")
+    });
+    let dir = std::env::temp_dir().join(format!("flipcache-sentinel-{}", primary.port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor mymaster 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds mymaster 1000\n\
+             sentinel failover-timeout mymaster 5000\n",
+            primary.port()
+        ),
+    )
+    .unwrap();
+    let sentinel = Server::start_with(&[conf.display().to_string(), "--sentinel".into()]);
+    eventually(
+        Duration::from_secs(15),
+        "the Sentinel to see the replica",
+        || {
+            let replicas: redis::Value = redis::cmd("SENTINEL")
+                .arg("replicas")
+                .arg("mymaster")
+                .query(&mut sentinel.raw())
+                .unwrap_or(redis::Value::Nil);
+            matches!(replicas, redis::Value::Array(ref r) if !r.is_empty())
+        },
+    );
+    assert_eq!(sentinel_master(&sentinel), Some(primary.port()));
+
+    let cache: FlipCache<String, String> = FlipCache::builder("sent")
+        .timeout(Duration::from_millis(500))
+        .redis_sentinel(&[&sentinel.url()], "mymaster")
+        .build()
+        .unwrap();
+    cache.set("k", "v1").unwrap();
+    assert!(cache.local_contains("k"));
+    let v: Option<String> = primary.raw().get("sent:k").unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("v1"),
+        "the write went to the primary the Sentinel named"
+    );
+    let flushes = cache.stats().flushes;
+
+    // The Sentinel may not judge the replica promotable until it has polled it (NOGOODSLAVE).
+    eventually(
+        Duration::from_secs(30),
+        "the Sentinel to accept the failover",
+        || {
+            let r: redis::RedisResult<()> = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg("mymaster")
+                .query(&mut sentinel.raw());
+            if r.is_err() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            r.is_ok()
+        },
+    );
+    eventually(Duration::from_secs(20), "the failover", || {
+        sentinel_master(&sentinel) == Some(replica.port())
+    });
+    eventually(
+        Duration::from_secs(20),
+        "the old primary to be demoted",
+        || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut primary.raw())
+                .unwrap();
+            info.contains("role:slave")
+        },
+    );
+
+    // The first write may meet the demoted server (READONLY); the cache then reconnects.
+    eventually(
+        Duration::from_secs(10),
+        "a write to succeed on the new primary",
+        || cache.set("k", "v2").is_ok(),
+    );
+    assert!(
+        cache.stats().flushes > flushes,
+        "the L1 was emptied on the way"
+    );
+    let v: Option<String> = replica.raw().get("sent:k").unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("v2"),
+        "the write went to the new primary"
+    );
+    assert_eq!(cache.get("k").unwrap().as_deref(), Some("v2"));
+    // Coherence works on the new primary too.
+    let before = cache.stats().invalidations;
+    let _: () = replica.raw().set("sent:k", "v3").unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "a push from the new primary",
+        || cache.stats().invalidations > before,
+    );
+    assert_eq!(cache.get("k").unwrap().as_deref(), Some("v3"));
+    let _ = std::fs::remove_dir_all(dir);
+}
