@@ -14,7 +14,9 @@ pub fn expand(input: &DeriveInput, errors: syn::Error) -> TokenStream {
         #errors
 
         #[automatically_derived]
-        impl #impl_generics ::flipcache::__private::FlipCodec for #ident #ty_generics #where_clause {
+        impl #impl_generics ::flipcache::__private::FlipCodec
+            for #ident #ty_generics #where_clause
+        {
             fn encode(&self, _: &mut ::flipcache::__private::Vec<u8>) {
                 ::core::unreachable!()
             }

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::float;
 use super::varint::{self, unzigzag64, unzigzag128, zigzag64, zigzag128};
 use super::{DecodeError, Fingerprint, FlipCodec, Reader};
 
@@ -113,23 +114,31 @@ impl FlipCodec for i128 {
     }
 }
 
-macro_rules! floats {
-    ($($t:ty),*) => {$(
-        impl FlipCodec for $t {
-            const FINGERPRINT: u64 = named(stringify!($t));
-            const MIN_ENCODED_LEN: usize = std::mem::size_of::<$t>();
-            #[inline]
-            fn encode(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-            #[inline]
-            fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
-                input.read_array().map(<$t>::from_le_bytes)
-            }
-        }
-    )*};
+impl FlipCodec for f32 {
+    const FINGERPRINT: u64 = named("f32");
+    const MIN_ENCODED_LEN: usize = 4;
+    #[inline]
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    #[inline]
+    fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        input.read_array().map(f32::from_le_bytes)
+    }
 }
-floats!(f32, f64);
+
+impl FlipCodec for f64 {
+    const FINGERPRINT: u64 = named("f64");
+    const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encode(&self, out: &mut Vec<u8>) {
+        float::encode_f64(*self, out);
+    }
+    #[inline]
+    fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        float::decode_f64(input)
+    }
+}
 
 impl FlipCodec for bool {
     const FINGERPRINT: u64 = named("bool");

@@ -17,16 +17,19 @@
 //!
 //! # fn main() -> flipcache::Result<()> {
 //! let shapes = FlipCache::<u64, Shape>::new("shapes")?;
-//! shapes.set(1, Shape { name: "square".into(), dimensions: vec![2.0, 2.0], edges: 4, area: 4.0 })?;
+//! let square = Shape { name: "square".into(), dimensions: vec![2.0, 2.0], edges: 4, area: 4.0 };
+//! shapes.set(1, square)?;
 //! # Ok(()) }
 //! ```
 //!
 //! **Format.** Fields are written in declaration order with no names or tags: unsigned
-//! integers as LEB128 varints, signed integers zigzag-encoded varints (`u8`/`i8` as one raw
-//! byte), floats as little-endian IEEE 754, `bool` as one byte, strings and sequences as a
-//! varint length followed by the contents, `Option` as a `0`/`1` byte, enum variants as a
-//! varint index (declaration order). A cache value adds a 9-byte header: the format byte [`VALUE_HEADER`] and the type's
-//! 64-bit [`FINGERPRINT`](FlipCodec::FINGERPRINT).
+//! integers as LEB128 varints, signed integers as zigzag varints (`u8`/`i8` as one raw
+//! byte), `f32` as 4 little-endian IEEE 754 bytes, `f64` as a short decimal when it is one
+//! (`4.1` in 2 bytes, `19.99` in 3: up to 6 decimal places, checked to decode bit-exact)
+//! and as a tag byte and its 8 IEEE 754 bytes otherwise, `bool` as one byte, strings and
+//! sequences as a varint length followed by the contents, `Option` as a `0`/`1` byte, enum
+//! variants as a varint index (declaration order). A cache value adds a 9-byte header: the
+//! format byte [`VALUE_HEADER`] and the type's 64-bit [`FINGERPRINT`](FlipCodec::FINGERPRINT).
 //!
 //! **Robustness.** Decoding never panics and never reads past its input; it rejects
 //! truncated input, trailing bytes, invalid UTF-8, `bool`s and `char`s, overflowing or
@@ -69,6 +72,7 @@
 pub(crate) mod derive;
 mod envelope;
 mod fingerprint;
+mod float;
 mod impls;
 mod reader;
 mod varint;
@@ -226,8 +230,8 @@ pub trait FlipCodec: Sized {
     ///
     /// ```
     /// use flipcache::FlipCodec;
-    /// assert_eq!(f64::MIN_ENCODED_LEN, 8);
-    /// assert_eq!(<(u32, f64)>::MIN_ENCODED_LEN, 9);
+    /// assert_eq!(f32::MIN_ENCODED_LEN, 4);
+    /// assert_eq!(<(u32, f32)>::MIN_ENCODED_LEN, 5);
     /// assert_eq!(<()>::MIN_ENCODED_LEN, 0);
     /// ```
     const MIN_ENCODED_LEN: usize = 0;

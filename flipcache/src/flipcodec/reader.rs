@@ -223,35 +223,41 @@ impl<'a> Reader<'a> {
     /// exactly one encoding.
     #[inline]
     pub(crate) fn read_varint_u64(&mut self) -> Result<u64, DecodeError> {
-        if let Some((&b, rest)) = self.rest.split_first()
-            && b < 0x80
-        {
-            self.rest = rest;
-            return Ok(u64::from(b));
+        match *self.rest {
+            [b0, ref rest @ ..] if b0 < 0x80 => {
+                self.rest = rest;
+                Ok(u64::from(b0))
+            }
+            // Two bytes (values up to 16383) are common enough for their own path.
+            [b0, b1, ref rest @ ..] if b1 < 0x80 && b1 != 0 => {
+                self.rest = rest;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            _ => self.read_varint_u64_slow(),
         }
-        self.read_varint_u64_slow()
     }
 
+    #[cold]
     fn read_varint_u64_slow(&mut self) -> Result<u64, DecodeError> {
-        let start = self.rest;
         let mut value = 0u64;
-        for i in 0..10 {
-            let b = self.read_byte()?;
-            if i == 9 && b > 1 {
-                self.rest = start;
-                return Err(self.error("varint overflows 64 bits"));
-            }
+        for (i, &b) in self.rest.iter().take(10).enumerate() {
             value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
+            if b < 0x80 {
+                if i == 9 && b > 1 {
+                    return Err(self.error("varint overflows 64 bits"));
+                }
                 if b == 0 && i > 0 {
-                    self.rest = start;
                     return Err(self.error("overlong varint"));
                 }
+                self.rest = &self.rest[i + 1..];
                 return Ok(value);
             }
         }
-        self.rest = start;
-        Err(self.error("varint overflows 64 bits"))
+        if self.rest.len() < 10 {
+            Err(self.eof(self.rest.len() + 1))
+        } else {
+            Err(self.error("varint overflows 64 bits"))
+        }
     }
 
     /// Reads an unsigned LEB128 varint of at most 128 bits (canonical, like

@@ -1,0 +1,145 @@
+//! The `f64` encoding: short decimals (what JSON, forms and APIs produce: `4.1`, `19.99`,
+//! `52.520008`) as a small integer and a count of decimal places, everything else as the raw
+//! 8 bytes. Bit-exact either way: the decimal form is only written after checking that
+//! decoding it gives back the very same bits.
+//!
+//! One LEB128 varint `h` comes first:
+//! - `h & 7 == k < 7`: the value is `m / 10^k`, where `m` is the zigzag-decoded `h >> 3`
+//!   and `|m| < 2^53`. Both `m` and `10^k` are exact doubles, so the IEEE division is
+//!   correctly rounded and the same on every platform: `41 / 10` is exactly the double `4.1`.
+//! - `h == 7`: the 8 little-endian IEEE 754 bytes follow (NaN, infinities, `-0.0`, full
+//!   precision results such as `4.1 * 3.4`), 9 bytes in all.
+
+use super::varint::{self, unzigzag64, zigzag64};
+use super::{DecodeError, Reader};
+
+/// Powers of ten tried, i.e. at most 6 decimal places.
+const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+/// The tag of a raw float.
+const RAW: u64 = 7;
+/// Integers below this are exact doubles.
+const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+#[inline]
+pub(crate) fn encode_f64(x: f64, out: &mut Vec<u8>) {
+    match decimal(x) {
+        Some(h) => varint::write_u64(out, h),
+        None => {
+            let mut buf = [0u8; 9];
+            buf[0] = RAW as u8;
+            buf[1..].copy_from_slice(&x.to_le_bytes());
+            out.extend_from_slice(&buf);
+        }
+    }
+}
+
+/// The decimal form of `x`, if it has one with at most 6 decimal places.
+#[inline]
+fn decimal(x: f64) -> Option<u64> {
+    // Also false for NaN and the infinities.
+    if !(x.abs() < EXACT) {
+        return None;
+    }
+    for (k, p) in POW10.iter().enumerate() {
+        let y = x * p;
+        if !(y.abs() < EXACT) {
+            return None;
+        }
+        // Round half away from zero; a miss only costs trying the next power.
+        let m = (y + 0.5f64.copysign(y)) as i64;
+        if (m as f64 / p).to_bits() == x.to_bits() {
+            return Some((zigzag64(m) << 3) | k as u64);
+        }
+    }
+    None
+}
+
+#[inline]
+pub(crate) fn decode_f64(input: &mut Reader<'_>) -> Result<f64, DecodeError> {
+    let h = input.read_varint_u64()?;
+    let k = (h & 7) as usize;
+    if k == RAW as usize {
+        if h != RAW {
+            return Err(input.error(format_args!("invalid float tag {h:#x}")));
+        }
+        return input.read_array().map(f64::from_le_bytes);
+    }
+    let m = unzigzag64(h >> 3);
+    if m.unsigned_abs() >= 1 << 53 {
+        return Err(input.error(format_args!("decimal float mantissa {m} is not exact")));
+    }
+    Ok(m as f64 / POW10[k])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flipcodec::{from_bytes, to_bytes};
+
+    fn len(x: f64) -> usize {
+        let bytes = to_bytes(&x);
+        let back: f64 = from_bytes(&bytes).unwrap();
+        assert_eq!(back.to_bits(), x.to_bits(), "{x:?}");
+        bytes.len()
+    }
+
+    #[test]
+    fn short_decimals_are_short() {
+        assert_eq!(len(0.0), 1);
+        assert_eq!(len(6.0), 1);
+        assert_eq!(len(4.1), 2);
+        assert_eq!(len(3.4), 2);
+        assert_eq!(len(16.38), 3);
+        assert_eq!(len(-19.99), 3);
+        assert_eq!(len(0.000001), 1);
+        assert_eq!(len(52.520008), 5);
+        assert_eq!(len(1e15), 8);
+    }
+
+    #[test]
+    fn everything_else_is_raw_and_bit_exact() {
+        for x in [
+            -0.0,
+            4.1 * 3.4,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            1e300,
+            -1e-300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            9_007_199_254_740_993.0,
+            0.0000001,
+        ] {
+            assert_eq!(len(x), 9, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn every_short_decimal_round_trips() {
+        // All two-decimal values in [-100, 100], and a sweep of larger magnitudes.
+        for cents in -10_000i64..=10_000 {
+            let x: f64 = format!("{}.{:02}", cents / 100, (cents % 100).abs())
+                .parse()
+                .unwrap();
+            assert!(len(x) <= 4, "{x}");
+        }
+        let mut x = 1.234567;
+        for _ in 0..40 {
+            len(x);
+            len(-x);
+            x *= 7.0;
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_tags_and_inexact_mantissas() {
+        assert!(from_bytes::<f64>(&to_bytes(&15u64)).is_err());
+        let inexact = (zigzag64(1 << 53) << 3) | 1;
+        assert!(from_bytes::<f64>(&to_bytes(&inexact)).is_err());
+        assert!(from_bytes::<f64>(&[7, 0, 0]).is_err());
+    }
+}
