@@ -48,6 +48,7 @@ mod builder;
 mod cache;
 mod codec;
 mod core;
+mod endpoint;
 mod error;
 pub mod et;
 pub mod flipcodec;
