@@ -3,29 +3,32 @@
 # shellcheck shell=bash
 
 ensure_redis_server() {
-  if command -v redis-server >/dev/null 2>&1; then
-    return 0
-  fi
+  # redis-server (and redis-cli) for every test; openssl for the TLS tests' certificates.
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  [ ${#missing[@]} -eq 0 ] && return 0
   if command -v apt-get >/dev/null 2>&1; then
     local sudo=""
     if [ "$(id -u)" != 0 ]; then
       if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-        echo "redis-server is missing. Install it with: apt-get install -y redis-server (as root)" >&2
+        echo "Missing: ${missing[*]}. Install with: apt-get install -y ${missing[*]} (as root)" >&2
         exit 1
       fi
     fi
-    echo ">> redis-server is not installed: installing it with apt-get (redis-server package)" >&2
+    echo ">> ${missing[*]} not installed: installing with apt-get install -y ${missing[*]}" >&2
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2
-    # The package starts a system service on 6379; our scripts and tests never use it.
-    command -v redis-server >/dev/null 2>&1 && return 0
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    # The redis-server package may start a system service on 6379; our scripts and tests
+    # never use it.
+    command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 && return 0
   fi
-  cat >&2 <<'MSG'
-redis-server (Redis >= 6) is needed and could not be installed automatically.
-Install it, then run this command again:
-  Debian/Ubuntu:  sudo apt-get install -y redis-server
-  Fedora:         sudo dnf install -y redis
-  macOS:          brew install redis
+  cat >&2 <<MSG
+Needed and could not be installed automatically: ${missing[*]}
+(redis-server is Redis >= 6). Install, then run this command again:
+  Debian/Ubuntu:  sudo apt-get install -y redis-server openssl
+  Fedora:         sudo dnf install -y redis openssl
+  macOS:          brew install redis openssl
 MSG
   exit 1
 }

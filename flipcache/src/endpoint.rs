@@ -15,6 +15,7 @@ pub(crate) enum Target {
 impl Target {
     /// A fixed server; returns the target, its identity and a printable endpoint.
     pub(crate) fn direct(client: &Client) -> Result<(Target, String, String), RedisError> {
+        tls_provider();
         let info = client.get_connection_info().clone();
         let redis = info
             .redis_settings()
@@ -44,6 +45,7 @@ impl Target {
         node: redis::RedisConnectionInfo,
     ) -> Result<(Target, String, String), RedisError> {
         use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+        tls_provider();
         let node_info = node.clone().set_protocol(ProtocolVersion::RESP3);
         let identity = format!(
             "sentinel|{sentinels:?}|{service}|{}|{:?}|{:?}",
@@ -72,5 +74,14 @@ impl Target {
             #[cfg(feature = "sentinel")]
             Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
         }
+    }
+}
+
+/// rustls needs one process-wide crypto provider; install ring's unless the application
+/// already installed one.
+fn tls_provider() {
+    #[cfg(feature = "tls")]
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
