@@ -515,14 +515,23 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
     }
 
     /// Finishes a blocking call: the hit's value, or single-flight over Redis and the body.
+    #[inline]
     pub fn finish<S, R>(&'static self, found: Found<V>, _shape: S, body: impl FnOnce() -> R) -> R
     where
         S: Shape<R, Value = V>,
     {
-        let key = match found {
-            Found::Hit(v) => return S::wrap(v),
-            Found::Miss(k) => k,
-        };
+        match found {
+            Found::Hit(v) => S::wrap(v),
+            Found::Miss(key) => self.miss::<S, R>(key, body),
+        }
+    }
+
+    /// The miss path, kept out of line so the hit path stays small.
+    #[inline(never)]
+    fn miss<S, R>(&'static self, key: String, body: impl FnOnce() -> R) -> R
+    where
+        S: Shape<R, Value = V>,
+    {
         loop {
             match self.flights.join(&key) {
                 Join::Lead(lead) => return self.lead_sync::<S, R>(lead, key, body),
