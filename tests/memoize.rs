@@ -363,6 +363,19 @@ fn flaky(n: u64) -> u64 {
     n
 }
 
+static FIRST_FAILS_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[flipcache(name = "t_first_fails", redis = FLIGHT_URL.get())]
+fn first_fails(n: u64) -> Result<u64, String> {
+    let attempt = FIRST_FAILS_RUNS.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(100));
+    if attempt == 0 {
+        Err("first".into())
+    } else {
+        Ok(n)
+    }
+}
+
 #[test]
 fn sixteen_threads_run_the_body_once() {
     let _server = serve(&FLIGHT_URL);
@@ -396,6 +409,23 @@ fn sixteen_threads_run_the_body_once() {
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
     assert!(results.iter().flatten().all(|v| *v == 5));
     assert_eq!(runs(&FLAKY_RUNS), 2);
+
+    // A leader whose result is not cached (`Err`) sends each waiter to the body.
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                b.wait();
+                first_fails(9)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    assert_eq!(runs(&FIRST_FAILS_RUNS), 4);
+    assert_eq!(first_fails(9), Ok(9));
+    assert_eq!(runs(&FIRST_FAILS_RUNS), 4, "a waiter's Ok was stored");
 }
 
 static TASKS_URL: OnceLock<String> = OnceLock::new();

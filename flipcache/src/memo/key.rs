@@ -55,6 +55,13 @@ use std::sync::Arc;
 )]
 pub trait MemoKey {
     /// Appends the composable form of `self` to `out`.
+    ///
+    /// ```
+    /// use flipcache::MemoKey;
+    /// let mut out = String::new();
+    /// "a,b".write_key(&mut out);
+    /// assert_eq!(out, r"a\,b");
+    /// ```
     fn write_key(&self, out: &mut String);
 
     /// Appends the form used when `self` is a function's only argument (by default the same

@@ -537,7 +537,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
                 Join::Lead(lead) => return self.lead_sync::<S, R>(lead, key, body),
                 Join::Follow(flight) => match flight.wait() {
                     Landed::Value(v) => return S::wrap(v),
-                    Landed::RunYourself => return body(),
+                    Landed::RunYourself => return self.run::<S, R>(key, body).0,
                     Landed::TakeOver => {
                         if let Some(v) = self.local(&key) {
                             return S::wrap(v);
@@ -575,22 +575,27 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
                 }
             }
         }
-        let r = body();
-        match S::cacheable(&r) {
-            Some(v) => {
-                let v = v.clone();
-                if let Some(cache) = cache {
-                    let core = cache.core();
-                    let stored = self
-                        .redis_allowed()
-                        .then(|| block_on(core.rt(), core.set(key.clone(), v.clone())));
-                    self.stored(cache, key, &v, stored);
-                }
-                lead.finish(Some(v));
-            }
-            None => lead.finish(None),
-        }
+        let (r, v) = self.run::<S, R>(key, body);
+        lead.finish(v);
         r
+    }
+
+    /// Runs the body and stores its result if it is cacheable; gives back the result and the
+    /// stored value.
+    fn run<S, R>(&'static self, key: String, body: impl FnOnce() -> R) -> (R, Option<V>)
+    where
+        S: Shape<R, Value = V>,
+    {
+        let r = body();
+        let v = S::cacheable(&r).cloned();
+        if let (Some(v), Some(cache)) = (&v, self.cache.get()) {
+            let core = cache.core();
+            let stored = self
+                .redis_allowed()
+                .then(|| block_on(core.rt(), core.set(key.clone(), v.clone())));
+            self.stored(cache, key, v, stored);
+        }
+        (r, v)
     }
 
     /// After a store (`None`: skipped, Redis being in trouble): healthy, or keep the value in
@@ -622,7 +627,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
                 Join::Lead(lead) => return self.lead_async::<S, R, F, Fut>(lead, key, body).await,
                 Join::Follow(flight) => match flight.wait_async().await {
                     Landed::Value(v) => return S::wrap(v),
-                    Landed::RunYourself => return body().await,
+                    Landed::RunYourself => {
+                        return self.run_async::<S, R, F, Fut>(key, body).await.0;
+                    }
                     Landed::TakeOver => {
                         if let Some(v) = self.local(&key) {
                             return S::wrap(v);
@@ -658,23 +665,29 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
                 }
             }
         }
-        let r = body().await;
-        match S::cacheable(&r) {
-            Some(v) => {
-                let v = v.clone();
-                if let Some(cache) = cache {
-                    let stored = if self.redis_allowed() {
-                        Some(cache.core().set(key.clone(), v.clone()).await)
-                    } else {
-                        None
-                    };
-                    self.stored(cache, key, &v, stored);
-                }
-                lead.finish(Some(v));
-            }
-            None => lead.finish(None),
-        }
+        let (r, v) = self.run_async::<S, R, F, Fut>(key, body).await;
+        lead.finish(v);
         r
+    }
+
+    /// [`Memo::run`] for an async body.
+    async fn run_async<S, R, F, Fut>(&'static self, key: String, body: F) -> (R, Option<V>)
+    where
+        S: Shape<R, Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let r = body().await;
+        let v = S::cacheable(&r).cloned();
+        if let (Some(v), Some(cache)) = (&v, self.cache.get()) {
+            let stored = if self.redis_allowed() {
+                Some(cache.core().set(key.clone(), v.clone()).await)
+            } else {
+                None
+            };
+            self.stored(cache, key, v, stored);
+        }
+        (r, v)
     }
 
     // ---- companions ------------------------------------------------------------------------
