@@ -281,7 +281,7 @@ fn parse_num(s: &str) -> Result<u64, String> {
 #[flipcache(name = "t_find", redis = RULES_URL.get())]
 fn find_even(n: u32) -> Option<u32> {
     bump(&FIND_RUNS);
-    (n % 2 == 0).then_some(n / 2)
+    n.is_multiple_of(2).then_some(n / 2)
 }
 
 #[flipcache(name = "t_io", redis = RULES_URL.get())]
@@ -799,4 +799,95 @@ async fn async_functions_and_their_companions() {
     assert!(raw.exists::<_, bool>("t_price:abc").unwrap());
     assert!(!raw.exists::<_, bool>("t_price:").unwrap());
     assert!(Catalog::price_invalidate("abc").await.unwrap());
+}
+
+// ---- signatures ------------------------------------------------------------------------
+
+static EDGE_URL: OnceLock<String> = OnceLock::new();
+
+/// Documented, `must_use`, with a named lifetime and a `mut` argument.
+#[must_use]
+#[flipcache(name = "t_edge_lifetime", redis = EDGE_URL.get())]
+#[allow(clippy::needless_lifetimes)] // a named lifetime is the point here
+pub(crate) fn shout<'a>(mut text: &'a str, times: usize) -> String {
+    text = text.trim();
+    text.to_uppercase().repeat(times)
+}
+
+#[flipcache(name = "t_edge_raw", redis = EDGE_URL.get())]
+fn r#match(value: u8) -> u8 {
+    value + 1
+}
+
+#[flipcache(name = "t_edge_key", key = format!("{a}+{b}"), redis = EDGE_URL.get())]
+#[expect(clippy::too_many_arguments)]
+fn add(a: u8, b: u8, _c: u8, _d: u8, _e: u8, _f: u8, _g: u8, _h: u8) -> u16 {
+    u16::from(a) + u16::from(b)
+}
+
+#[flipcache(name = "t_edge_none", redis = EDGE_URL.get())]
+async fn nothing_to_key() -> u32 {
+    7
+}
+
+struct Counter {
+    base: u64,
+}
+
+impl Counter {
+    #[flipcache(name = "t_edge_arc", redis = EDGE_URL.get())]
+    fn on_arc(self: Arc<Self>, n: u64) -> u64 {
+        self.base + n
+    }
+
+    #[flipcache(name = "t_edge_owned", redis = EDGE_URL.get())]
+    fn consume(self, n: u64) -> u64 {
+        self.base * n
+    }
+
+    #[flipcache(name = "t_edge_mut", redis = EDGE_URL.get())]
+    async fn bump_async(&mut self, n: u64) -> u64 {
+        self.base += 1;
+        n
+    }
+
+    /// Names `Self`, so no `in_impl` is needed.
+    #[flipcache(name = "t_edge_self", redis = EDGE_URL.get())]
+    fn via_self(n: u64) -> u64 {
+        Self::helper(n)
+    }
+
+    fn helper(n: u64) -> u64 {
+        n * 3
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusual_signatures_work() {
+    let server = serve(&EDGE_URL);
+    let mut raw = server.raw();
+    let s = String::from(" hi ");
+    assert_eq!(shout(&s, 2), "HIHI");
+    assert!(raw.exists::<_, bool>("t_edge_lifetime: hi ,2").unwrap());
+    assert!(shout_invalidate(&s, 2).unwrap());
+    assert_eq!(r#match(1), 2);
+    r#match_prime(1, 5).unwrap();
+    assert_eq!(r#match(1), 5);
+    assert_eq!(add(1, 2, 0, 0, 0, 0, 0, 0), 3);
+    assert!(raw.exists::<_, bool>("t_edge_key:1+2").unwrap());
+    assert_eq!(
+        add(1, 2, 9, 9, 9, 9, 9, 9),
+        3,
+        "the key ignores the other arguments"
+    );
+    assert_eq!(nothing_to_key().await, 7);
+    assert!(raw.exists::<_, bool>("t_edge_none:").unwrap());
+    assert_eq!(Arc::new(Counter { base: 1 }).on_arc(2), 3);
+    assert_eq!(Counter { base: 2 }.consume(3), 6);
+    let mut c = Counter { base: 0 };
+    assert_eq!(c.bump_async(4).await, 4);
+    assert_eq!(c.bump_async(4).await, 4);
+    assert_eq!(c.base, 1, "the second call was memoized");
+    assert_eq!(Counter::via_self(2), 6);
+    assert!(Counter::via_self_invalidate(2).unwrap());
 }

@@ -109,7 +109,7 @@ pub enum Redis {
     /// A URL.
     Url(String),
     /// A client's endpoint and settings.
-    Client(redis::Client),
+    Client(Box<redis::Client>),
 }
 
 /// What `redis = ...` accepts: a URL (`&str`, `String`), a `redis::Client`, or an `Option` of
@@ -139,13 +139,13 @@ impl IntoRedis for &String {
 
 impl IntoRedis for redis::Client {
     fn into_redis(self) -> Redis {
-        Redis::Client(self)
+        Redis::Client(Box::new(self))
     }
 }
 
 impl IntoRedis for &redis::Client {
     fn into_redis(self) -> Redis {
-        Redis::Client(self.clone())
+        Redis::Client(Box::new(self.clone()))
     }
 }
 
@@ -342,7 +342,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         b = match o.redis {
             Redis::Env => b,
             Redis::Url(url) => b.redis_url(&url),
-            Redis::Client(c) => b.redis_client(c),
+            Redis::Client(c) => b.redis_client(*c),
         };
         b.value_codec(CodecRef(o.codec))
     }
