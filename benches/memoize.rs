@@ -58,7 +58,11 @@ fn hits(c: &mut Criterion) {
         greet_cached(&names[i as usize]);
     }
     let cache = double_cache().unwrap();
-    assert_eq!(cache.local_len(), KEYS as usize, "the bench must measure L1 hits");
+    assert_eq!(
+        cache.local_len(),
+        KEYS as usize,
+        "the bench must measure L1 hits"
+    );
 
     let mut g = c.benchmark_group("memo_hit_u64");
     let mut i = 0u64;

@@ -8,16 +8,76 @@ use std::path::PathBuf;
 
 /// (what, our bench, the reference bench, target, how to read the ratio)
 const ROWS: &[(&str, &str, &str, f64, Kind)] = &[
-    ("L1 hit, u64 keys vs Mutex<LruCache>", "l1_hit_u64/flipcache", "l1_hit_u64/mutex_lru", 1.5, Kind::AtMost),
-    ("L1 hit, u64 keys vs quick_cache", "l1_hit_u64/flipcache", "l1_hit_u64/quick_cache", f64::NAN, Kind::AtMost),
-    ("L1 hit, u64 keys vs moka", "l1_hit_u64/flipcache", "l1_hit_u64/moka", f64::NAN, Kind::AtMost),
-    ("L1 hit, 2 threads: throughput vs 1 thread", "l1_hit_u64_2_threads/flipcache_2_threads", "l1_hit_u64_2_threads/flipcache_1_thread", 1.6, Kind::Speedup),
-    ("L1 hit, 32-byte String keys vs Mutex<LruCache>", "l1_hit_string32/flipcache", "l1_hit_string32/mutex_lru", f64::NAN, Kind::AtMost),
-    ("miss (one round trip) vs raw GET", "miss/flipcache", "miss/raw_get", 1.15, Kind::AtMost),
-    ("set vs raw SET", "set/flipcache", "set/raw_set", 1.1, Kind::AtMost),
-    ("set_many 10k vs raw pipeline", "batch_10k/flipcache_set_many", "batch_10k/raw_pipeline_set", 1.3, Kind::AtMost),
-    ("get_many 10k vs raw pipeline", "batch_10k/flipcache_get_many", "batch_10k/raw_pipeline_get", 1.3, Kind::AtMost),
-    ("memoized hit vs #[cached] hit", "memo_hit_u64/flipcache", "memo_hit_u64/cached", 1.5, Kind::AtMost),
+    (
+        "L1 hit, u64 keys vs Mutex<LruCache>",
+        "l1_hit_u64/flipcache",
+        "l1_hit_u64/mutex_lru",
+        1.5,
+        Kind::AtMost,
+    ),
+    (
+        "L1 hit, u64 keys vs quick_cache",
+        "l1_hit_u64/flipcache",
+        "l1_hit_u64/quick_cache",
+        f64::NAN,
+        Kind::AtMost,
+    ),
+    (
+        "L1 hit, u64 keys vs moka",
+        "l1_hit_u64/flipcache",
+        "l1_hit_u64/moka",
+        f64::NAN,
+        Kind::AtMost,
+    ),
+    (
+        "L1 hit, 2 threads: throughput vs 1 thread",
+        "l1_hit_u64_2_threads/flipcache_2_threads",
+        "l1_hit_u64_2_threads/flipcache_1_thread",
+        1.6,
+        Kind::Speedup,
+    ),
+    (
+        "L1 hit, 32-byte String keys vs Mutex<LruCache>",
+        "l1_hit_string32/flipcache",
+        "l1_hit_string32/mutex_lru",
+        f64::NAN,
+        Kind::AtMost,
+    ),
+    (
+        "miss (one round trip) vs raw GET",
+        "miss/flipcache",
+        "miss/raw_get",
+        1.15,
+        Kind::AtMost,
+    ),
+    (
+        "set vs raw SET",
+        "set/flipcache",
+        "set/raw_set",
+        1.1,
+        Kind::AtMost,
+    ),
+    (
+        "set_many 10k vs raw pipeline",
+        "batch_10k/flipcache_set_many",
+        "batch_10k/raw_pipeline_set",
+        1.3,
+        Kind::AtMost,
+    ),
+    (
+        "get_many 10k vs raw pipeline",
+        "batch_10k/flipcache_get_many",
+        "batch_10k/raw_pipeline_get",
+        1.3,
+        Kind::AtMost,
+    ),
+    (
+        "memoized hit vs #[cached] hit",
+        "memo_hit_u64/flipcache",
+        "memo_hit_u64/cached",
+        1.5,
+        Kind::AtMost,
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -29,7 +89,9 @@ enum Kind {
 }
 
 fn mean_ns(dir: &PathBuf, bench: &str) -> Option<f64> {
-    let path = dir.join(bench.replace(['+', ' '], "_")).join("new/estimates.json");
+    let path = dir
+        .join(bench.replace(['+', ' '], "_"))
+        .join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["mean"]["point_estimate"].as_f64()
@@ -49,8 +111,16 @@ fn main() {
             Kind::AtMost => (a / b, !(a / b > *goal), format!("<= {goal}x")),
             Kind::Speedup => (b / a, b / a >= *goal, format!(">= {goal}x")),
         };
-        let (goal_text, holds) = if goal.is_nan() { ("-".to_string(), "-") } else { (goal_text, if holds { "yes" } else { "NO" }) };
-        println!("| {what} | {} | {} | {ratio:.2}x | {goal_text} | {holds} |", fmt(a), fmt(b));
+        let (goal_text, holds) = if goal.is_nan() {
+            ("-".to_string(), "-")
+        } else {
+            (goal_text, if holds { "yes" } else { "NO" })
+        };
+        println!(
+            "| {what} | {} | {} | {ratio:.2}x | {goal_text} | {holds} |",
+            fmt(a),
+            fmt(b)
+        );
     }
 }
 

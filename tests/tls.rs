@@ -9,10 +9,25 @@ use redis_test::server::RedisServer;
 
 fn tls_server() -> (RedisServer, u16, Vec<u8>) {
     let port = redis_test::utils::get_random_available_port();
-    let addr = ConnectionAddr::TcpTls { host: "127.0.0.1".into(), port, insecure: true, tls_params: None };
-    let server = RedisServer::new_with_addr_tls_modules_and_spawner(addr, None, None, false, None, &[], |cmd| {
-        cmd.stdout(std::process::Stdio::null()).spawn().expect("spawn redis-server")
-    });
+    let addr = ConnectionAddr::TcpTls {
+        host: "127.0.0.1".into(),
+        port,
+        insecure: true,
+        tls_params: None,
+    };
+    let server = RedisServer::new_with_addr_tls_modules_and_spawner(
+        addr,
+        None,
+        None,
+        false,
+        None,
+        &[],
+        |cmd| {
+            cmd.stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn redis-server")
+        },
+    );
     let ca = std::fs::read(&server.tls_paths.as_ref().expect("tls paths").ca_crt).expect("CA");
     // Wait until it accepts TLS connections.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -35,10 +50,16 @@ fn tls_with_a_ca_certificate_and_with_an_insecure_url() {
     let (_server, port, ca) = tls_server();
     let client = redis::Client::build_with_tls(
         format!("rediss://127.0.0.1:{port}"),
-        TlsCertificates { client_tls: None, root_cert: Some(ca) },
+        TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        },
     )
     .unwrap();
-    let c: FlipCache<String, String> = FlipCache::builder("tls").redis_client(client.clone()).build().unwrap();
+    let c: FlipCache<String, String> = FlipCache::builder("tls")
+        .redis_client(client.clone())
+        .build()
+        .unwrap();
     c.set("k", "v").unwrap();
     assert_eq!(c.get("k").unwrap().as_deref(), Some("v"));
     // Coherence over TLS: a foreign write is pushed to us.
@@ -68,7 +89,11 @@ fn plain_text_to_a_tls_port_fails_fast_with_a_clear_error() {
         .redis_url(&format!("redis://127.0.0.1:{port}"))
         .build()
         .unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
     assert!(err.is_remote(), "{err}");
     assert_eq!(err.cache(), "tls_plain");
 }
