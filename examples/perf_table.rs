@@ -44,10 +44,17 @@ const ROWS: &[(&str, &str, &str, f64, Kind)] = &[
         Kind::AtMost,
     ),
     (
-        "miss (one round trip) vs raw GET",
+        "miss (one round trip, L1 on) vs raw GET",
         "miss/flipcache",
         "miss/raw_get",
         1.15,
+        Kind::AtMost,
+    ),
+    (
+        "miss, L1 off (plain GET) vs raw GET",
+        "miss/flipcache_no_l1",
+        "miss/raw_get",
+        f64::NAN,
         Kind::AtMost,
     ),
     (
