@@ -13,7 +13,7 @@
 use super::varint::{self, unzigzag64, zigzag64};
 use super::{DecodeError, Reader};
 
-/// Powers of ten tried, i.e. at most 6 decimal places.
+/// `10^k` for `k` decimal places, at most 6.
 const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
 /// The tag of a raw float.
 const RAW: u64 = 7;
@@ -34,24 +34,50 @@ pub(crate) fn encode_f64(x: f64, out: &mut Vec<u8>) {
 }
 
 /// The decimal form of `x`, if it has one with at most 6 decimal places.
+///
+/// One multiplication finds the candidate: `x * 10^6` must be within 0.01 of an integer
+/// (which cheaply rejects full-precision values); that integer's trailing zeros give the
+/// fewest decimal places (tested with constant divisors, fewest places first), and one
+/// division checks that `m / 10^k` decodes to exactly `x`. A value this misses (say, a huge
+/// number with decimals) is simply stored raw.
 #[inline]
 fn decimal(x: f64) -> Option<u64> {
-    // Also false for NaN and the infinities.
-    if !(x.abs() < EXACT) {
-        return None;
-    }
-    for (k, p) in POW10.iter().enumerate() {
-        let y = x * p;
-        if !(y.abs() < EXACT) {
+    let y = x * 1e6;
+    if !(y.abs() < EXACT) {
+        // Too large for 6 places (or NaN, or infinite): whole numbers only.
+        if !(x.abs() < EXACT) {
             return None;
         }
-        // Round half away from zero; a miss only costs trying the next power.
-        let m = (y + 0.5f64.copysign(y)) as i64;
-        if (m as f64 / p).to_bits() == x.to_bits() {
-            return Some((zigzag64(m) << 3) | k as u64);
-        }
+        let m = x as i64;
+        return ((m as f64).to_bits() == x.to_bits()).then(|| zigzag64(m) << 3);
     }
-    None
+    let scaled = (y + 0.5f64.copysign(y)) as i64;
+    if (y - scaled as f64).abs() > 0.01 {
+        return None;
+    }
+    let a = scaled.unsigned_abs();
+    let (a, k) = if a % 1_000_000 == 0 {
+        (a / 1_000_000, 0)
+    } else if a % 100_000 == 0 {
+        (a / 100_000, 1)
+    } else if a % 10_000 == 0 {
+        (a / 10_000, 2)
+    } else if a % 1_000 == 0 {
+        (a / 1_000, 3)
+    } else if a % 100 == 0 {
+        (a / 100, 4)
+    } else if a % 10 == 0 {
+        (a / 10, 5)
+    } else {
+        (a, 6)
+    };
+    // `a < 2^53`, so the conversions are exact.
+    let m = if scaled < 0 { -(a as i64) } else { a as i64 };
+    let back = match k {
+        0 => m as f64,
+        _ => m as f64 / POW10[k],
+    };
+    (back.to_bits() == x.to_bits()).then(|| (zigzag64(m) << 3) | k as u64)
 }
 
 #[inline]
@@ -68,7 +94,10 @@ pub(crate) fn decode_f64(input: &mut Reader<'_>) -> Result<f64, DecodeError> {
     if m.unsigned_abs() >= 1 << 53 {
         return Err(input.error(format_args!("decimal float mantissa {m} is not exact")));
     }
-    Ok(m as f64 / POW10[k])
+    Ok(match k {
+        0 => m as f64,
+        _ => m as f64 / POW10[k],
+    })
 }
 
 #[cfg(test)]
@@ -132,6 +161,27 @@ mod tests {
             len(x);
             len(-x);
             x *= 7.0;
+        }
+    }
+
+    #[test]
+    fn decimals_up_to_six_places_are_found() {
+        // xorshift, so the test needs no dependency.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..100_000 {
+            let k = (next() % 7) as i32;
+            // Up to 12 significant digits, as in `123456.123456`.
+            let m = (next() % 1_000_000_000_000) as i64 / 10i64.pow(6 - k as u32);
+            let m = if next() % 2 == 0 { m } else { -m };
+            let x: f64 = format!("{m}e-{k}").parse().unwrap();
+            let size = len(x);
+            assert!(size < 9, "{x} ({m}e-{k}) took {size} bytes");
         }
     }
 

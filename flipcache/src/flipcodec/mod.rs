@@ -126,7 +126,9 @@ pub use reader::{DecodeError, MAX_DEPTH, Reader, ZERO_WIDTH_BUDGET};
 /// declaration order (explicit discriminants play no part).
 ///
 /// For a generic type, each type parameter used in an encoded field gets a `T: FlipCodec`
-/// bound (parameters used only inside `PhantomData` or in skipped or `with` fields do not).
+/// bound (parameters used only inside `PhantomData` or in skipped or `with` fields do not),
+/// and a skipped field whose type mentions a type parameter gets a `FieldType: Default`
+/// bound.
 ///
 /// The derive also implements [`FlipValue`](crate::FlipValue) with the checked format of
 /// [`encode_value`] / [`decode_value`] (a header with the type's fingerprint, see the
@@ -226,7 +228,9 @@ pub trait FlipCodec: Sized {
     const FINGERPRINT: u64 = 0;
 
     /// A lower bound on the encoded length in bytes, which lets decoding reject a length
-    /// prefix that the remaining input cannot hold before it allocates. 0 is always correct.
+    /// prefix that the remaining input cannot hold before it allocates. 0 is always correct;
+    /// a value larger than what `encode` can write would let hostile input run long loops,
+    /// so a hand-written impl should keep the default unless the bound is obvious.
     ///
     /// ```
     /// use flipcache::FlipCodec;
