@@ -54,6 +54,8 @@ impl Target {
             node_info.password()
         );
         let endpoint = format!("sentinel service `{service}` via {}", sentinels.join(","));
+        // `build` takes a `String` without the `tls` feature and `impl AsRef<str>` with it.
+        #[allow(clippy::unnecessary_to_owned)]
         let client = SentinelClient::build(
             sentinels.iter().map(String::as_str).collect(),
             service.to_owned(),
