@@ -2,7 +2,8 @@
 //! function (target: at most 1.5x its time):
 //! - `memo_hit_u64`: `fn(u64) -> u64`, against `#[cached]` (unbounded) and `#[cached(size)]`
 //!   (an LRU, like our L1);
-//! - `memo_hit_str`: `fn(&str) -> String`, against `#[cached]` keyed by a `String`.
+//! - `memo_hit_str`: `fn(&str) -> String`, against `#[cached]` keyed by a `String`;
+//! - `memo_hit_2_args`: `fn(u64, u64) -> u64` (a composite key), against `#[cached]`.
 //!
 //! Runs against a private redis-server it starts (and stops at the end):
 //! `cargo bench --bench memoize`.
@@ -46,6 +47,16 @@ fn greet_cached(name: &str) -> String {
     format!("hello {name}")
 }
 
+#[flipcache(name = "bench_memo_2", local_max = 1_000, redis = URL.get())]
+fn mul(a: u64, b: u64) -> u64 {
+    a * b
+}
+
+#[cached]
+fn mul_cached(a: u64, b: u64) -> u64 {
+    a * b
+}
+
 fn hits(c: &mut Criterion) {
     let server = support::Server::start();
     URL.set(server.url()).expect("one server");
@@ -56,6 +67,8 @@ fn hits(c: &mut Criterion) {
         double_cached_lru(i);
         greet(&names[i as usize]);
         greet_cached(&names[i as usize]);
+        mul(i, i + 1);
+        mul_cached(i, i + 1);
     }
     let cache = double_cache().unwrap();
     assert_eq!(
@@ -100,7 +113,24 @@ fn hits(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let mut g = c.benchmark_group("memo_hit_2_args");
+    g.bench_function("flipcache", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(mul(black_box(i), black_box(i + 1)))
+        })
+    });
+    g.bench_function("cached", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(mul_cached(black_box(i), black_box(i + 1)))
+        })
+    });
+    g.finish();
     assert_eq!(cache.stats().misses, KEYS, "every timed call was an L1 hit");
+    assert_eq!(greet_cache().unwrap().stats().misses, KEYS);
+    assert_eq!(mul_cache().unwrap().stats().misses, KEYS);
     drop(server);
 }
 

@@ -99,6 +99,10 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let key_closure = quote! {
         |__flipcache_key: &mut ::std::string::String| { #writer }
     };
+    let lookup = match alone(f, o) {
+        Some((e, span)) => quote_spanned!(span=> lookup_alone(&#e)),
+        None => quote!(lookup(#key_closure)),
+    };
 
     // ---- the memoized function -----------------------------------------------------------
     let mut sig = item.sig.clone();
@@ -157,7 +161,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         #vis #sig {
             let __flipcache_memo = #path #memo_fn();
             #ready
-            let __flipcache_found = __flipcache_memo.lookup(#key_closure);
+            let __flipcache_found = __flipcache_memo.#lookup;
             #finish
         }
     };
@@ -344,6 +348,19 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
                 _ => parts(args),
             }
         }
+    }
+}
+
+/// The one value the key is made of, when it is one (a single argument, or a `key = ...`
+/// that is not a tuple): looked up without a closure, and without copying when it is a string.
+fn alone(f: &Function<'_>, o: &Options) -> Option<(TokenStream, proc_macro2::Span)> {
+    match &o.key {
+        Some(Expr::Tuple(t)) if t.elems.len() >= 2 => None,
+        Some(e) => Some((quote!((#e)), e.span())),
+        None => match f.args.as_slice() {
+            [a] => Some((a.ident?.to_token_stream(), a.ty.span())),
+            _ => None,
+        },
     }
 }
 

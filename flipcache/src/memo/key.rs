@@ -77,6 +77,23 @@ pub trait MemoKey {
     fn write_alone(&self, out: &mut String) {
         self.write_key(out)
     }
+
+    /// Calls `f` with the [`write_alone`](MemoKey::write_alone) form of `self` when it can be
+    /// had without allocating (a string `self` holds, an integer formatted on the stack), so
+    /// a single-argument call looks its key up without building a `String`. Returns `None`
+    /// (the default) when it cannot; the key is then written with `write_alone`.
+    ///
+    /// ```
+    /// use flipcache::MemoKey;
+    /// assert_eq!("alice".with_alone_str(str::len), Some(5));
+    /// assert_eq!(42u8.with_alone_str(|s| s.to_owned()), Some("42".to_owned()));
+    /// assert_eq!(true.with_alone_str(|s| s.to_owned()), None);
+    /// ```
+    #[inline]
+    fn with_alone_str<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
+        let _ = f;
+        None
+    }
 }
 
 /// Appends `text` with the characters that structure a composite key (`\ , ( ) [ ] ~`)
@@ -110,6 +127,10 @@ impl MemoKey for str {
     fn write_alone(&self, out: &mut String) {
         out.push_str(self);
     }
+    #[inline]
+    fn with_alone_str<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
+        Some(f(self))
+    }
 }
 
 impl MemoKey for String {
@@ -120,6 +141,10 @@ impl MemoKey for String {
     #[inline]
     fn write_alone(&self, out: &mut String) {
         out.push_str(self);
+    }
+    #[inline]
+    fn with_alone_str<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
+        Some(f(self))
     }
 }
 
@@ -145,6 +170,10 @@ macro_rules! int_keys {
             #[inline]
             fn write_key(&self, out: &mut String) {
                 out.push_str(itoa::Buffer::new().format(*self));
+            }
+            #[inline]
+            fn with_alone_str<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
+                Some(f(itoa::Buffer::new().format(*self)))
             }
         }
     )*};
@@ -176,6 +205,10 @@ macro_rules! forward_keys {
             #[inline]
             fn write_alone(&self, out: &mut String) {
                 (**self).write_alone(out)
+            }
+            #[inline]
+            fn with_alone_str<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
+                (**self).with_alone_str(f)
             }
         }
     )*};

@@ -507,6 +507,22 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         }
     }
 
+    /// [`Memo::lookup`] for a function of one argument (or one `key = ...` value): a string or
+    /// an integer is looked up without building a `String` (see
+    /// [`MemoKey::with_alone_str`]), anything else is written first.
+    #[inline]
+    pub fn lookup_alone<T: MemoKey + ?Sized>(&'static self, v: &T) -> Found<V> {
+        let core = self.cache.get().map(FlipCache::core);
+        let found = v.with_alone_str(|s| match core.and_then(|c| c.local_hit(s)) {
+            Some(hit) => Found::Hit(hit),
+            None => Found::Miss(s.to_owned()),
+        });
+        match found {
+            Some(found) => found,
+            None => self.lookup(|k| v.write_alone(k)),
+        }
+    }
+
     /// The key written by `write`, in a fresh string.
     pub fn key(&self, write: impl FnOnce(&mut String)) -> String {
         let mut out = String::new();
