@@ -43,9 +43,9 @@ pub(crate) fn encode_f64(x: f64, out: &mut Vec<u8>) {
 #[inline]
 fn decimal(x: f64) -> Option<u64> {
     let y = x * 1e6;
-    if !(y.abs() < EXACT) {
+    if y.is_nan() || y.abs() >= EXACT {
         // Too large for 6 places (or NaN, or infinite): whole numbers only.
-        if !(x.abs() < EXACT) {
+        if x.is_nan() || x.abs() >= EXACT {
             return None;
         }
         let m = x as i64;
@@ -56,17 +56,17 @@ fn decimal(x: f64) -> Option<u64> {
         return None;
     }
     let a = scaled.unsigned_abs();
-    let (a, k) = if a % 1_000_000 == 0 {
+    let (a, k) = if a.is_multiple_of(1_000_000) {
         (a / 1_000_000, 0)
-    } else if a % 100_000 == 0 {
+    } else if a.is_multiple_of(100_000) {
         (a / 100_000, 1)
-    } else if a % 10_000 == 0 {
+    } else if a.is_multiple_of(10_000) {
         (a / 10_000, 2)
-    } else if a % 1_000 == 0 {
+    } else if a.is_multiple_of(1_000) {
         (a / 1_000, 3)
-    } else if a % 100 == 0 {
+    } else if a.is_multiple_of(100) {
         (a / 100, 4)
-    } else if a % 10 == 0 {
+    } else if a.is_multiple_of(10) {
         (a / 10, 5)
     } else {
         (a, 6)
