@@ -4,7 +4,7 @@
 //! `cargo bench --bench peers --bench memoize -p flipcache-workspace && cargo bench -p flipcache
 //! --bench flipcodec && cargo run --release --example perf_table`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// (what, our bench, the reference bench, target, how to read the ratio)
 const ROWS: &[(&str, &str, &str, f64, Kind)] = &[
@@ -95,7 +95,7 @@ enum Kind {
     Speedup,
 }
 
-fn mean_ns(dir: &PathBuf, bench: &str) -> Option<f64> {
+fn mean_ns(dir: &Path, bench: &str) -> Option<f64> {
     let path = dir
         .join(bench.replace(['+', ' '], "_"))
         .join("new/estimates.json");
@@ -115,7 +115,7 @@ fn main() {
             continue;
         };
         let (ratio, holds, goal_text) = match kind {
-            Kind::AtMost => (a / b, !(a / b > *goal), format!("<= {goal}x")),
+            Kind::AtMost => (a / b, a / b <= *goal, format!("<= {goal}x")),
             Kind::Speedup => (b / a, b / a >= *goal, format!(">= {goal}x")),
         };
         let (goal_text, holds) = if goal.is_nan() {

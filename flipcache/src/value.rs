@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(f64::decode_value(b"1e+20").unwrap(), 1e20);
         assert!(f64::decode_value(b"nan").unwrap().is_nan());
         assert_eq!(f64::decode_value(b"inf").unwrap(), f64::INFINITY);
-        assert_eq!(bool::decode_value(b"True").unwrap(), true);
+        assert!(bool::decode_value(b"True").unwrap());
         assert!(String::decode_value(&[0xff, 0xfe]).is_err());
         assert_eq!(String::decode_value(b"").unwrap(), "");
     }
