@@ -98,6 +98,22 @@ fn l1_hits(c: &mut Criterion, server: &support::Server) {
             })
         })
     });
+    let q1 = quick.clone();
+    g.bench_function("quick_cache_1_thread", |b| {
+        b.iter_custom(|iters| {
+            threaded(1, iters, &|i| {
+                black_box(q1.get(&(i % KEYS)));
+            })
+        })
+    });
+    let q2 = quick.clone();
+    g.bench_function("quick_cache_2_threads", |b| {
+        b.iter_custom(|iters| {
+            threaded(2, iters, &|i| {
+                black_box(q2.get(&(i % KEYS)));
+            })
+        })
+    });
     g.finish();
 
     let skeys: Vec<String> = (0..KEYS).map(|i| format!("{i:0>32}")).collect();

@@ -285,6 +285,70 @@ fn skip_and_with_fields() {
     );
 }
 
+mod nested_a {
+    #[derive(flipcache::FlipCodec, Clone, Debug, PartialEq)]
+    pub struct Inner {
+        pub a: u32,
+        pub b: u32,
+    }
+    #[derive(flipcache::FlipCodec, Clone, Debug, PartialEq)]
+    pub struct Outer {
+        pub items: Vec<Inner>,
+    }
+}
+
+mod nested_b {
+    // Same names and spelling as `nested_a`, but `Inner`'s fields are swapped.
+    #[derive(flipcache::FlipCodec, Clone, Debug, PartialEq)]
+    pub struct Inner {
+        pub b: u32,
+        pub a: u32,
+    }
+    #[derive(flipcache::FlipCodec, Clone, Debug, PartialEq)]
+    pub struct Outer {
+        pub items: Vec<Inner>,
+    }
+}
+
+#[test]
+fn changing_a_nested_type_changes_the_outer_fingerprint() {
+    use flipcache::FlipCodec;
+    assert_ne!(nested_a::Inner::FINGERPRINT, nested_b::Inner::FINGERPRINT);
+    assert_ne!(
+        nested_a::Outer::FINGERPRINT,
+        nested_b::Outer::FINGERPRINT,
+        "an Outer written before Inner changed must not decode into the new Outer"
+    );
+    let old = nested_a::Outer {
+        items: vec![nested_a::Inner { a: 1, b: 2 }],
+    };
+    let mut stored = Vec::new();
+    flipcache::FlipValue::encode_value(&old, &mut stored).unwrap();
+    let err = <nested_b::Outer as flipcache::FlipValue>::decode_value(&stored).unwrap_err();
+    assert!(err.contains("Outer"), "{err}");
+}
+
+#[derive(FlipCodec, Clone, Debug, PartialEq)]
+struct Tree {
+    label: String,
+    children: Vec<Tree>,
+    parent: Option<Box<Self>>,
+}
+
+#[test]
+fn recursive_types_still_derive() {
+    let t = Tree {
+        label: "root".into(),
+        children: vec![Tree {
+            label: "leaf".into(),
+            children: vec![],
+            parent: None,
+        }],
+        parent: None,
+    };
+    assert_eq!(from_bytes::<Tree>(&to_bytes(&t)).unwrap(), t);
+}
+
 #[test]
 fn generic_instantiations_have_distinct_fingerprints() {
     assert_ne!(<Wrapper<u32>>::FINGERPRINT, <Wrapper<String>>::FINGERPRINT);

@@ -164,17 +164,50 @@ fn mark_params(ty: &Type, params: &[&Ident], used: &mut [bool]) {
 
 /// `Fingerprint::new().str("<schema>")`, then the fingerprints of the bounded type
 /// parameters and the values of const parameters, so each instantiation differs.
+///
+/// The fingerprints of the field types are mixed in too, so changing a nested derived type
+/// (`inner: Inner`, `items: Vec<Inner>`) changes this one. A field whose type names this type
+/// itself (`Box<Self>`, `Vec<Node>` inside `Node`) is described by its tokens only: evaluating its
+/// fingerprint would recurse forever.
 fn fingerprint(input: &Input<'_>, bounds: &Bounds<'_>) -> TokenStream {
     let description = schema::describe(input);
     let params = &bounds.codec;
     let consts = input.original().generics.const_params().map(|c| &c.ident);
+    let own = &input.original().ident;
+    let nested: Vec<&syn::Type> = fields_of(input)
+        .filter(|f| f.uses_own_codec() && !names_type(f.ty, own))
+        .map(|f| f.ty)
+        .collect();
     quote! {
         ::flipcache::__private::Fingerprint::new()
             .str(#description)
             #(.u64(<#params as ::flipcache::__private::FlipCodec>::FINGERPRINT))*
             #(.u64(#consts as u64))*
+            #(.u64(<#nested as ::flipcache::__private::FlipCodec>::FINGERPRINT))*
             .finish()
     }
+}
+
+/// Every field of a struct, or of every variant of an enum, in order.
+fn fields_of<'i>(
+    input: &'i Input<'_>,
+) -> Box<dyn Iterator<Item = &'i crate::codec::ast::Field<'i>> + 'i> {
+    match input {
+        Input::Struct(s) => Box::new(s.fields.list.iter()),
+        Input::Enum(e) => Box::new(e.variants.iter().flat_map(|v| v.fields.list.iter())),
+    }
+}
+
+/// Whether `ty` mentions `Self` or the type being derived.
+fn names_type(ty: &syn::Type, own: &syn::Ident) -> bool {
+    fn walk(tokens: proc_macro2::TokenStream, own: &syn::Ident) -> bool {
+        tokens.into_iter().any(|tt| match tt {
+            proc_macro2::TokenTree::Ident(i) => i == *own || i == "Self",
+            proc_macro2::TokenTree::Group(g) => walk(g.stream(), own),
+            _ => false,
+        })
+    }
+    walk(quote::ToTokens::to_token_stream(ty), own)
 }
 
 /// The sum of the fields' minimum lengths (for a struct), or 1 (an enum's variant index).

@@ -58,13 +58,15 @@
 //!   side during a rolling deploy; the old keys expire with their TTL.
 //! - Memoized functions need nothing: a value that does not decode is recomputed.
 //!
-//! The fingerprint covers a nested derived type through its name as written in the outer
-//! type (`inner: Inner`), not through `Inner`'s own fields: after changing `Inner`, change
-//! the name of the cache (or clear it) that stores `Outer`. A generic type's fingerprint
-//! mixes in its type arguments' fingerprints (so `Wrapper<u32>` and `Wrapper<String>` differ,
-//! and `Wrapper<Inner>` does cover `Inner`'s fields). Renaming the type or spelling a field
-//! type differently (`Vec<f64>` vs `std::vec::Vec<f64>`) also changes the fingerprint, which
-//! is safe: it only costs a miss.
+//! The fingerprint covers nested types too: each field type's own fingerprint is mixed in, so
+//! changing `Inner` changes the fingerprint of an `Outer` holding `inner: Inner` or
+//! `Vec<Inner>`, and a generic type mixes in its type arguments' (`Wrapper<u32>` and
+//! `Wrapper<String>` differ). One exception: a field whose type names the type itself
+//! (`children: Vec<Node>` inside `Node`, `Box<Self>`) is covered by its spelling only, since its
+//! fingerprint would be defined in terms of itself; two types that contain each other do not
+//! compile (a const-evaluation cycle) and need a hand-written `FINGERPRINT`. Renaming a type or
+//! spelling a field type differently (`Vec<f64>` vs `std::vec::Vec<f64>`) also changes the
+//! fingerprint, which is safe: it only costs a miss.
 //!
 //! [`from_bytes`] and [`to_bytes`] write the body alone, without the header or fingerprint
 //! check; use [`encode_value`] / [`decode_value`] for the checked format.
