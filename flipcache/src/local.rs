@@ -47,6 +47,19 @@ pub(crate) struct Ticket {
     owner: bool,
 }
 
+impl Ticket {
+    /// A ticket that allows nothing (the L1 is off).
+    fn inert(hash: u64) -> Self {
+        Ticket {
+            hash,
+            global: 0,
+            epoch: 0,
+            clean: false,
+            owner: false,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Slot {
     epoch: u64,
@@ -262,13 +275,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     /// A ticket for a read of the key hashing to `hash`.
     pub(crate) fn read_ticket(&self, hash: u64) -> Ticket {
         if !self.enabled() {
-            return Ticket {
-                hash,
-                global: 0,
-                epoch: 0,
-                clean: false,
-                owner: false,
-            };
+            return Ticket::inert(hash);
         }
         let shard = self.shard(hash);
         let slot = shard.slots[Self::slot(hash)];
@@ -344,13 +351,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             .into_iter()
             .map(|hash| {
                 if !self.enabled() {
-                    return Ticket {
-                        hash,
-                        global: 0,
-                        epoch: 0,
-                        clean: false,
-                        owner: false,
-                    };
+                    return Ticket::inert(hash);
                 }
                 let (shard_idx, slot_idx) = ((hash & self.mask) as usize, Self::slot(hash));
                 let global = self.global.load(Ordering::Acquire);
@@ -414,13 +415,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     /// [`Local::begin_writes`] for one key.
     pub(crate) fn begin_write(&self, hash: u64) -> Ticket {
         let mut t = self.begin_writes([hash]);
-        t.pop().unwrap_or(Ticket {
-            hash,
-            global: 0,
-            epoch: 0,
-            clean: false,
-            owner: false,
-        })
+        t.pop().unwrap_or(Ticket::inert(hash))
     }
 
     /// [`Local::release`] and [`Local::settle`] for one key.
