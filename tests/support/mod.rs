@@ -43,6 +43,11 @@ impl Server {
                 let mut full = std::process::Command::new(cmd.get_program());
                 full.args(&args);
                 full.args(cmd.get_args());
+                // Replicas write the snapshot they receive into --dir: keep it out of the
+                // working tree.
+                let dir = std::env::temp_dir().join(format!("flipcache-redis-{port}"));
+                let _ = std::fs::create_dir_all(&dir);
+                full.arg("--dir").arg(dir);
                 full.stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null());
                 full.spawn().expect("spawn redis-server")
