@@ -13,12 +13,29 @@ use crate::remote::Remote;
 use crate::runtime;
 
 /// Default for [`Builder::local_max`], as in the Python original.
+///
+/// ```
+/// assert_eq!(flipcache::DEFAULT_LOCAL_MAX, 100);
+/// ```
 pub const DEFAULT_LOCAL_MAX: usize = 100;
 /// Default for [`Builder::timeout`].
+///
+/// ```
+/// assert_eq!(flipcache::DEFAULT_TIMEOUT, std::time::Duration::from_secs(1));
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default for [`Builder::connect_timeout`].
+///
+/// ```
+/// assert_eq!(flipcache::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(1));
+/// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Where a cache connects when neither a URL, a client nor an environment variable says.
+/// Where a cache connects when neither a URL, a client nor an environment variable says
+/// (`FLIPCACHE_REDIS_URL`, then `REDIS_URL`, are read first).
+///
+/// ```
+/// assert_eq!(flipcache::DEFAULT_REDIS_URL, "redis://127.0.0.1:6379");
+/// ```
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 enum Source {

@@ -1,4 +1,6 @@
-//! Named durations, as the Python original's `et` module has them, all integral.
+//! Named durations, as the Python original's `et` module has them, all integral (the
+//! original's `HALF_AN_HOUR` and friends were floats that made every `set` fail). Each constant
+//! is a plain [`Duration`], usable wherever one is expected:
 //!
 //! ```
 //! use flipcache::et;
