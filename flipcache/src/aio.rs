@@ -63,11 +63,6 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Self { core }
     }
 
-    /// The shared implementation (for in-crate helpers such as memoization).
-    #[allow(dead_code)]
-    pub(crate) fn core(&self) -> &Arc<Core<K, V>> {
-        &self.core
-    }
 
     /// A cache named `name` with the default settings, connected to the Redis at
     /// `FLIPCACHE_REDIS_URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379`.

@@ -66,7 +66,6 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     }
 
     /// The shared implementation (for in-crate helpers such as memoization).
-    #[allow(dead_code)]
     pub(crate) fn core(&self) -> &Arc<Core<K, V>> {
         &self.core
     }
