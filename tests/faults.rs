@@ -233,3 +233,40 @@ fn awkward_input_everywhere() {
     let _: () = raw.set("oddn:x", "1").unwrap();
     assert_eq!(n.keys().unwrap(), [7]);
 }
+
+/// `lazy_connect`: a cache built while Redis is down works once it is up, tracking included
+/// (registered by the first connection, before anything is filled).
+#[test]
+fn a_lazily_connected_cache_comes_up_with_redis() {
+    let mut server = Server::start();
+    server.stop();
+    let c: FlipCache<String, String> = FlipCache::builder("lazy")
+        .lazy_connect(true)
+        .timeout(Duration::from_millis(300))
+        .redis_url(&server.url())
+        .build()
+        .expect("lazy build succeeds without Redis");
+    assert!(c.get("k").unwrap_err().is_remote());
+    let err = FlipCache::<String, String>::builder("eager")
+        .timeout(Duration::from_millis(300))
+        .redis_url(&server.url())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.is_remote(),
+        "without lazy_connect the build fails: {err}"
+    );
+    server.restart();
+    eventually(Duration::from_secs(5), "the first call to connect", || {
+        c.set("k", "v").is_ok()
+    });
+    assert!(c.local_contains("k"));
+    let before = c.stats().invalidations;
+    let _: () = server.raw().set("lazy:k", "w").unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "a push on the lazy connection",
+        || c.stats().invalidations > before,
+    );
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("w"));
+}

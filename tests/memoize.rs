@@ -548,17 +548,18 @@ fn late(n: u64) -> u64 {
 }
 
 #[test]
-fn a_cache_that_cannot_be_built_yet_is_built_when_redis_comes_up() {
+fn redis_down_at_the_first_call_still_keeps_results_locally_and_connects_later() {
     logs::install();
     let mut server = serve(&LATE_URL);
     server.stop();
     assert_eq!(late(1), 10);
     assert_eq!(late(1), 10);
-    // No cache could be built, so nothing was kept.
-    assert_eq!(runs(&LATE_RUNS), 2);
+    // The cache is built without Redis (lazy connect): the result was kept in the L1.
+    assert_eq!(runs(&LATE_RUNS), 1);
     assert_eq!(logs::count(Level::WARN, "t_late"), 1);
-    assert!(late_cache().is_err());
-    assert!(late_invalidate(1).is_err());
+    let cache = late_cache().expect("built without Redis");
+    assert!(cache.local_contains("1"));
+    assert!(late_invalidate(1).is_err(), "Redis is still down");
 
     server.restart();
     let k = until_stored(&server, "t_late", late);

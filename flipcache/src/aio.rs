@@ -63,7 +63,6 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Self { core }
     }
 
-
     /// A cache named `name` with the default settings, connected to the Redis at
     /// `FLIPCACHE_REDIS_URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379`.
     ///

@@ -80,6 +80,7 @@ pub struct Builder<K, V, C = DefaultCodec> {
     timeout: Duration,
     connect_timeout: Duration,
     coherence: bool,
+    lazy: bool,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -115,6 +116,7 @@ impl<K, V> Builder<K, V> {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             coherence: true,
+            lazy: false,
             _key: PhantomData,
         }
     }
@@ -134,6 +136,7 @@ impl<K, V, C> Builder<K, V, C> {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             coherence: self.coherence,
+            lazy: self.lazy,
             _key: PhantomData,
         }
     }
@@ -308,6 +311,19 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// Lets `build()` succeed while Redis is unreachable (only configuration errors fail it):
+    /// calls fail until Redis answers, then the cache connects by itself, tracking included.
+    /// Off by default, so a wrong address or password shows up at build time. Memoized
+    /// functions use it, so a cache exists (and keeps results in the L1) from the first call.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b").lazy_connect(true);
+    /// ```
+    pub fn lazy_connect(mut self, on: bool) -> Self {
+        self.lazy = on;
+        self
+    }
+
     fn target(&self) -> Result<(Target, String, String)> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
@@ -379,6 +395,7 @@ impl<K, V, C> Builder<K, V, C> {
             codec,
             timeout,
             coherence,
+            lazy,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -394,6 +411,7 @@ impl<K, V, C> Builder<K, V, C> {
             write_default,
             timeout,
             coherence,
+            lazy,
         };
         Core::start(settings, codec, remote).await
     }

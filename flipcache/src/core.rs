@@ -28,6 +28,8 @@ pub(crate) struct Settings<V> {
     pub(crate) write_default: bool,
     pub(crate) timeout: Duration,
     pub(crate) coherence: bool,
+    /// Build even when Redis cannot be reached.
+    pub(crate) lazy: bool,
 }
 
 /// One cache: name, L1, codec, connection, counters.
@@ -105,6 +107,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             write_default,
             timeout,
             coherence,
+            lazy,
         } = settings;
         let refresh_every = match (refresh_on_get, expire_time) {
             (true, Some(ttl)) => Some(ttl / 4),
@@ -147,10 +150,20 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     .await
             }
         };
-        match tokio::time::timeout(core.timeout, ready).await {
-            Ok(Ok(())) => {}
-            Ok(Err(f)) => return Err(core.fail(None, f)),
-            Err(_) => return Err(core.fail(None, Failure::Timeout)),
+        let failure = match tokio::time::timeout(core.timeout, ready).await {
+            Ok(Ok(())) => None,
+            Ok(Err(f)) => Some(f),
+            Err(_) => Some(Failure::Timeout),
+        };
+        if let Some(f) = failure {
+            if !lazy {
+                return Err(core.fail(None, f));
+            }
+            let e = core.fail(None, f);
+            tracing::debug!(error = %e, "flipcache: built without reaching Redis (lazy_connect)");
+            // If a connection is up but registering this cache's prefix did not finish, start
+            // over: the next connection registers every prefix before anything is filled.
+            core.remote.reset();
         }
         if refresh_every.is_some() && core.local.enabled() {
             let (tx, rx) = mpsc::unbounded_channel();

@@ -121,6 +121,13 @@ impl Remote {
         }
     }
 
+    /// Drops the current connection, if any (see [`Remote::lost`]).
+    pub(crate) fn reset(&self) {
+        if let Some((generation, _)) = self.current() {
+            self.lost(generation);
+        }
+    }
+
     /// The current connection, connecting (and enabling tracking) first if needed.
     async fn connection(self: &Arc<Self>) -> Result<(u64, MultiplexedConnection), RedisError> {
         if let Some(c) = self.current() {

@@ -335,7 +335,8 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             .local_max(o.local_max)
             .refresh_expire_time_on_get(o.refresh_on_get)
             .timeout(o.timeout)
-            .connect_timeout(o.timeout);
+            .connect_timeout(o.timeout)
+            .lazy_connect(true);
         if let Some(ttl) = o.expire_time {
             b = b.expire_time(ttl);
         }
