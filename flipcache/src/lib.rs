@@ -3,10 +3,11 @@
 //! round trip. The Rust counterpart of the Python [FlipCache], with the same Redis layout
 //! (`{name}:{key}`, text values), so Rust and Python services can share a cache.
 //!
-//! **Eviction.** The L1 holds at most `local_max` entries (default 100; 0 turns it off) and
-//! evicts the least recently used; a read counts as use. Large L1s are split into shards with
-//! their own lock (so threads do not queue on one), each an exact LRU; an L1 under 64 entries is
-//! one shard.
+//! **Eviction.** The L1 holds at most `local_max` entries (default 100; 0 turns it off). When
+//! full it evicts by CLOCK (second chance), the usual stand-in for LRU: entries leave oldest
+//! first, except that one read since the sweep last passed gets another round. Hits take no
+//! lock and write no shared memory (the table is lock-free), so they scale across threads;
+//! fills, writes and invalidations take the lock of one of several shards.
 //!
 //! **Expiration.** Every L1 entry carries the deadline of its Redis TTL (read with `PTTL` in the
 //! same round trip as the value), so the L1 never serves a value after Redis has expired it.
