@@ -48,6 +48,8 @@ enum Source {
         service: String,
         node: redis::RedisConnectionInfo,
     },
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<String>),
 }
 
 /// Configures a cache; made by [`FlipCache::builder`](crate::FlipCache::builder).
@@ -274,6 +276,25 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// Uses a Redis Cluster, discovered through the seed nodes `nodes` (`redis://host:port` or
+    /// `rediss://` URLs; one reachable node is enough, credentials go in the URLs). Each key
+    /// goes to the primary owning its hash slot; `get_many`/`set_many` send one pipeline per
+    /// slot, all at once; `len`, `keys` and `clear` scan every primary. Coherence: tracking is
+    /// registered on every primary, and when a node's connection drops or the cluster's
+    /// primaries or slots change (failover, resharding, a node added), every L1 on the
+    /// connection is emptied and tracking is registered again on the new topology. Needs the
+    /// `cluster` cargo feature.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .redis_cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn redis_cluster(mut self, nodes: &[&str]) -> Self {
+        self.source = Source::Cluster(nodes.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
     /// Finds the primary of `service` through the Sentinels at `sentinels` (`redis://host:port`
     /// URLs), and finds it again after a failover: a connection to a demoted server is dropped
     /// (and every L1 on it emptied) and the next call reconnects to the new primary. Needs the
@@ -335,6 +356,11 @@ impl<K, V, C> Builder<K, V, C> {
             return Target::sentinel(sentinels, service, node.clone())
                 .map_err(|e| self.config(format!("invalid Sentinel settings: {e}")));
         }
+        #[cfg(feature = "cluster")]
+        if let Source::Cluster(nodes) = &self.source {
+            return Target::cluster(nodes)
+                .map_err(|e| self.config(format!("invalid Redis Cluster settings: {e}")));
+        }
         let client = self.client()?;
         Target::direct(&client)
             .map_err(|e| self.config(format!("invalid Redis connection settings: {e}")))
@@ -347,6 +373,10 @@ impl<K, V, C> Builder<K, V, C> {
             #[cfg(feature = "sentinel")]
             Source::Sentinel { .. } => {
                 return Err(self.config("no single Redis URL with Sentinel".into()));
+            }
+            #[cfg(feature = "cluster")]
+            Source::Cluster(_) => {
+                return Err(self.config("no single Redis URL with a cluster".into()));
             }
             Source::Env => std::env::var("FLIPCACHE_REDIS_URL")
                 .or_else(|_| std::env::var("REDIS_URL"))

@@ -1,5 +1,6 @@
-//! Where a shared connection goes: a fixed server, or the primary that a set of Sentinels
-//! currently names (looked up again at every reconnect, so a failover is followed).
+//! Where a shared connection goes: a fixed server, the primary that a set of Sentinels
+//! currently names (looked up again at every reconnect, so a failover is followed), or a Redis
+//! Cluster found through seed nodes.
 
 use redis::{Client, ProtocolVersion, RedisError};
 
@@ -10,6 +11,9 @@ pub(crate) enum Target {
     /// The primary of `service`, as the Sentinels report it.
     #[cfg(feature = "sentinel")]
     Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
+    /// A Redis Cluster, reached through its seed nodes.
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster::ClusterClient),
 }
 
 impl Target {
@@ -69,12 +73,40 @@ impl Target {
         ))
     }
 
-    /// The client to connect with now.
+    /// A Redis Cluster reached through the seed nodes `nodes` (URLs; credentials and TLS are
+    /// taken from them).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn cluster(nodes: &[String]) -> Result<(Target, String, String), RedisError> {
+        tls_provider();
+        let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+            .use_protocol(ProtocolVersion::RESP3)
+            .build()?;
+        let mut sorted = nodes.to_vec();
+        sorted.sort();
+        let identity = format!("cluster|{sorted:?}");
+        // The endpoint is printed: no credentials in it.
+        let endpoint = format!(
+            "cluster via {}",
+            nodes
+                .iter()
+                .map(|n| n.rsplit('@').next().unwrap_or(n))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Ok((Target::Cluster(client), identity, endpoint))
+    }
+
+    /// The client to connect with now (not for a cluster, which connects on its own).
     pub(crate) async fn resolve(&self) -> Result<Client, RedisError> {
         match self {
             Target::Direct(client) => Ok(client.clone()),
             #[cfg(feature = "sentinel")]
             Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+            #[cfg(feature = "cluster")]
+            Target::Cluster(_) => Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "a cluster has no single server to resolve",
+            ))),
         }
     }
 }

@@ -48,6 +48,7 @@ mod arg;
 mod builder;
 mod cache;
 mod codec;
+mod conn;
 mod core;
 mod endpoint;
 mod error;

@@ -6,12 +6,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, ErrorKind, PushInfo, PushKind, RedisError, ServerErrorKind, Value,
 };
 use tokio::runtime::Handle;
 
+use crate::conn::Conn;
 use crate::endpoint::Target;
 use crate::tracking::{Coverage, Registry};
 
@@ -36,8 +36,10 @@ impl From<RedisError> for Failure {
 
 #[derive(Default)]
 struct State {
-    current: Option<(u64, MultiplexedConnection)>,
+    current: Option<(u64, Conn)>,
     generation: u64,
+    /// The cluster's primaries and their slots when the current connection was made.
+    topology: Vec<String>,
 }
 
 /// One Redis endpoint: its shared connection and the caches using it.
@@ -96,7 +98,7 @@ impl Remote {
         &self.endpoint
     }
 
-    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+    fn current(&self) -> Option<(u64, Conn)> {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -121,6 +123,12 @@ impl Remote {
         }
     }
 
+    /// Whether `now` differs from the topology seen when connection `generation` was made.
+    fn topology_changed(&self, generation: u64, now: &[String]) -> bool {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.current.as_ref().is_some_and(|(g, _)| *g == generation) && st.topology != now
+    }
+
     /// Drops the current connection, if any (see [`Remote::lost`]).
     pub(crate) fn reset(&self) {
         if let Some((generation, _)) = self.current() {
@@ -129,7 +137,7 @@ impl Remote {
     }
 
     /// The current connection, connecting (and enabling tracking) first if needed.
-    async fn connection(self: &Arc<Self>) -> Result<(u64, MultiplexedConnection), RedisError> {
+    async fn connection(self: &Arc<Self>) -> Result<(u64, Conn), RedisError> {
         if let Some(c) = self.current() {
             return Ok(c);
         }
@@ -142,7 +150,7 @@ impl Remote {
 
     /// Opens a new connection with tracking on for every coherent prefix, then publishes it.
     /// Caller holds `connecting`.
-    async fn connect_locked(self: &Arc<Self>) -> Result<(u64, MultiplexedConnection), RedisError> {
+    async fn connect_locked(self: &Arc<Self>) -> Result<(u64, Conn), RedisError> {
         let generation = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.generation += 1;
@@ -155,28 +163,47 @@ impl Remote {
             };
             match info.kind {
                 PushKind::Invalidate => remote.registry.on_push(&info.data),
+                // On a cluster: any node's connection (redis-rs reconnects it, without our
+                // tracking), so the whole connection is dropped and made again.
                 PushKind::Disconnection => remote.lost(generation),
                 _ => {}
             }
             Ok(())
         };
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(None)
-            .set_push_sender(on_push);
         let me = self.clone();
+        let timeout = self.connect_timeout;
         // The connection's driver task must live on the background runtime, which outlives
         // any runtime of the caller.
         let mut conn = self
             .rt
             .spawn(async move {
-                let client = me.target.resolve().await?;
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
+                match &me.target {
+                    #[cfg(feature = "cluster")]
+                    Target::Cluster(client) => {
+                        let config = redis::cluster::ClusterConfig::new()
+                            .set_connection_timeout(timeout)
+                            .set_push_sender(on_push);
+                        client
+                            .get_async_connection_with_config(config)
+                            .await
+                            .map(Conn::Cluster)
+                    }
+                    _ => {
+                        let config = AsyncConnectionConfig::new()
+                            .set_connection_timeout(Some(timeout))
+                            .set_response_timeout(None)
+                            .set_push_sender(on_push);
+                        let client = me.target.resolve().await?;
+                        client
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await
+                            .map(Conn::Single)
+                    }
+                }
             })
             .await
             .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))??;
+        let topology = conn.topology().await?;
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
             match track(&mut conn, &prefixes).await {
@@ -185,8 +212,9 @@ impl Remote {
                 Err(e) => self.tracking_refused(&e),
             }
         }
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).current =
-            Some((generation, conn.clone()));
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.current = Some((generation, conn.clone()));
+        st.topology = topology;
         Ok((generation, conn))
     }
 
@@ -243,7 +271,7 @@ impl Remote {
         op: F,
     ) -> Result<T, Failure>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let work = async {
@@ -264,15 +292,15 @@ impl Remote {
     }
 }
 
-/// `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ... NOLOOP`.
-async fn track(conn: &mut MultiplexedConnection, prefixes: &[String]) -> Result<(), RedisError> {
+/// `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ... NOLOOP`, on every primary.
+async fn track(conn: &mut Conn, prefixes: &[String]) -> Result<(), RedisError> {
     let mut cmd = redis::cmd("CLIENT");
     cmd.arg("TRACKING").arg("ON").arg("BCAST");
     for p in prefixes {
         cmd.arg("PREFIX").arg(p);
     }
     cmd.arg("NOLOOP");
-    cmd.query_async::<()>(conn).await
+    conn.on_every_primary(&cmd).await.map(drop)
 }
 
 /// Pings the shared connection while the endpoint is in use; a connection that stops answering
@@ -289,7 +317,18 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             match tokio::time::timeout(PING_TIMEOUT, ping.query_async::<Value>(&mut conn)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) if !is_connection_error(&e) => {}
-                _ => r.lost(generation),
+                _ => {
+                    r.lost(generation);
+                    continue;
+                }
+            }
+            // A cluster whose primaries or slots changed (failover, resharding, a new node)
+            // may have primaries that do not track for us: start over.
+            if let Ok(Ok(now)) = tokio::time::timeout(PING_TIMEOUT, conn.topology()).await
+                && r.topology_changed(generation, &now)
+            {
+                tracing::warn!(endpoint = %r.endpoint, "flipcache: the cluster's topology changed; reconnecting");
+                r.lost(generation);
             }
         }
     });
@@ -322,11 +361,7 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-pub(crate) async fn get(
-    mut conn: MultiplexedConnection,
-    key: &str,
-    mode: ReadMode,
-) -> Result<Fetched, RedisError> {
+pub(crate) async fn get(mut conn: Conn, key: &str, mode: ReadMode) -> Result<Fetched, RedisError> {
     match mode {
         ReadMode::Plain => {
             let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
@@ -368,7 +403,7 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn get_many(
-    mut conn: MultiplexedConnection,
+    mut conn: Conn,
     keys: &[String],
     mode: ReadMode,
 ) -> Result<Vec<Fetched>, RedisError> {
@@ -377,19 +412,29 @@ pub(crate) async fn get_many(
     }
     match mode {
         ReadMode::Plain => {
-            let values: Vec<Option<Vec<u8>>> =
-                redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
+            let values: Vec<Option<Vec<u8>>> = match &mut conn {
+                Conn::Single(c) => redis::cmd("MGET").arg(keys).query_async(c).await?,
+                #[cfg(feature = "cluster")]
+                Conn::Cluster(_) => conn
+                    .pipelined(keys, 1, |p, i| {
+                        p.cmd("GET").arg(&keys[i]);
+                    })
+                    .await?
+                    .into_iter()
+                    .map(redis::from_redis_value)
+                    .collect::<Result<_, _>>()?,
+            };
             Ok(values
                 .into_iter()
                 .map(|value| Fetched { value, pttl: None })
                 .collect())
         }
         ReadMode::WithTtl => {
-            let mut pipe = redis::pipe();
-            for k in keys {
-                pipe.cmd("GET").arg(k).cmd("PTTL").arg(k);
-            }
-            let raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+            let raw = conn
+                .pipelined(keys, 2, |p, i| {
+                    p.cmd("GET").arg(&keys[i]).cmd("PTTL").arg(&keys[i]);
+                })
+                .await?;
             let mut out = Vec::with_capacity(keys.len());
             let mut it = raw.into_iter();
             while let (Some(v), Some(t)) = (it.next(), it.next()) {
@@ -410,18 +455,19 @@ pub(crate) async fn get_many(
             Ok(out)
         }
         ReadMode::Refresh(ttl) => {
-            let mut pipe = redis::pipe();
-            for k in keys {
-                pipe.cmd("GETEX").arg(k).arg("PX").arg(ms(ttl));
-            }
-            let values: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await?;
-            Ok(values
-                .into_iter()
-                .map(|value| Fetched {
-                    value,
-                    pttl: Some(ms(ttl)),
+            let raw = conn
+                .pipelined(keys, 1, |p, i| {
+                    p.cmd("GETEX").arg(&keys[i]).arg("PX").arg(ms(ttl));
                 })
-                .collect())
+                .await?;
+            raw.into_iter()
+                .map(|v| {
+                    Ok(Fetched {
+                        value: redis::from_redis_value(v)?,
+                        pttl: Some(ms(ttl)),
+                    })
+                })
+                .collect()
         }
     }
 }
@@ -440,7 +486,7 @@ fn set_cmd<'a>(
 }
 
 pub(crate) async fn set(
-    mut conn: MultiplexedConnection,
+    mut conn: Conn,
     key: &str,
     value: &[u8],
     ttl: Option<Duration>,
@@ -454,35 +500,32 @@ pub(crate) async fn set(
 }
 
 pub(crate) async fn set_many(
-    mut conn: MultiplexedConnection,
+    mut conn: Conn,
     items: &[(String, Vec<u8>)],
     ttl: Option<Duration>,
 ) -> Result<(), RedisError> {
     if items.is_empty() {
         return Ok(());
     }
-    let mut pipe = redis::pipe();
-    for (k, v) in items {
-        set_cmd(&mut pipe, k, v, ttl);
-    }
-    pipe.query_async::<()>(&mut conn).await
+    let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+    conn.pipelined(&keys, 0, |p, i| {
+        set_cmd(p, &items[i].0, &items[i].1, ttl);
+    })
+    .await
+    .map(drop)
 }
 
-pub(crate) async fn del(mut conn: MultiplexedConnection, key: &str) -> Result<bool, RedisError> {
+pub(crate) async fn del(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
     let n: u64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
     Ok(n > 0)
 }
 
-pub(crate) async fn exists(mut conn: MultiplexedConnection, key: &str) -> Result<bool, RedisError> {
+pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
     let n: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
     Ok(n > 0)
 }
 
-pub(crate) async fn pexpire(
-    mut conn: MultiplexedConnection,
-    key: &str,
-    ttl: Duration,
-) -> Result<bool, RedisError> {
+pub(crate) async fn pexpire(mut conn: Conn, key: &str, ttl: Duration) -> Result<bool, RedisError> {
     let n: u64 = redis::cmd("PEXPIRE")
         .arg(key)
         .arg(ms(ttl))
@@ -492,56 +535,48 @@ pub(crate) async fn pexpire(
 }
 
 pub(crate) async fn pexpire_many(
-    mut conn: MultiplexedConnection,
+    mut conn: Conn,
     keys: &[String],
     ttl: Duration,
 ) -> Result<Vec<bool>, RedisError> {
-    let mut pipe = redis::pipe();
-    for k in keys {
-        pipe.cmd("PEXPIRE").arg(k).arg(ms(ttl));
-    }
-    pipe.query_async(&mut conn).await
+    conn.pipelined(keys, 1, |p, i| {
+        p.cmd("PEXPIRE").arg(&keys[i]).arg(ms(ttl));
+    })
+    .await?
+    .into_iter()
+    .map(|v| Ok(redis::from_redis_value::<u64>(v)? > 0))
+    .collect()
 }
 
-/// Every key matching `pattern`, by `SCAN` (never `KEYS`).
-pub(crate) async fn scan(
-    mut conn: MultiplexedConnection,
-    pattern: &str,
-) -> Result<Vec<Vec<u8>>, RedisError> {
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
-        out.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+/// Every key matching `pattern`, by `SCAN` (never `KEYS`), on every primary.
+pub(crate) async fn scan(mut conn: Conn, pattern: &str) -> Result<Vec<Vec<u8>>, RedisError> {
+    let mut out = conn
+        .scan_primaries(|cursor| {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            cmd
+        })
+        .await?;
     // SCAN may return a key more than once.
     out.sort_unstable();
     out.dedup();
     Ok(out)
 }
 
-/// Unlinks `keys` in batches; returns how many existed.
-pub(crate) async fn unlink(
-    mut conn: MultiplexedConnection,
-    keys: &[Vec<u8>],
-) -> Result<usize, RedisError> {
+/// Unlinks `keys` in batches (by hash slot on a cluster); returns how many existed.
+pub(crate) async fn unlink(mut conn: Conn, keys: &[Vec<u8>]) -> Result<usize, RedisError> {
     let mut removed = 0;
-    for batch in keys.chunks(1000) {
-        removed += redis::cmd("UNLINK")
-            .arg(batch)
-            .query_async::<usize>(&mut conn)
-            .await?;
+    for group in conn.key_groups(keys) {
+        for batch in group.chunks(1000) {
+            removed += redis::cmd("UNLINK")
+                .arg(batch)
+                .query_async::<usize>(&mut conn)
+                .await?;
+        }
     }
     Ok(removed)
 }

@@ -1,0 +1,328 @@
+//! Redis Cluster: three primaries started by the test on free ports (cluster mode, slots split
+//! three ways), a cache pointed at one seed node. Proves that every verb reaches the primary
+//! owning each key, that batches and scans span every primary, that foreign writes on any
+//! primary invalidate the L1, that a dropped node connection empties the L1 and tracking comes
+//! back, and that a slot moved to another primary is followed without a stale read.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use flipcache::FlipCache;
+use redis::Commands;
+use support::{Server, eventually};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Cluster {
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// Three primaries owning slots 0-5460, 5461-10922, 10923-16383.
+    fn start() -> Cluster {
+        let nodes: Vec<Server> = (0..3)
+            .map(|i| {
+                let conf = format!(
+                    "nodes-{}-{}-{i}.conf",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos())
+                );
+                Server::start_with(&[
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    conf,
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                ])
+            })
+            .collect();
+        let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
+        for (node, (a, b)) in nodes.iter().zip(ranges) {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(a)
+                .arg(b)
+                .query(&mut node.raw())
+                .expect("ADDSLOTSRANGE");
+        }
+        for node in &nodes[1..] {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(node.port())
+                .query(&mut nodes[0].raw())
+                .expect("MEET");
+        }
+        let cluster = Cluster { nodes };
+        eventually(Duration::from_secs(30), "the cluster to form", || {
+            cluster.nodes.iter().all(|n| {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut n.raw())
+                    .unwrap_or_default();
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+            })
+        });
+        cluster
+    }
+
+    fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(Server::url).collect()
+    }
+
+    fn cache(&self, name: &str) -> FlipCache<String, String> {
+        let seeds = self.seeds();
+        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        FlipCache::builder(name)
+            .local_max(10_000)
+            .redis_cluster(&seeds[..1])
+            .build()
+            .expect("build on a cluster")
+    }
+
+    /// A foreign writer that knows the cluster (redis-rs's own cluster client).
+    fn foreign(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.seeds())
+            .expect("cluster client")
+            .get_connection()
+            .expect("cluster connection")
+    }
+
+    /// The index of the node owning `key`.
+    fn owner(&self, key: &str) -> usize {
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut self.nodes[0].raw())
+            .unwrap();
+        self.owner_of_slot(slot)
+    }
+
+    /// The index of the node owning `slot`, as node 0 sees the cluster (`CLUSTER SLOTS`).
+    fn owner_of_slot(&self, slot: u16) -> usize {
+        let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut self.nodes[0].raw())
+            .unwrap();
+        for range in ranges {
+            let redis::Value::Array(items) = range else {
+                continue;
+            };
+            let num = |v: &redis::Value| redis::from_redis_value::<u16>(v.clone()).unwrap();
+            if (num(&items[0])..=num(&items[1])).contains(&slot) {
+                let redis::Value::Array(primary) = &items[2] else {
+                    panic!("unexpected CLUSTER SLOTS entry");
+                };
+                let port = num(&primary[1]);
+                return self.nodes.iter().position(|n| n.port() == port).unwrap();
+            }
+        }
+        panic!("no node owns slot {slot}")
+    }
+
+    fn node_id(&self, i: usize) -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut self.nodes[i].raw())
+            .unwrap()
+    }
+}
+
+fn dbsize(s: &Server) -> u64 {
+    redis::cmd("DBSIZE").query(&mut s.raw()).unwrap()
+}
+
+#[test]
+fn every_verb_spans_the_primaries() {
+    let cluster = Cluster::start();
+    let c = cluster.cache("cl");
+    let items: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
+    c.set_many(items.clone()).unwrap();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        assert!(dbsize(node) > 50, "node {i} holds its share of the keys");
+    }
+    let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).rev().collect();
+    let got = c.get_many(&keys).unwrap();
+    let want: Vec<Option<String>> = items.iter().rev().map(|(_, v)| Some(v.clone())).collect();
+    assert_eq!(got, want, "get_many answers in the order asked");
+    assert_eq!(c.len().unwrap(), 300);
+    let all: HashSet<String> = c.keys().unwrap().into_iter().collect();
+    assert_eq!(all, keys.iter().cloned().collect::<HashSet<_>>());
+
+    c.set("one", "1").unwrap();
+    assert_eq!(c.get("one").unwrap().as_deref(), Some("1"));
+    let owner = cluster.owner("cl:one");
+    let raw: Option<String> = cluster.nodes[owner].raw().get("cl:one").unwrap();
+    assert_eq!(
+        raw.as_deref(),
+        Some("1"),
+        "the write went to the owning primary"
+    );
+    assert!(c.contains("one").unwrap());
+    assert!(c.delete("one").unwrap());
+    assert!(!c.contains("one").unwrap());
+
+    // A cache with an L1 off reads with one pipeline per slot too.
+    let plain: FlipCache<String, String> = FlipCache::builder("cl")
+        .local_max(0)
+        .redis_cluster(&[&cluster.seeds()[1]])
+        .build()
+        .unwrap();
+    assert_eq!(plain.get_many(&keys).unwrap(), want);
+
+    assert_eq!(c.clear().unwrap(), 300);
+    assert_eq!(c.len().unwrap(), 0);
+    for node in &cluster.nodes {
+        assert_eq!(dbsize(node), 0);
+    }
+}
+
+#[test]
+fn foreign_writes_on_every_primary_invalidate_the_l1() {
+    let cluster = Cluster::start();
+    let c = cluster.cache("cf");
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    c.set_many(keys.iter().map(|k| (k.clone(), "old".to_string())))
+        .unwrap();
+    let owners: HashSet<usize> = keys
+        .iter()
+        .map(|k| cluster.owner(&format!("cf:{k}")))
+        .collect();
+    assert_eq!(owners.len(), 3, "the keys cover every primary");
+    for k in &keys {
+        assert!(c.local_contains(k.as_str()));
+    }
+    let before = c.stats().invalidations;
+    let mut foreign = cluster.foreign();
+    for k in &keys {
+        let _: () = foreign.set(format!("cf:{k}"), "new").unwrap();
+    }
+    eventually(WAIT, "every key's invalidation", || {
+        keys.iter().all(|k| !c.local_contains(k.as_str()))
+    });
+    assert!(c.stats().invalidations >= before + keys.len() as u64);
+    for k in &keys {
+        assert_eq!(c.get(k).unwrap().as_deref(), Some("new"));
+    }
+}
+
+#[test]
+fn a_dropped_node_connection_empties_the_l1_and_tracking_comes_back() {
+    let cluster = Cluster::start();
+    let c = cluster.cache("cd");
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    c.set_many(keys.iter().map(|k| (k.clone(), "v1".to_string())))
+        .unwrap();
+    let flushes = c.stats().flushes;
+    // Kill every client connection of node 1 (ours among them).
+    let _: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut cluster.nodes[1].raw())
+        .unwrap();
+    eventually(WAIT, "the L1 to be emptied", || c.stats().flushes > flushes);
+    assert_eq!(
+        c.local_len(),
+        0,
+        "what the dropped connection missed cannot be known"
+    );
+
+    // The cache works again, and node 1 reports foreign writes again (tracking was
+    // registered on the new connection).
+    for k in &keys {
+        assert_eq!(c.get(k).unwrap().as_deref(), Some("v1"));
+    }
+    let on_node_1: Vec<&String> = keys
+        .iter()
+        .filter(|k| cluster.owner(&format!("cd:{k}")) == 1)
+        .collect();
+    assert!(!on_node_1.is_empty());
+    for k in &on_node_1 {
+        assert!(c.local_contains(k.as_str()));
+    }
+    let mut foreign = cluster.foreign();
+    for k in &on_node_1 {
+        let _: () = foreign.set(format!("cd:{k}"), "v2").unwrap();
+    }
+    eventually(WAIT, "node 1's invalidations", || {
+        on_node_1.iter().all(|k| !c.local_contains(k.as_str()))
+    });
+    for k in &on_node_1 {
+        assert_eq!(c.get(k.as_str()).unwrap().as_deref(), Some("v2"));
+    }
+}
+
+#[test]
+fn a_slot_moved_to_another_primary_is_followed() {
+    let cluster = Cluster::start();
+    let c = cluster.cache("cm");
+    c.set("k", "v1").unwrap();
+    assert!(c.local_contains("k"));
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("cm:k")
+        .query(&mut cluster.nodes[0].raw())
+        .unwrap();
+    let from = cluster.owner_of_slot(slot);
+    let to = (from + 1) % 3;
+    let (from_id, to_id) = (cluster.node_id(from), cluster.node_id(to));
+    let flushes = c.stats().flushes;
+
+    // The standard migration: IMPORTING on the target, MIGRATING on the source, move the
+    // keys, then give the slot to the target everywhere.
+    let set_slot = |node: usize, state: &str, id: &str| {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(id)
+            .query(&mut cluster.nodes[node].raw())
+            .unwrap();
+    };
+    set_slot(to, "IMPORTING", &from_id);
+    set_slot(from, "MIGRATING", &to_id);
+    let _: () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(cluster.nodes[to].port())
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg("cm:k")
+        .query(&mut cluster.nodes[from].raw())
+        .unwrap();
+    for node in 0..3 {
+        set_slot(node, "NODE", &to_id);
+    }
+    let moved: Option<String> = cluster.nodes[to].raw().get("cm:k").unwrap();
+    assert_eq!(
+        moved.as_deref(),
+        Some("v1"),
+        "the key now lives on the target"
+    );
+
+    // The cache notices the new topology (emptying its L1), and keeps reading and writing.
+    eventually(WAIT, "the topology change to be noticed", || {
+        c.stats().flushes > flushes
+    });
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("v1"));
+    c.set("k", "v2").unwrap();
+    let now: Option<String> = cluster.nodes[to].raw().get("cm:k").unwrap();
+    assert_eq!(now.as_deref(), Some("v2"), "the write followed the slot");
+    assert!(c.local_contains("k"));
+    // The new owner reports foreign writes.
+    let before = c.stats().invalidations;
+    let _: () = cluster.nodes[to].raw().set("cm:k", "v3").unwrap();
+    eventually(WAIT, "the new owner's invalidation", || {
+        c.stats().invalidations > before
+    });
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("v3"));
+}
