@@ -22,7 +22,12 @@ struct Cluster {
 impl Cluster {
     /// Three primaries owning slots 0-5460, 5461-10922, 10923-16383.
     fn start() -> Cluster {
-        let nodes: Vec<Server> = (0..3)
+        Self::start_with_replicas(0)
+    }
+
+    /// Three primaries, and `replicas` replicas of the first (nodes 3, 4, ...).
+    fn start_with_replicas(replicas: usize) -> Cluster {
+        let nodes: Vec<Server> = (0..3 + replicas)
             .map(|i| {
                 let conf = format!(
                     "nodes-{}-{}-{i}.conf",
@@ -59,15 +64,33 @@ impl Cluster {
                 .expect("MEET");
         }
         let cluster = Cluster { nodes };
+        let known = format!("cluster_known_nodes:{}", cluster.nodes.len());
         eventually(Duration::from_secs(30), "the cluster to form", || {
             cluster.nodes.iter().all(|n| {
                 let info: String = redis::cmd("CLUSTER")
                     .arg("INFO")
                     .query(&mut n.raw())
                     .unwrap_or_default();
-                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+                info.contains("cluster_state:ok") && info.contains(&known)
             })
         });
+        let primary = cluster.node_id(0);
+        for replica in &cluster.nodes[3..] {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("REPLICATE")
+                .arg(&primary)
+                .query(&mut replica.raw())
+                .expect("REPLICATE");
+        }
+        for replica in &cluster.nodes[3..] {
+            eventually(Duration::from_secs(30), "the replica to sync", || {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut replica.raw())
+                    .unwrap_or_default();
+                info.contains("master_link_status:up")
+            });
+        }
         cluster
     }
 
@@ -76,18 +99,30 @@ impl Cluster {
     }
 
     fn cache(&self, name: &str) -> FlipCache<String, String> {
+        self.cache_with_seeds(name, 1)
+    }
+
+    /// A cache given the first `n` nodes as seeds.
+    fn cache_with_seeds(&self, name: &str, n: usize) -> FlipCache<String, String> {
         let seeds = self.seeds();
         let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
         FlipCache::builder(name)
             .local_max(10_000)
-            .redis_cluster(&seeds[..1])
+            .timeout(Duration::from_millis(500))
+            .redis_cluster(&seeds[..n])
             .build()
             .expect("build on a cluster")
     }
 
     /// A foreign writer that knows the cluster (redis-rs's own cluster client).
     fn foreign(&self) -> redis::cluster::ClusterConnection {
-        redis::cluster::ClusterClient::new(self.seeds())
+        let live: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(Server::url)
+            .collect();
+        redis::cluster::ClusterClient::new(live)
             .expect("cluster client")
             .get_connection()
             .expect("cluster connection")
@@ -95,19 +130,30 @@ impl Cluster {
 
     /// The index of the node owning `key`.
     fn owner(&self, key: &str) -> usize {
+        let asked = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a live node");
         let slot: u16 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)
-            .query(&mut self.nodes[0].raw())
+            .query(&mut asked.raw())
             .unwrap();
         self.owner_of_slot(slot)
     }
 
-    /// The index of the node owning `slot`, as node 0 sees the cluster (`CLUSTER SLOTS`).
+    /// The index of the node owning `slot`, as a running node sees the cluster
+    /// (`CLUSTER SLOTS`).
     fn owner_of_slot(&self, slot: u16) -> usize {
+        let asked = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a live node");
         let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
             .arg("SLOTS")
-            .query(&mut self.nodes[0].raw())
+            .query(&mut asked.raw())
             .unwrap();
         for range in ranges {
             let redis::Value::Array(items) = range else {
@@ -325,4 +371,58 @@ fn a_slot_moved_to_another_primary_is_followed() {
         c.stats().invalidations > before
     });
     assert_eq!(c.get("k").unwrap().as_deref(), Some("v3"));
+}
+
+#[test]
+fn a_stopped_primary_is_replaced_by_its_replica_without_stale_reads() {
+    let mut cluster = Cluster::start_with_replicas(1);
+    let c = cluster.cache_with_seeds("cr", 4);
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    c.set_many(keys.iter().map(|k| (k.clone(), "v1".to_string())))
+        .unwrap();
+    let on_node_0: Vec<String> = keys
+        .iter()
+        .filter(|k| cluster.owner(&format!("cr:{k}")) == 0)
+        .cloned()
+        .collect();
+    assert!(!on_node_0.is_empty());
+    // The replica has the writes before the primary goes.
+    let _: u64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut cluster.nodes[0].raw())
+        .unwrap();
+    let flushes = c.stats().flushes;
+
+    cluster.nodes[0].stop();
+    eventually(WAIT, "the L1 to be emptied", || c.stats().flushes > flushes);
+    assert_eq!(c.local_len(), 0);
+
+    // Calls for node 0's keys fail (clearly) until the replica takes over, then succeed.
+    let k = on_node_0[0].as_str();
+    eventually(Duration::from_secs(30), "the replica to take over", || {
+        let r = c.get(k);
+        matches!(r, Ok(Some(ref v)) if v == "v1")
+    });
+    assert_eq!(
+        cluster.owner(&format!("cr:{k}")),
+        3,
+        "the replica is the primary now"
+    );
+    for k in &on_node_0 {
+        assert_eq!(c.get(k.as_str()).unwrap().as_deref(), Some("v1"));
+    }
+    // The new primary reports foreign writes: no stale read.
+    let mut foreign = cluster.foreign();
+    for k in &on_node_0 {
+        let _: () = foreign.set(format!("cr:{k}"), "v2").unwrap();
+    }
+    eventually(WAIT, "the new primary's invalidations", || {
+        on_node_0.iter().all(|k| !c.local_contains(k.as_str()))
+    });
+    for k in &on_node_0 {
+        assert_eq!(c.get(k.as_str()).unwrap().as_deref(), Some("v2"));
+    }
+    c.set("after", "ok").unwrap();
+    assert_eq!(c.get("after").unwrap().as_deref(), Some("ok"));
 }

@@ -249,10 +249,12 @@ mod cluster {
         let mut out = Vec::new();
         for shard in shards {
             let shard = map_of(shard).ok_or_else(bad)?;
-            let slots = shard
-                .get("slots")
-                .map(|s| format!("{s:?}"))
-                .unwrap_or_default();
+            // A shard without slots holds no keys (a failed primary whose replica took over
+            // is listed like that until it comes back).
+            let slots = match shard.get("slots") {
+                Some(Value::Array(s)) if !s.is_empty() => format!("{s:?}"),
+                _ => continue,
+            };
             let Some(Value::Array(nodes)) = shard.get("nodes") else {
                 return Err(bad());
             };
@@ -263,7 +265,7 @@ mod cluster {
                         .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
                 };
                 if text("role").as_deref() != Some("master")
-                    || text("health").as_deref() == Some("fail")
+                    || matches!(text("health").as_deref(), Some("fail" | "failed"))
                 {
                     continue;
                 }

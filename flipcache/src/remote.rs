@@ -65,6 +65,15 @@ fn is_connection_error(e: &RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_unrecoverable_error()
+        // A cluster node the connection has no link to (it died): a fresh connection reads
+        // the topology again.
+        || e.kind() == ErrorKind::ClusterConnectionNotFound
+}
+
+/// Whether the server itself refused a command (rather than the command not getting
+/// through): only then is `CLIENT TRACKING` unsupported.
+fn is_refusal(e: &RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::Server(_))
 }
 
 impl Remote {
@@ -208,8 +217,9 @@ impl Remote {
         if !prefixes.is_empty() && !self.registry.unsupported() {
             match track(&mut conn, &prefixes).await {
                 Ok(()) => self.registry.set_tracked(prefixes),
-                Err(e) if is_connection_error(&e) => return Err(e),
-                Err(e) => self.tracking_refused(&e),
+                Err(e) if is_refusal(&e) => self.tracking_refused(&e),
+                // Not tracked everywhere: the connection is not usable for an L1.
+                Err(e) => return Err(e),
             }
         }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -246,13 +256,13 @@ impl Remote {
                     self.registry.add_tracked(prefix.to_owned());
                     Ok(())
                 }
-                Err(e) if is_connection_error(&e) => {
-                    self.lost(generation);
-                    Err(e)
-                }
-                Err(e) => {
+                Err(e) if is_refusal(&e) => {
                     self.tracking_refused(&e);
                     Ok(())
+                }
+                Err(e) => {
+                    self.lost(generation);
+                    Err(e)
                 }
             },
             Coverage::Overlaps => {

@@ -87,6 +87,11 @@ impl Server {
         self.client().get_connection().expect("raw connection")
     }
 
+    /// Whether the server is up (not stopped by the test).
+    pub fn is_running(&self) -> bool {
+        self.inner.is_some()
+    }
+
     /// Kills the server.
     pub fn stop(&mut self) {
         if let Some(mut s) = self.inner.take() {
