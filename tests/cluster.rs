@@ -2,7 +2,8 @@
 //! three ways), a cache pointed at one seed node. Proves that every verb reaches the primary
 //! owning each key, that batches and scans span every primary, that foreign writes on any
 //! primary invalidate the L1, that a dropped node connection empties the L1 and tracking comes
-//! back, and that a slot moved to another primary is followed without a stale read.
+//! back, that a slot moved to another primary while it is read and written is followed without
+//! a stale read, and that a primary replaced by its replica is followed.
 
 mod support;
 
@@ -42,7 +43,7 @@ impl Cluster {
                     "--cluster-config-file".into(),
                     conf,
                     "--cluster-node-timeout".into(),
-                    "2000".into(),
+                    "3000".into(),
                 ])
             })
             .collect();
@@ -307,14 +308,19 @@ fn a_dropped_node_connection_empties_the_l1_and_tracking_comes_back() {
 }
 
 #[test]
-fn a_slot_moved_to_another_primary_is_followed() {
+fn a_slot_moved_to_another_primary_while_reading_and_writing_is_followed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
     let cluster = Cluster::start();
     let c = cluster.cache("cm");
-    c.set("k", "v1").unwrap();
-    assert!(c.local_contains("k"));
+    // Both keys share the slot of the hash tag `{t}`.
+    c.set("{t}k", "v1").unwrap();
+    c.set("{t}w", "0").unwrap();
+    assert!(c.local_contains("{t}k"));
     let slot: u16 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
-        .arg("cm:k")
+        .arg("t")
         .query(&mut cluster.nodes[0].raw())
         .unwrap();
     let from = cluster.owner_of_slot(slot);
@@ -322,8 +328,41 @@ fn a_slot_moved_to_another_primary_is_followed() {
     let (from_id, to_id) = (cluster.node_id(from), cluster.node_id(to));
     let flushes = c.stats().flushes;
 
+    // A writer counts up `{t}w` (each acknowledged value recorded), a reader checks that no
+    // read ever returns less than what was acknowledged before it started.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (c, stop, acked) = (c.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                i += 1;
+                if c.set("{t}w", i.to_string()).is_ok() {
+                    acked.store(i, Ordering::Release);
+                }
+            }
+        })
+    };
+    let reader = {
+        let (c, stop, acked) = (c.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let floor = acked.load(Ordering::Acquire);
+                if let Ok(Some(v)) = c.get("{t}w") {
+                    let v: u64 = v.parse().unwrap();
+                    assert!(v >= floor, "read {v} after {floor} was acknowledged");
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+
     // The standard migration: IMPORTING on the target, MIGRATING on the source, move the
-    // keys, then give the slot to the target everywhere.
+    // slot's keys until none is left, then give the slot to the target everywhere.
     let set_slot = |node: usize, state: &str, id: &str| {
         let _: () = redis::cmd("CLUSTER")
             .arg("SETSLOT")
@@ -335,20 +374,31 @@ fn a_slot_moved_to_another_primary_is_followed() {
     };
     set_slot(to, "IMPORTING", &from_id);
     set_slot(from, "MIGRATING", &to_id);
-    let _: () = redis::cmd("MIGRATE")
-        .arg("127.0.0.1")
-        .arg(cluster.nodes[to].port())
-        .arg("")
-        .arg(0)
-        .arg(5000)
-        .arg("KEYS")
-        .arg("cm:k")
-        .query(&mut cluster.nodes[from].raw())
-        .unwrap();
+    loop {
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(100)
+            .query(&mut cluster.nodes[from].raw())
+            .unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        let _: () = redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(cluster.nodes[to].port())
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(&keys)
+            .query(&mut cluster.nodes[from].raw())
+            .unwrap();
+    }
     for node in 0..3 {
         set_slot(node, "NODE", &to_id);
     }
-    let moved: Option<String> = cluster.nodes[to].raw().get("cm:k").unwrap();
+    let moved: Option<String> = cluster.nodes[to].raw().get("cm:{t}k").unwrap();
     assert_eq!(
         moved.as_deref(),
         Some("v1"),
@@ -359,18 +409,27 @@ fn a_slot_moved_to_another_primary_is_followed() {
     eventually(WAIT, "the topology change to be noticed", || {
         c.stats().flushes > flushes
     });
-    assert_eq!(c.get("k").unwrap().as_deref(), Some("v1"));
-    c.set("k", "v2").unwrap();
-    let now: Option<String> = cluster.nodes[to].raw().get("cm:k").unwrap();
-    assert_eq!(now.as_deref(), Some("v2"), "the write followed the slot");
-    assert!(c.local_contains("k"));
+    let before = acked.load(Ordering::Acquire);
+    eventually(WAIT, "writes to go on after the move", || {
+        acked.load(Ordering::Acquire) > before + 10
+    });
+    stop.store(true, Ordering::Release);
+    writer.join().unwrap();
+    assert!(reader.join().expect("no stale read") > 0);
+    let last = acked.load(Ordering::Acquire).to_string();
+    assert_eq!(c.get("{t}w").unwrap(), Some(last.clone()));
+    let on_target: Option<String> = cluster.nodes[to].raw().get("cm:{t}w").unwrap();
+    assert_eq!(on_target, Some(last), "the writes followed the slot");
+
+    assert_eq!(c.get("{t}k").unwrap().as_deref(), Some("v1"));
+    assert!(c.local_contains("{t}k"));
     // The new owner reports foreign writes.
     let before = c.stats().invalidations;
-    let _: () = cluster.nodes[to].raw().set("cm:k", "v3").unwrap();
+    let _: () = cluster.nodes[to].raw().set("cm:{t}k", "v3").unwrap();
     eventually(WAIT, "the new owner's invalidation", || {
         c.stats().invalidations > before
     });
-    assert_eq!(c.get("k").unwrap().as_deref(), Some("v3"));
+    assert_eq!(c.get("{t}k").unwrap().as_deref(), Some("v3"));
 }
 
 #[test]
@@ -387,11 +446,17 @@ fn a_stopped_primary_is_replaced_by_its_replica_without_stale_reads() {
         .collect();
     assert!(!on_node_0.is_empty());
     // The replica has the writes before the primary goes.
-    let _: u64 = redis::cmd("WAIT")
+    let acked: u64 = redis::cmd("WAIT")
         .arg(1)
-        .arg(5000)
+        .arg(10_000)
         .query(&mut cluster.nodes[0].raw())
         .unwrap();
+    assert_eq!(acked, 1, "the replica acknowledged the writes");
+    eventually(WAIT, "the replica to hold every key", || {
+        redis::cmd("DBSIZE")
+            .query::<u64>(&mut cluster.nodes[3].raw())
+            .is_ok_and(|n| n == dbsize(&cluster.nodes[0]))
+    });
     let flushes = c.stats().flushes;
 
     cluster.nodes[0].stop();
@@ -400,15 +465,24 @@ fn a_stopped_primary_is_replaced_by_its_replica_without_stale_reads() {
 
     // Calls for node 0's keys fail (clearly) until the replica takes over, then succeed.
     let k = on_node_0[0].as_str();
-    eventually(Duration::from_secs(30), "the replica to take over", || {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
         let r = c.get(k);
-        matches!(r, Ok(Some(ref v)) if v == "v1")
+        if matches!(r, Ok(Some(ref v)) if v == "v1") {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query(&mut cluster.nodes[3].raw())
+                .unwrap_or_default();
+            panic!("the replica did not take over: last read {r:?}; cluster:\n{info}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eventually(WAIT, "the cluster to name the replica as primary", || {
+        cluster.owner(&format!("cr:{k}")) == 3
     });
-    assert_eq!(
-        cluster.owner(&format!("cr:{k}")),
-        3,
-        "the replica is the primary now"
-    );
     for k in &on_node_0 {
         assert_eq!(c.get(k.as_str()).unwrap().as_deref(), Some("v1"));
     }
