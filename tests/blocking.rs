@@ -1,5 +1,5 @@
 //! The blocking front against a real, private Redis: every verb, every encoding, TTLs with the
-//! L1 on, LRU order, defaults, decode errors, awkward names, threads, and Redis going away.
+//! L1 on, eviction order, defaults, decode errors, awkward names, threads, and Redis going away.
 
 mod support;
 
@@ -227,7 +227,7 @@ fn the_l1_never_outlives_the_redis_ttl() {
 }
 
 #[test]
-fn eviction_is_lru_and_bounded() {
+fn eviction_keeps_what_is_read_and_is_bounded() {
     let server = Server::start();
     let c: FlipCache<u64, u64> = FlipCache::builder("lru")
         .local_max(3)
@@ -237,8 +237,8 @@ fn eviction_is_lru_and_bounded() {
     for k in 1..=3 {
         c.set(k, k).unwrap();
     }
-    assert_eq!(c.get(&1).unwrap(), Some(1)); // 1 becomes most recent
-    c.set(4, 4).unwrap(); // evicts 2
+    assert_eq!(c.get(&1).unwrap(), Some(1)); // 1 was read: it gets a second chance
+    c.set(4, 4).unwrap(); // evicts 2, the oldest not read since
     let local: HashSet<u64> = c.local_keys().into_iter().collect();
     assert_eq!(local, HashSet::from([1, 3, 4]));
     let big: FlipCache<u64, u64> = FlipCache::builder("lru_big")
