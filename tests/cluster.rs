@@ -500,3 +500,33 @@ fn a_stopped_primary_is_replaced_by_its_replica_without_stale_reads() {
     c.set("after", "ok").unwrap();
     assert_eq!(c.get("after").unwrap().as_deref(), Some("ok"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_front_works_on_a_cluster() {
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let seeds = cluster.seeds();
+    let c: flipcache::aio::FlipCache<u64, u64> = FlipCache::builder("ca")
+        .local_max(1000)
+        .redis_cluster(&[seeds[0].as_str()])
+        .build_async()
+        .await
+        .unwrap();
+    c.set_many((0..200u64).map(|i| (i, i * 2))).await.unwrap();
+    let keys: Vec<u64> = (0..200).collect();
+    let got = c.get_many(&keys).await.unwrap();
+    assert_eq!(got, keys.iter().map(|k| Some(k * 2)).collect::<Vec<_>>());
+    assert_eq!(c.len().await.unwrap(), 200);
+    let tasks: Vec<_> = (0..50u64)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.get(&i).await.unwrap() })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), Some(i as u64 * 2));
+    }
+    assert_eq!(c.clear().await.unwrap(), 200);
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
