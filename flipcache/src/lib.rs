@@ -19,6 +19,11 @@
 //! races a read in flight stops that read from filling the L1. A lost connection empties the L1s
 //! on it. See the README for guarantees and limits.
 //!
+//! **Deployments.** One server by URL or [`redis::Client`]; with cargo features, a primary
+//! found through Sentinel (`sentinel`, `Builder::redis_sentinel`), a Redis Cluster
+//! (`cluster`, `Builder::redis_cluster`: per-slot batches, tracking on every primary, the L1s
+//! emptied and tracking redone when the topology changes), and `rediss://` (`tls`).
+//!
 //! **Thread safety.** [`FlipCache`] is a cheap `Clone + Send + Sync` handle with a blocking API;
 //! [`aio::FlipCache`] is the same cache with `async` verbs. Both fronts share one implementation,
 //! one L1 per cache, and the process's connections.
