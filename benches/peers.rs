@@ -4,6 +4,8 @@
 //! - `l1_hit_string32`: `FlipCache<String, String>` with 32-byte keys vs `Mutex<LruCache>`;
 //! - `miss`: an L1-missing get vs a raw redis-rs `GET`;
 //! - `set`: `set` vs a raw `SET`;
+//! - in both, the raw multiplexed connection called from a blocking thread (what the blocking
+//!   front's thread hand-off costs by itself);
 //! - `batch_10k`: `get_many`/`set_many` of 10,000 vs a raw redis-rs pipeline.
 //!
 //! Runs against a private redis-server it starts. `cargo bench --bench peers`, then
@@ -181,6 +183,17 @@ fn remote(c: &mut Criterion, server: &support::Server) {
         .redis_url(&server.url())
         .build()
         .unwrap();
+    // The raw multiplexed redis-rs connection, driven by a tokio runtime and called from this
+    // (blocking) thread: the same thread hand-off a blocking flipcache call makes.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut mux = rt
+        .block_on(server.client().get_multiplexed_async_connection())
+        .unwrap();
+
     let mut g = c.benchmark_group("miss");
     let mut i = 0u64;
     g.bench_function("flipcache", |b| {
@@ -202,6 +215,18 @@ fn remote(c: &mut Criterion, server: &support::Server) {
             black_box(v)
         })
     });
+    g.bench_function("raw_multiplexed_get_from_a_thread", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let v: Option<u64> = rt
+                .block_on(redis::AsyncCommands::get(
+                    &mut mux,
+                    format!("peers_remote:{i}"),
+                ))
+                .unwrap();
+            black_box(v)
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("set");
@@ -215,6 +240,18 @@ fn remote(c: &mut Criterion, server: &support::Server) {
         b.iter(|| {
             i = (i + 1) % KEYS;
             let _: () = raw.set(format!("peers_remote:{i}"), i).unwrap();
+        })
+    });
+    g.bench_function("raw_multiplexed_set_from_a_thread", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let _: () = rt
+                .block_on(redis::AsyncCommands::set(
+                    &mut mux,
+                    format!("peers_remote:{i}"),
+                    i,
+                ))
+                .unwrap();
         })
     });
     g.finish();

@@ -58,10 +58,24 @@ const ROWS: &[(&str, &str, &str, f64, Kind)] = &[
         Kind::AtMost,
     ),
     (
+        "miss vs raw multiplexed GET from a blocking thread",
+        "miss/flipcache",
+        "miss/raw_multiplexed_get_from_a_thread",
+        f64::NAN,
+        Kind::AtMost,
+    ),
+    (
         "set vs raw SET",
         "set/flipcache",
         "set/raw_set",
         1.1,
+        Kind::AtMost,
+    ),
+    (
+        "set vs raw multiplexed SET from a blocking thread",
+        "set/flipcache",
+        "set/raw_multiplexed_set_from_a_thread",
+        f64::NAN,
         Kind::AtMost,
     ),
     (

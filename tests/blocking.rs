@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flipcache::{Error, FlipCache};
 use redis::Commands;
-use support::Server;
+use support::{Server, eventually};
 
 fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
     FlipCache::builder(name)
@@ -498,5 +498,80 @@ fn a_blocking_cache_works_inside_a_tokio_runtime() {
         assert_eq!(c.local_len(), 1);
         c.delete(&1).unwrap();
         assert_eq!(c.get(&1).unwrap(), None);
+    });
+}
+
+/// Names of the clients connected to `server`, other than the asking connection, with the
+/// last command each ran.
+fn clients(server: &Server) -> Vec<(u64, String)> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut server.raw())
+        .unwrap();
+    list.lines()
+        .filter(|l| !l.contains("cmd=client|list"))
+        .map(|l| {
+            let field = |name: &str| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (field("id=").parse().unwrap(), field("cmd="))
+        })
+        .collect()
+}
+
+/// A blocking miss is read on a connection of the calling thread's own (no hand-off to the
+/// background runtime): after the first miss a second connection appears, later misses reuse
+/// it, and one killed under the cache costs no error (the read goes through the shared
+/// connection and a new one is made).
+#[test]
+fn blocking_misses_read_on_a_pooled_connection_of_their_own() {
+    let server = Server::start();
+    let c = nums(&server, "pooled");
+    c.set_many((0..100u64).map(|i| (i, i))).unwrap();
+    let shared = clients(&server);
+    assert_eq!(shared.len(), 1, "one shared connection: {shared:?}");
+    let _ = c.get(&1000).unwrap(); // a miss: made through the shared connection, grows the pool
+    eventually(Duration::from_secs(5), "the pooled connection", || {
+        clients(&server).len() == 2
+    });
+    let other: FlipCache<u64, u64> = FlipCache::builder("pooled")
+        .local_max(0)
+        .redis_url(&server.url())
+        .build()
+        .unwrap();
+    for i in 0..100u64 {
+        assert_eq!(other.get(&i).unwrap(), Some(i));
+    }
+    let now = clients(&server);
+    assert_eq!(
+        now.len(),
+        2,
+        "sequential misses reuse one connection: {now:?}"
+    );
+    let pooled = now
+        .iter()
+        .find(|(id, _)| !shared.iter().any(|(s, _)| s == id))
+        .expect("the pooled connection")
+        .clone();
+    assert!(
+        pooled.1 == "get" || pooled.1 == "pttl" || pooled.1 == "exec",
+        "the pooled connection made the reads: {now:?}"
+    );
+    let _: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(pooled.0)
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(
+        other.get(&5).unwrap(),
+        Some(5),
+        "a closed pooled connection is not an error"
+    );
+    eventually(Duration::from_secs(5), "a new pooled connection", || {
+        other.get(&6).unwrap() == Some(6) && clients(&server).len() == 2
     });
 }

@@ -117,7 +117,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         if let Some(v) = self.core.local_hit(key) {
             return Ok(Some(v));
         }
-        block_on(self.core.rt(), self.core.fetch(key.to_owned()))
+        self.core.fetch_blocking(key.to_owned())
     }
 
     /// Stores `value` under `key` in Redis (with the TTL, if any), then in the L1. If Redis

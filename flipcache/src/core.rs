@@ -14,7 +14,8 @@ use crate::codec::ValueCodec;
 use crate::error::{Error, Result};
 use crate::key::{FlipKey, escape_glob, redis_key};
 use crate::local::{Local, Lookup, Ticket};
-use crate::remote::{self, Failure, ReadMode, Remote};
+use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
+use crate::runtime::block_on;
 use crate::stats::{Counters, Stats};
 use crate::tracking::Sink;
 
@@ -260,17 +261,58 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .run(self.timeout, |c| remote::get(c, &rkey, mode))
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
+        match self.landed(key, &rkey, ticket, start, fetched)? {
+            Ok(value) => Ok(Some(value)),
+            Err(key) => self.missing(key).await,
+        }
+    }
+
+    /// [`Core::fetch`] for the blocking front: the round trip is made from the calling thread
+    /// on a connection of its own when that is possible (see `blocking_reads`), which spares
+    /// two thread hand-offs; otherwise through the shared connection.
+    pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
+        let mode = self.read_mode();
+        if matches!(mode, ReadMode::Refresh(_)) {
+            // GETEX changes the key: it must go through the shared connection (NOLOOP).
+            return block_on(self.rt(), self.fetch(key));
+        }
+        let rkey = redis_key(&self.prefix, &key);
+        let ticket = self.local.read_ticket(self.local.hash(&key));
+        let start = Instant::now();
+        let Some(fetched) = self
+            .remote
+            .run_blocking(self.timeout, |c| remote::get_blocking(c, &rkey, mode))
+        else {
+            return block_on(self.rt(), self.fetch(key));
+        };
+        let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
+        match self.landed(key, &rkey, ticket, start, fetched)? {
+            Ok(value) => Ok(Some(value)),
+            Err(key) => block_on(self.rt(), self.missing(key)),
+        }
+    }
+
+    /// What a read under `ticket` brought back: the decoded value (the L1 filled if nothing
+    /// moved since), or the key back when Redis has none.
+    fn landed(
+        &self,
+        key: K,
+        rkey: &str,
+        ticket: Ticket,
+        start: Instant,
+        fetched: Fetched,
+    ) -> Result<std::result::Result<V, K>> {
         match fetched.value {
             Some(bytes) => {
-                let value = self.decode(&rkey, &bytes)?;
+                let value = self.decode(rkey, &bytes)?;
                 Counters::bump(&self.counters.remote_hits);
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
                 self.local.fill(key, value.clone(), deadline, ticket);
-                Ok(Some(value))
+                Ok(Ok(value))
             }
             None => {
                 Counters::bump(&self.counters.misses);
-                self.missing(key).await
+                Ok(Err(key))
             }
         }
     }

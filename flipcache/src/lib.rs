@@ -50,6 +50,7 @@
 
 pub mod aio;
 mod arg;
+mod blocking_reads;
 mod builder;
 mod cache;
 mod codec;

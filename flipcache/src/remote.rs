@@ -11,6 +11,7 @@ use redis::{
 };
 use tokio::runtime::Handle;
 
+use crate::blocking_reads::{self, BlockingReads};
 use crate::conn::Conn;
 use crate::endpoint::Target;
 use crate::tracking::{Coverage, Registry};
@@ -40,6 +41,8 @@ struct State {
     generation: u64,
     /// The cluster's primaries and their slots when the current connection was made.
     topology: Vec<String>,
+    /// The server run the current connection reaches (one server only; for [`BlockingReads`]).
+    run_id: Option<String>,
 }
 
 /// One Redis endpoint: its shared connection and the caches using it.
@@ -52,6 +55,8 @@ pub(crate) struct Remote {
     connecting: tokio::sync::Mutex<()>,
     pub(crate) registry: Registry,
     pub(crate) rt: &'static Handle,
+    /// Reads from blocking callers on their own thread (one fixed server only).
+    reads: Option<BlockingReads>,
 }
 
 /// Connection identity → the endpoint's `Remote`, so every cache of the process shares one.
@@ -87,7 +92,13 @@ impl Remote {
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
             return remote;
         }
+        let reads = match &target {
+            Target::Direct(client) => Some(BlockingReads::new(client.clone())),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
         let remote = Arc::new(Remote {
+            reads,
             endpoint,
             target,
             connect_timeout,
@@ -213,6 +224,15 @@ impl Remote {
             .await
             .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))??;
         let topology = conn.topology().await?;
+        let run_id = if self.reads.is_some() {
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut conn)
+                .await?;
+            blocking_reads::run_id(&info).map(str::to_owned)
+        } else {
+            None
+        };
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
             match track(&mut conn, &prefixes).await {
@@ -225,6 +245,7 @@ impl Remote {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.current = Some((generation, conn.clone()));
         st.topology = topology;
+        st.run_id = run_id;
         Ok((generation, conn))
     }
 
@@ -271,6 +292,37 @@ impl Remote {
                 self.lost(generation);
                 self.connect_locked().await.map(drop)
             }
+        }
+    }
+
+    /// Runs the read `op` on a synchronous connection of the calling thread, when the shared
+    /// connection is up (so its invalidations cover what the read may fill) and the target is
+    /// one server. `None`: use [`Remote::run`] (also when the pooled connection turned out to be
+    /// closed).
+    pub(crate) fn run_blocking<T>(
+        &self,
+        timeout: Duration,
+        op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
+    ) -> Option<Result<T, Failure>> {
+        let reads = self.reads.as_ref()?;
+        let (generation, server) = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            (st.current.as_ref()?.0, st.run_id.clone()?)
+        };
+        match reads.run(
+            self.rt,
+            generation,
+            &server,
+            self.connect_timeout,
+            timeout,
+            op,
+        )? {
+            Ok(v) => Some(Ok(v)),
+            Err(e) if e.is_timeout() => Some(Err(Failure::Timeout)),
+            // A pooled connection closed under us (the server's idle `timeout`, a kill): the
+            // read is harmless to repeat on the shared connection.
+            Err(e) if is_connection_error(&e) => None,
+            Err(e) => Some(Err(Failure::Redis(e))),
         }
     }
 
@@ -371,20 +423,25 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-pub(crate) async fn get(mut conn: Conn, key: &str, mode: ReadMode) -> Result<Fetched, RedisError> {
+/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX`.
+fn read_request(key: &str, mode: ReadMode) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
     match mode {
-        ReadMode::Plain => {
-            let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
-            Ok(Fetched { value, pttl: None })
-        }
+        ReadMode::Plain => pipe.cmd("GET").arg(key),
+        ReadMode::WithTtl => pipe.cmd("GET").arg(key).cmd("PTTL").arg(key),
+        ReadMode::Refresh(ttl) => pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl)),
+    };
+    pipe
+}
+
+/// What [`read_request`]'s replies say.
+fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
+    let mut raw = raw.into_iter();
+    let value: Option<Vec<u8>> = redis::from_redis_value(raw.next().unwrap_or(Value::Nil))?;
+    match mode {
+        ReadMode::Plain => Ok(Fetched { value, pttl: None }),
         ReadMode::WithTtl => {
-            let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-                .cmd("GET")
-                .arg(key)
-                .cmd("PTTL")
-                .arg(key)
-                .query_async(&mut conn)
-                .await?;
+            let pttl: i64 = redis::from_redis_value(raw.next().unwrap_or(Value::Int(-2)))?;
             if pttl == -2 {
                 // Gone between the two commands.
                 return Ok(Fetched {
@@ -397,19 +454,26 @@ pub(crate) async fn get(mut conn: Conn, key: &str, mode: ReadMode) -> Result<Fet
                 pttl: pttl_of(pttl),
             })
         }
-        ReadMode::Refresh(ttl) => {
-            let value: Option<Vec<u8>> = redis::cmd("GETEX")
-                .arg(key)
-                .arg("PX")
-                .arg(ms(ttl))
-                .query_async(&mut conn)
-                .await?;
-            Ok(Fetched {
-                value,
-                pttl: Some(ms(ttl)),
-            })
-        }
+        ReadMode::Refresh(ttl) => Ok(Fetched {
+            value,
+            pttl: Some(ms(ttl)),
+        }),
     }
+}
+
+pub(crate) async fn get(mut conn: Conn, key: &str, mode: ReadMode) -> Result<Fetched, RedisError> {
+    let raw = read_request(key, mode).query_async(&mut conn).await?;
+    read_reply(raw, mode)
+}
+
+/// [`get`] on a synchronous connection.
+pub(crate) fn get_blocking(
+    conn: &mut redis::Connection,
+    key: &str,
+    mode: ReadMode,
+) -> Result<Fetched, RedisError> {
+    let raw = read_request(key, mode).query(conn)?;
+    read_reply(raw, mode)
 }
 
 pub(crate) async fn get_many(

@@ -1,0 +1,138 @@
+//! The blocking front's reads, made on the calling thread: a small pool of synchronous
+//! connections to the one server, so that an L1 miss costs one round trip from this thread
+//! instead of a hand-off to the background runtime that drives the shared connection, and back
+//! (two thread wake-ups, which on a busy or virtual machine can cost more than the round trip).
+//!
+//! Only reads go this way, and only while the shared connection is up with tracking on: writes
+//! must use the shared connection (its `NOLOOP` keeps Redis from echoing this process's writes
+//! back as invalidations), and an L1 fill needs the invalidations of that connection. Fills
+//! stay guarded by the L1's epochs exactly as for reads on the shared connection. A pooled
+//! connection belongs to one generation of the shared connection and one server run (its
+//! `run_id`): after a reconnect or a server restart, old ones are dropped and new ones are
+//! checked against the server the shared connection talks to.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::{Connection, RedisError};
+use tokio::runtime::Handle;
+
+/// Most idle connections kept.
+const MAX_IDLE: usize = 16;
+
+/// A pool of synchronous connections to one server.
+pub(crate) struct BlockingReads {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    idle: Mutex<Vec<(u64, Connection)>>,
+    /// A connection is being made in the background.
+    creating: AtomicBool,
+}
+
+/// The server's `run_id` (from `INFO server`): which run of the server a connection reaches.
+pub(crate) fn run_id(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .map(str::trim)
+}
+
+impl BlockingReads {
+    pub(crate) fn new(client: redis::Client) -> Self {
+        BlockingReads {
+            inner: Arc::new(Inner {
+                client,
+                idle: Mutex::new(Vec::new()),
+                creating: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Runs `op` on an idle connection belonging to `generation`. `None` when there is none:
+    /// the read should go through the shared connection, while a new connection is made in the
+    /// background (never on the caller's time: a handshake with a stalled server must not
+    /// outlast the caller's timeout) and checked to reach server run `server`.
+    pub(crate) fn run<T>(
+        &self,
+        rt: &Handle,
+        generation: u64,
+        server: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+        op: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
+    ) -> Option<Result<T, RedisError>> {
+        let pooled = {
+            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(g, _)| *g == generation);
+            idle.pop()
+        };
+        let Some((_, mut conn)) = pooled else {
+            self.grow(rt, generation, server, connect_timeout);
+            return None;
+        };
+        if let Err(e) = conn
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| conn.set_write_timeout(Some(timeout)))
+        {
+            return Some(Err(e));
+        }
+        let result = op(&mut conn);
+        // A connection that failed (or timed out half-way) may hold a stray reply: drop it.
+        if result.is_ok() {
+            self.inner.put(generation, conn);
+        }
+        Some(result)
+    }
+
+    /// Makes one more connection in the background, unless one is on its way.
+    fn grow(&self, rt: &Handle, generation: u64, server: &str, connect_timeout: Duration) {
+        if self.inner.creating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        let server = server.to_owned();
+        rt.spawn_blocking(move || {
+            if let Ok(Some(conn)) = inner.connect(&server, connect_timeout) {
+                inner.put(generation, conn);
+            }
+            inner.creating.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Inner {
+    fn put(&self, generation: u64, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push((generation, conn));
+        }
+    }
+
+    /// A new connection, if it reaches server run `server`.
+    fn connect(
+        &self,
+        server: &str,
+        connect_timeout: Duration,
+    ) -> Result<Option<Connection>, RedisError> {
+        let mut conn = self.client.get_connection_with_timeout(connect_timeout)?;
+        conn.set_read_timeout(Some(connect_timeout))?;
+        conn.set_write_timeout(Some(connect_timeout))?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut conn)?;
+        Ok((run_id(&info) == Some(server)).then_some(conn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id;
+
+    #[test]
+    fn run_id_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:3f2a9c\r\ntcp_port:6379\r\n";
+        assert_eq!(run_id(info), Some("3f2a9c"));
+        assert_eq!(run_id("# Server\r\nredis_version:7\r\n"), None);
+    }
+}
