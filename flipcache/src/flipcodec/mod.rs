@@ -287,9 +287,11 @@ pub fn to_bytes<T: FlipCodec>(value: &T) -> Vec<u8> {
 /// ```
 pub fn from_bytes<T: FlipCodec>(bytes: &[u8]) -> Result<T, DecodeError> {
     let mut input = Reader::new(bytes);
-    let value = T::decode(&mut input)?;
-    input.finish()?;
-    Ok(value)
+    // Matching on the result (rather than `?` and `Ok(value)`) lets it be returned in place.
+    match T::decode(&mut input) {
+        Ok(_) if !input.is_empty() => Err(input.trailing()),
+        result => result,
+    }
 }
 
 #[cfg(test)]

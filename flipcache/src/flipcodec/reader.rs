@@ -29,7 +29,9 @@ const PREALLOC_PER_INPUT_BYTE: usize = 32;
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct DecodeError {
-    message: Cow<'static, str>,
+    // Boxed so that the error is one pointer wide: `Result<u64, DecodeError>` then fits in two
+    // registers, which matters on the hot decoding paths (errors are cold and may allocate).
+    message: Box<Cow<'static, str>>,
 }
 
 impl DecodeError {
@@ -40,9 +42,10 @@ impl DecodeError {
     /// let e = flipcache::DecodeError::new(format!("{} is not even", 3));
     /// assert_eq!(e.to_string(), "3 is not even");
     /// ```
+    #[cold]
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            message: message.into(),
+            message: Box::new(message.into()),
         }
     }
 
@@ -416,11 +419,18 @@ impl<'a> Reader<'a> {
     /// r.read_byte().unwrap();
     /// assert!(r.finish().is_err());
     /// ```
+    #[inline]
     pub fn finish(self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(self.error(format_args!("{} trailing bytes", self.rest.len())))
+            Err(self.trailing())
         }
+    }
+
+    /// The error for bytes left over after a value.
+    #[cold]
+    pub(crate) fn trailing(&self) -> DecodeError {
+        self.error(format_args!("{} trailing bytes", self.rest.len()))
     }
 }

@@ -263,3 +263,16 @@ fn garbage_never_panics() {
         let _ = decode_value::<Vec<u8>>(&buf, "bytes");
     }
 }
+
+#[test]
+fn decode_errors_are_one_pointer_wide() {
+    // So that the `Result`s of small decodes come back in registers.
+    assert_eq!(
+        std::mem::size_of::<DecodeError>(),
+        std::mem::size_of::<usize>()
+    );
+    assert_eq!(
+        std::mem::size_of::<Result<u64, DecodeError>>(),
+        2 * std::mem::size_of::<usize>()
+    );
+}
