@@ -226,21 +226,28 @@ impl<'a> Reader<'a> {
     /// exactly one encoding.
     #[inline]
     pub(crate) fn read_varint_u64(&mut self) -> Result<u64, DecodeError> {
+        // Up to three bytes (values up to 2^21, which covers lengths and most decimal floats)
+        // without a loop. A final 0x00 byte after the first would be overlong: the slow path
+        // rejects it.
         match *self.rest {
             [b0, ref rest @ ..] if b0 < 0x80 => {
                 self.rest = rest;
                 Ok(u64::from(b0))
             }
-            // Two bytes (values up to 16383) are common enough for their own path.
             [b0, b1, ref rest @ ..] if b1 < 0x80 && b1 != 0 => {
                 self.rest = rest;
                 Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            [b0, b1, b2, ref rest @ ..] if b1 >= 0x80 && b2 < 0x80 && b2 != 0 => {
+                self.rest = rest;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14))
             }
             _ => self.read_varint_u64_slow(),
         }
     }
 
-    #[cold]
+    /// [`read_varint_u64`](Self::read_varint_u64) for 4 bytes and more, and for errors.
+    #[inline(never)]
     fn read_varint_u64_slow(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for (i, &b) in self.rest.iter().take(10).enumerate() {
