@@ -130,11 +130,11 @@ impl FlipCodec for f32 {
 impl FlipCodec for f64 {
     const FINGERPRINT: u64 = named("f64");
     const MIN_ENCODED_LEN: usize = 1;
-    #[inline]
+    #[inline(always)]
     fn encode(&self, out: &mut Vec<u8>) {
         float::encode_f64(*self, out);
     }
-    #[inline]
+    #[inline(always)]
     fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
         float::decode_f64(input)
     }
