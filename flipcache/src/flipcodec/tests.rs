@@ -276,3 +276,30 @@ fn decode_errors_are_one_pointer_wide() {
         2 * std::mem::size_of::<usize>()
     );
 }
+
+#[test]
+fn strings_are_validated_past_an_ascii_prefix() {
+    // ASCII takes a shortcut past `str::from_utf8`; anything else still goes through it.
+    for bad in [
+        &b"abc\xff"[..],
+        b"\xc0\x80",
+        b"abcdefgh\x80",
+        b"\xed\xa0\x80",
+        b"abcdefghijklmnopqrstuvwxyz\xf4\x90\x80\x80",
+    ] {
+        let mut bytes = to_bytes(&(bad.len() as u64));
+        bytes.extend_from_slice(bad);
+        let err = from_bytes::<String>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("invalid UTF-8"), "{bad:?}: {err}");
+    }
+    for good in [
+        "",
+        "a",
+        "plain ascii",
+        "ascii then é",
+        "日本語",
+        &"x".repeat(300),
+    ] {
+        round_trip(good.to_string());
+    }
+}
