@@ -25,7 +25,7 @@ const HEADER_LEN: usize = 9;
 /// assert_eq!(out[9..], [5]);
 /// ```
 pub fn encode_value<T: FlipCodec>(value: &T, out: &mut Vec<u8>) {
-    out.reserve(HEADER_LEN + T::MIN_ENCODED_LEN.min(4096));
+    out.reserve(HEADER_LEN + super::capacity_hint(value));
     out.push(VALUE_HEADER);
     out.extend_from_slice(&T::FINGERPRINT.to_le_bytes());
     value.encode(out);

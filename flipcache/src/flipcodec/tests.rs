@@ -9,6 +9,13 @@ use super::*;
 
 fn round_trip<T: FlipCodec + PartialEq + Debug>(v: T) -> Vec<u8> {
     let bytes = to_bytes(&v);
+    // The std types' hints are upper bounds, so `to_bytes` never grows its buffer.
+    assert!(
+        v.encoded_len_hint() >= bytes.len(),
+        "{v:?}: hint {} < {} bytes",
+        v.encoded_len_hint(),
+        bytes.len()
+    );
     let back: T = from_bytes(&bytes).unwrap_or_else(|e| panic!("{v:?}: {e}"));
     assert_eq!(back, v);
     // A truncated encoding never decodes.
@@ -275,6 +282,27 @@ fn decode_errors_are_one_pointer_wide() {
         std::mem::size_of::<Result<u64, DecodeError>>(),
         2 * std::mem::size_of::<usize>()
     );
+}
+
+#[test]
+fn hints_are_upper_bounds_at_the_edges() {
+    for v in [0u64, 127, 128, u64::MAX] {
+        assert!(v.encoded_len_hint() >= to_bytes(&v).len());
+    }
+    for v in [i64::MIN, -65, 64, i64::MAX] {
+        assert!(v.encoded_len_hint() >= to_bytes(&v).len());
+    }
+    for len in [0, 127, 128, 20_000] {
+        let s = "x".repeat(len);
+        assert!(s.encoded_len_hint() >= to_bytes(&s).len());
+        let v = vec![0.1f64 / 3.0; len];
+        assert!(v.encoded_len_hint() >= to_bytes(&v).len());
+    }
+    assert!('\u{10FFFF}'.encoded_len_hint() >= to_bytes(&'\u{10FFFF}').len());
+    assert!(u128::MAX.encoded_len_hint() >= to_bytes(&u128::MAX).len());
+    assert!(i128::MIN.encoded_len_hint() >= to_bytes(&i128::MIN).len());
+    let d = Duration::new(u64::MAX, 999_999_999);
+    assert!(d.encoded_len_hint() >= to_bytes(&d).len());
 }
 
 #[test]
