@@ -427,14 +427,17 @@ impl<T: FlipCodec> FlipCodec for Vec<T> {
     fn encoded_len_hint(&self) -> usize {
         seq_len_hint(self.len(), self.iter().map(T::encoded_len_hint))
     }
-    #[inline]
+    // Always inlined: the loops are small, and a `Vec<f64>` field decoded by a call comes
+    // back through memory (and `Vec<f64>` is often called from several places, where the
+    // inliner gives up on it).
+    #[inline(always)]
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
         for x in self {
             x.encode(out);
         }
     }
-    #[inline]
+    #[inline(always)]
     fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let len = input.read_seq_len::<T>()?;
         let mut v = Vec::with_capacity(input.capacity_for::<T>(len));
