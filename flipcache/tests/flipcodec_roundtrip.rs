@@ -186,6 +186,9 @@ proptest! {
     fn nested_derived_types_round_trip(v in outer()) {
         let bytes = to_bytes(&v);
         prop_assert_eq!(&from_bytes::<Outer>(&bytes).unwrap(), &v);
+        // The derived hint is an upper bound, but for the `with` field (a u64, at most 10
+        // bytes), which it cannot know about.
+        prop_assert!(v.encoded_len_hint() + 10 >= bytes.len());
         // Every strict prefix is rejected, never decoded as something else.
         for cut in [0, bytes.len() / 2, bytes.len() - 1] {
             prop_assert!(from_bytes::<Outer>(&bytes[..cut]).is_err());
@@ -201,6 +204,7 @@ proptest! {
     #[test]
     fn enums_and_generics_round_trip(k in kind(), w in any::<(u64, u32)>()) {
         prop_assert_eq!(from_bytes::<Kind>(&to_bytes(&k)).unwrap(), k.clone());
+        prop_assert!(k.encoded_len_hint() >= to_bytes(&k).len());
         let wrapped = Wrapper { value: (k, w.0), count: w.1 };
         prop_assert_eq!(from_bytes::<Wrapper<(Kind, u64)>>(&to_bytes(&wrapped)).unwrap(), wrapped);
     }

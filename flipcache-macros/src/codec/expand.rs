@@ -24,6 +24,7 @@ pub fn expand(input: &Input<'_>) -> TokenStream {
     let fingerprint = fingerprint(input, &bounds);
     let min_len = min_len(input);
     let encode = encode(input);
+    let len_hint = len_hint(input);
     let decode = decode(input, &name);
 
     let codec = quote! {
@@ -31,6 +32,11 @@ pub fn expand(input: &Input<'_>) -> TokenStream {
         impl #impl_generics ::flipcache::__private::FlipCodec for #ident #ty_generics #codec_where {
             const FINGERPRINT: u64 = #fingerprint;
             const MIN_ENCODED_LEN: usize = #min_len;
+
+            #[inline]
+            fn encoded_len_hint(&self) -> usize {
+                #len_hint
+            }
 
             #[inline]
             fn encode(&self, __out: &mut ::flipcache::__private::Vec<u8>) {
@@ -276,10 +282,65 @@ fn encode(input: &Input<'_>) -> TokenStream {
     }
 }
 
+/// The sum of the fields' `encoded_len_hint`s (plus a byte for an enum's variant index).
+/// Fields encoded `with` a module count for nothing: the module has no hint.
+fn len_hint(input: &Input<'_>) -> TokenStream {
+    match input {
+        Input::Struct(s) => {
+            let hints = s
+                .fields
+                .list
+                .iter()
+                .filter(|f| f.uses_own_codec())
+                .map(|f| {
+                    let member = &f.member;
+                    field_hint(f, quote!(&self.#member))
+                });
+            quote!(0usize #(.saturating_add(#hints))*)
+        }
+        Input::Enum(e) if e.variants.is_empty() => quote!(match *self {}),
+        Input::Enum(e) => {
+            let arms = e.variants.iter().map(|v| {
+                let variant = v.ident;
+                let pattern = pattern_where(&v.fields, |f| f.uses_own_codec());
+                let hints = v
+                    .fields
+                    .list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.uses_own_codec())
+                    .map(|(i, f)| {
+                        let bound = binding(i);
+                        field_hint(f, quote!(#bound))
+                    });
+                quote!(Self::#variant #pattern => 1usize #(.saturating_add(#hints))*,)
+            });
+            quote! {
+                match self {
+                    #(#arms)*
+                }
+            }
+        }
+    }
+}
+
+/// One field's `encoded_len_hint`; `value` is a reference to it.
+fn field_hint(field: &Field<'_>, value: TokenStream) -> TokenStream {
+    let ty = field.ty;
+    let f =
+        quote_spanned!(ty.span()=> <#ty as ::flipcache::__private::FlipCodec>::encoded_len_hint);
+    quote!(#f(#value))
+}
+
 /// `{ a: __f0, b: _ }` or `(__f0, _)`: encoded fields bound, skipped ones ignored.
 fn pattern(fields: &Fields<'_>) -> TokenStream {
+    pattern_where(fields, |f| f.is_encoded())
+}
+
+/// [`pattern`], binding the fields for which `bind` holds.
+fn pattern_where(fields: &Fields<'_>, bind: fn(&Field<'_>) -> bool) -> TokenStream {
     let parts = fields.list.iter().enumerate().map(|(i, f)| {
-        let bound = if f.is_encoded() {
+        let bound = if bind(f) {
             let b = binding(i);
             quote!(#b)
         } else {

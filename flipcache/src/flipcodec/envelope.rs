@@ -25,7 +25,7 @@ const HEADER_LEN: usize = 9;
 /// assert_eq!(out[9..], [5]);
 /// ```
 pub fn encode_value<T: FlipCodec>(value: &T, out: &mut Vec<u8>) {
-    out.reserve(HEADER_LEN + T::MIN_ENCODED_LEN.min(4096));
+    out.reserve(HEADER_LEN + super::capacity_hint(value));
     out.push(VALUE_HEADER);
     out.extend_from_slice(&T::FINGERPRINT.to_le_bytes());
     value.encode(out);
@@ -62,10 +62,16 @@ pub fn decode_value<T: FlipCodec>(bytes: &[u8], type_name: &str) -> Result<T, De
         )));
     }
     let mut input = Reader::new(body);
-    let value = T::decode(&mut input)
-        .and_then(|v| input.finish().map(|()| v))
-        .map_err(|e| DecodeError::new(format!("cannot decode `{type_name}`: {e}")))?;
-    Ok(value)
+    match T::decode(&mut input) {
+        Ok(_) if !input.is_empty() => Err(cannot_decode(type_name, input.trailing())),
+        Err(e) => Err(cannot_decode(type_name, e)),
+        ok => ok,
+    }
+}
+
+#[cold]
+fn cannot_decode(type_name: &str, e: DecodeError) -> DecodeError {
+    DecodeError::new(format!("cannot decode `{type_name}`: {e}"))
 }
 
 #[cold]

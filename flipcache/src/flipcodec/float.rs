@@ -20,7 +20,8 @@ const RAW: u64 = 7;
 /// Integers below this are exact doubles.
 const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
 
-#[inline]
+// Always inlined, like `decode_f64`: it is on the hot path of every float.
+#[inline(always)]
 pub(crate) fn encode_f64(x: f64, out: &mut Vec<u8>) {
     match decimal(x) {
         Some(h) => varint::write_u64(out, h),
@@ -40,21 +41,47 @@ pub(crate) fn encode_f64(x: f64, out: &mut Vec<u8>) {
 /// fewest decimal places (tested with constant divisors, fewest places first), and one
 /// division checks that `m / 10^k` decodes to exactly `x`. A value this misses (say, a huge
 /// number with decimals) is simply stored raw.
+///
+/// This is the fast path, for `|x * 10^6| < 2^51` (all but huge values, NaN and infinities);
+/// [`decimal_slow`] takes the rest, and gives the same answers (tested).
 #[inline]
 fn decimal(x: f64) -> Option<u64> {
     let y = x * 1e6;
-    if y.is_nan() || y.abs() >= EXACT {
-        // Too large for 6 places (or NaN, or infinite): whole numbers only.
-        if x.is_nan() || x.abs() >= EXACT {
-            return None;
-        }
-        let m = x as i64;
-        return ((m as f64).to_bits() == x.to_bits()).then(|| zigzag64(m) << 3);
+    if y.is_nan() || y.abs() >= FAST {
+        return decimal_slow(x);
     }
-    let scaled = (y + 0.5f64.copysign(y)) as i64;
-    if (y - scaled as f64).abs() > 0.01 {
+    // Round to the nearest integer with the magic-number trick: for `|y| < 2^51`,
+    // `1.5 * 2^52 + y` lies in [2^52, 2^53], where doubles are the integers, so the sum is `y`
+    // rounded (ties to even, where `decimal_slow` rounds them away from zero: a tie is 0.5
+    // away from `y` and both reject it), and its 52 mantissa bits hold `2^51 + scaled`. (The
+    // sum is 2^53, whose mantissa bits are 0, only if `y` rounds up to 2^51, from at least
+    // 0.25 below: rejected too.) This is shorter than a conversion to an integer and back.
+    let sum = y + ROUNDER;
+    let rounded = sum - ROUNDER;
+    if (y - rounded).abs() > 0.01 {
         return None;
     }
+    // The check that the candidate decodes to `x`, early: `rounded / 10^6` is the same
+    // rational number as `m / 10^k` below, both operands are exact doubles, and IEEE division
+    // is correctly rounded, so the quotients are the same double. Here the division need not
+    // wait for the trailing zeros to be stripped.
+    if (rounded / 1e6).to_bits() != x.to_bits() {
+        return None;
+    }
+    let scaled = (sum.to_bits() & ((1 << 52) - 1)) as i64 - (1 << 51);
+    let (m, k) = strip(scaled);
+    Some((zigzag64(m) << 3) | k as u64)
+}
+
+/// `1.5 * 2^52`, see [`decimal`].
+const ROUNDER: f64 = 6_755_399_441_055_744.0;
+/// The fast path of [`decimal`] takes `|x * 10^6|` below this.
+const FAST: f64 = 2_251_799_813_685_248.0; // 2^51
+
+/// `scaled / 10^(6 - k)` and `k`, for the fewest decimal places `k` (at most 6) that leave
+/// no remainder.
+#[inline(always)]
+fn strip(scaled: i64) -> (i64, usize) {
     let a = scaled.unsigned_abs();
     let (a, k) = if a.is_multiple_of(1_000_000) {
         (a / 1_000_000, 0)
@@ -71,8 +98,28 @@ fn decimal(x: f64) -> Option<u64> {
     } else {
         (a, 6)
     };
-    // `a < 2^53`, so the conversions are exact.
-    let m = if scaled < 0 { -(a as i64) } else { a as i64 };
+    // `a < 2^53`, so the conversion is exact.
+    (if scaled < 0 { -(a as i64) } else { a as i64 }, k)
+}
+
+/// [`decimal`] for any `x`.
+#[cold]
+fn decimal_slow(x: f64) -> Option<u64> {
+    let y = x * 1e6;
+    if y.is_nan() || y.abs() >= EXACT {
+        // Too large for 6 places (or NaN, or infinite): whole numbers only.
+        if x.is_nan() || x.abs() >= EXACT {
+            return None;
+        }
+        let m = x as i64;
+        return ((m as f64).to_bits() == x.to_bits()).then(|| zigzag64(m) << 3);
+    }
+    let scaled = (y + 0.5f64.copysign(y)) as i64;
+    if (y - scaled as f64).abs() > 0.01 {
+        return None;
+    }
+    let (m, k) = strip(scaled);
+    // `m < 2^53`, so the conversion is exact.
     let back = match k {
         0 => m as f64,
         _ => m as f64 / POW10[k],
@@ -80,24 +127,34 @@ fn decimal(x: f64) -> Option<u64> {
     (back.to_bits() == x.to_bits()).then(|| (zigzag64(m) << 3) | k as u64)
 }
 
-#[inline]
+// Always inlined: small, and a call would return the `Result` through memory.
+#[inline(always)]
 pub(crate) fn decode_f64(input: &mut Reader<'_>) -> Result<f64, DecodeError> {
     let h = input.read_varint_u64()?;
     let k = (h & 7) as usize;
-    if k == RAW as usize {
-        if h != RAW {
-            return Err(input.error(format_args!("invalid float tag {h:#x}")));
-        }
-        return input.read_array().map(f64::from_le_bytes);
-    }
     let m = unzigzag64(h >> 3);
-    if m.unsigned_abs() >= 1 << 53 {
-        return Err(input.error(format_args!("decimal float mantissa {m} is not exact")));
+    if k == RAW as usize {
+        return if h == RAW {
+            input.read_array().map(f64::from_le_bytes)
+        } else {
+            Err(invalid(input, format_args!("invalid float tag {h:#x}")))
+        };
     }
-    Ok(match k {
-        0 => m as f64,
-        _ => m as f64 / POW10[k],
-    })
+    if m.unsigned_abs() >= 1 << 53 {
+        return Err(invalid(
+            input,
+            format_args!("decimal float mantissa {m} is not exact"),
+        ));
+    }
+    // `m` and `10^k` are exact doubles, so this is the correctly rounded quotient (and
+    // `m / 1.0` is `m`).
+    Ok(m as f64 / POW10[k])
+}
+
+#[cold]
+#[inline(never)]
+fn invalid(input: &Reader<'_>, message: std::fmt::Arguments<'_>) -> DecodeError {
+    input.error(message)
 }
 
 #[cfg(test)]
@@ -182,6 +239,48 @@ mod tests {
             let x: f64 = format!("{m}e-{k}").parse().unwrap();
             let size = len(x);
             assert!(size < 9, "{x} ({m}e-{k}) took {size} bytes");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_slow_path() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let check = |x: f64| assert_eq!(decimal(x), decimal_slow(x), "{x:?}");
+        for _ in 0..200_000 {
+            // Short decimals of every size, their neighbours, and arbitrary bit patterns.
+            let k = (next() % 8) as i32;
+            let m = (next() >> (next() % 64)) as i64;
+            let x: f64 = format!("{m}e-{k}").parse().unwrap();
+            check(x);
+            check(-x);
+            check(f64::from_bits(x.to_bits() + 1));
+            check(f64::from_bits(x.to_bits().saturating_sub(1)));
+            check(f64::from_bits(next()));
+            check(x / 7.0);
+        }
+        for x in [
+            0.0,
+            -0.0,
+            0.5e-6,
+            -0.5e-6,
+            1.5e-6,
+            2.5e-6,
+            0.01,
+            2_251_799_813.685247,
+            2_251_799_813.685248,
+            -2_251_799_813.685247,
+            9_007_199_254.740991,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+        ] {
+            check(x);
         }
     }
 

@@ -56,6 +56,11 @@ macro_rules! unsigned {
             const FINGERPRINT: u64 = named(stringify!($t));
             const MIN_ENCODED_LEN: usize = 1;
             #[inline]
+            fn encoded_len_hint(&self) -> usize {
+                // The longest varint of the type (a constant, so sequences of it are cheap).
+                (<$t>::BITS as usize).div_ceil(7)
+            }
+            #[inline]
             fn encode(&self, out: &mut Vec<u8>) {
                 varint::write_u64(out, *self as u64);
             }
@@ -77,6 +82,11 @@ macro_rules! signed {
             const FINGERPRINT: u64 = named(stringify!($t));
             const MIN_ENCODED_LEN: usize = 1;
             #[inline]
+            fn encoded_len_hint(&self) -> usize {
+                // The longest varint of the type (a constant, so sequences of it are cheap).
+                (<$t>::BITS as usize).div_ceil(7)
+            }
+            #[inline]
             fn encode(&self, out: &mut Vec<u8>) {
                 varint::write_u64(out, zigzag64(*self as i64));
             }
@@ -95,6 +105,10 @@ signed!(i16, i32, i64, isize);
 impl FlipCodec for u128 {
     const FINGERPRINT: u64 = named("u128");
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        19
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u128(out, *self);
     }
@@ -106,6 +120,10 @@ impl FlipCodec for u128 {
 impl FlipCodec for i128 {
     const FINGERPRINT: u64 = named("i128");
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        19
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u128(out, zigzag128(*self));
     }
@@ -131,10 +149,15 @@ impl FlipCodec for f64 {
     const FINGERPRINT: u64 = named("f64");
     const MIN_ENCODED_LEN: usize = 1;
     #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        // The longest form: a raw float.
+        9
+    }
+    #[inline(always)]
     fn encode(&self, out: &mut Vec<u8>) {
         float::encode_f64(*self, out);
     }
-    #[inline]
+    #[inline(always)]
     fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
         float::decode_f64(input)
     }
@@ -160,6 +183,10 @@ impl FlipCodec for bool {
 impl FlipCodec for char {
     const FINGERPRINT: u64 = named("char");
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        3
+    }
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, u64::from(*self));
@@ -196,6 +223,10 @@ impl<T: ?Sized> FlipCodec for PhantomData<T> {
 impl FlipCodec for Duration {
     const FINGERPRINT: u64 = named("Duration");
     const MIN_ENCODED_LEN: usize = 2;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        15
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.as_secs());
         varint::write_u64(out, u64::from(self.subsec_nanos()));
@@ -211,22 +242,56 @@ impl FlipCodec for Duration {
     }
 }
 
+/// The longest length prefix of `len`: 1 byte below 128, and 10 (a `u64` varint's most)
+/// beyond, which is cheaper to compute than the exact length and close enough.
+#[inline]
+fn prefix_len_hint(len: usize) -> usize {
+    if len < 0x80 { 1 } else { 10 }
+}
+
+/// [`FlipCodec::encoded_len_hint`] of a string.
+#[inline]
+fn str_len_hint(s: &str) -> usize {
+    prefix_len_hint(s.len()).saturating_add(s.len())
+}
+
+/// [`FlipCodec::encoded_len_hint`] of a sequence: its length prefix and its elements' hints.
+#[inline]
+fn seq_len_hint(len: usize, hints: impl Iterator<Item = usize>) -> usize {
+    hints.fold(prefix_len_hint(len), usize::saturating_add)
+}
+
+#[inline]
 fn encode_str(s: &str, out: &mut Vec<u8>) {
     varint::write_u64(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
+#[inline]
 fn decode_str<'a>(input: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
     let len = input.read_seq_len::<u8>()?;
     let start = input.position();
     let bytes = input.read_bytes(len)?;
-    std::str::from_utf8(bytes)
-        .map_err(|e| DecodeError::new(format!("invalid UTF-8 in string at byte {start}: {e}")))
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8. (`str::from_utf8` checks the same for them,
+        // but it costs several times as much on the short strings typical of field values.)
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|e| invalid_utf8(start, e))
+}
+
+#[cold]
+fn invalid_utf8(start: usize, e: std::str::Utf8Error) -> DecodeError {
+    DecodeError::new(format!("invalid UTF-8 in string at byte {start}: {e}"))
 }
 
 impl FlipCodec for String {
     const FINGERPRINT: u64 = named("str");
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        str_len_hint(self)
+    }
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         encode_str(self, out);
@@ -240,6 +305,10 @@ impl FlipCodec for String {
 impl FlipCodec for Box<str> {
     const FINGERPRINT: u64 = named("str");
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        str_len_hint(self)
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         encode_str(self, out);
     }
@@ -251,6 +320,10 @@ impl FlipCodec for Box<str> {
 impl FlipCodec for Arc<str> {
     const FINGERPRINT: u64 = named("str");
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        str_len_hint(self)
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         encode_str(self, out);
     }
@@ -262,6 +335,13 @@ impl FlipCodec for Arc<str> {
 impl<T: FlipCodec> FlipCodec for Option<T> {
     const FINGERPRINT: u64 = wraps("Option", T::FINGERPRINT);
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        match self {
+            None => 1,
+            Some(v) => v.encoded_len_hint().saturating_add(1),
+        }
+    }
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
@@ -289,6 +369,13 @@ impl<T: FlipCodec, E: FlipCodec> FlipCodec for Result<T, E> {
         .u64(E::FINGERPRINT)
         .finish();
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        match self {
+            Ok(v) => v.encoded_len_hint().saturating_add(1),
+            Err(e) => e.encoded_len_hint().saturating_add(1),
+        }
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Ok(v) => {
@@ -317,6 +404,10 @@ macro_rules! pointers {
             const FINGERPRINT: u64 = T::FINGERPRINT;
             const MIN_ENCODED_LEN: usize = T::MIN_ENCODED_LEN;
             #[inline]
+            fn encoded_len_hint(&self) -> usize {
+                T::encoded_len_hint(self)
+            }
+            #[inline]
             fn encode(&self, out: &mut Vec<u8>) {
                 T::encode(self, out);
             }
@@ -333,13 +424,20 @@ impl<T: FlipCodec> FlipCodec for Vec<T> {
     const FINGERPRINT: u64 = wraps("seq", T::FINGERPRINT);
     const MIN_ENCODED_LEN: usize = 1;
     #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        seq_len_hint(self.len(), self.iter().map(T::encoded_len_hint))
+    }
+    // Always inlined: the loops are small, and a `Vec<f64>` field decoded by a call comes
+    // back through memory (and `Vec<f64>` is often called from several places, where the
+    // inliner gives up on it).
+    #[inline(always)]
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
         for x in self {
             x.encode(out);
         }
     }
-    #[inline]
+    #[inline(always)]
     fn decode(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let len = input.read_seq_len::<T>()?;
         let mut v = Vec::with_capacity(input.capacity_for::<T>(len));
@@ -354,6 +452,10 @@ impl<T: FlipCodec> FlipCodec for Vec<T> {
 impl<T: FlipCodec> FlipCodec for VecDeque<T> {
     const FINGERPRINT: u64 = wraps("seq", T::FINGERPRINT);
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        seq_len_hint(self.len(), self.iter().map(T::encoded_len_hint))
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
         for x in self {
@@ -378,6 +480,12 @@ impl<T: FlipCodec, const N: usize> FlipCodec for [T; N] {
         .u64(T::FINGERPRINT)
         .finish();
     const MIN_ENCODED_LEN: usize = T::MIN_ENCODED_LEN.saturating_mul(N);
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        self.iter()
+            .map(T::encoded_len_hint)
+            .fold(0, usize::saturating_add)
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         for x in self {
             x.encode(out);
@@ -419,6 +527,14 @@ where
         .u64(V::FINGERPRINT)
         .finish();
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        seq_len_hint(
+            self.len(),
+            self.iter()
+                .map(|(k, v)| k.encoded_len_hint().saturating_add(v.encoded_len_hint())),
+        )
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
         for (k, v) in self {
@@ -445,6 +561,14 @@ impl<K: FlipCodec + Ord, V: FlipCodec> FlipCodec for BTreeMap<K, V> {
         .u64(V::FINGERPRINT)
         .finish();
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        seq_len_hint(
+            self.len(),
+            self.iter()
+                .map(|(k, v)| k.encoded_len_hint().saturating_add(v.encoded_len_hint())),
+        )
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
         for (k, v) in self {
@@ -470,6 +594,10 @@ where
 {
     const FINGERPRINT: u64 = wraps("set", T::FINGERPRINT);
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        seq_len_hint(self.len(), self.iter().map(T::encoded_len_hint))
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
         for x in self {
@@ -494,6 +622,10 @@ where
 impl<T: FlipCodec + Ord> FlipCodec for BTreeSet<T> {
     const FINGERPRINT: u64 = wraps("set", T::FINGERPRINT);
     const MIN_ENCODED_LEN: usize = 1;
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        seq_len_hint(self.len(), self.iter().map(T::encoded_len_hint))
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
         for x in self {
@@ -522,6 +654,10 @@ macro_rules! tuples {
                 $(.u64($name::FINGERPRINT))+
                 .finish();
             const MIN_ENCODED_LEN: usize = 0usize $(.saturating_add($name::MIN_ENCODED_LEN))+;
+            #[inline]
+            fn encoded_len_hint(&self) -> usize {
+                0usize $(.saturating_add(self.$idx.encoded_len_hint()))+
+            }
             #[inline]
             fn encode(&self, out: &mut Vec<u8>) {
                 $(self.$idx.encode(out);)+

@@ -189,6 +189,8 @@ pub use reader::{DecodeError, MAX_DEPTH, Reader, ZERO_WIDTH_BUDGET};
 /// `decode`. Keep the defaults of the two constants unless you know better: a
 /// [`FINGERPRINT`](FlipCodec::FINGERPRINT) of 0 means "no schema check", a
 /// [`MIN_ENCODED_LEN`](FlipCodec::MIN_ENCODED_LEN) of 0 is always correct.
+/// [`encoded_len_hint`](FlipCodec::encoded_len_hint) is optional too: any value is safe, and a
+/// close upper bound spares [`to_bytes`] from growing its buffer.
 ///
 /// ```
 /// use flipcache::{from_bytes, to_bytes, DecodeError, FlipCodec, Reader};
@@ -242,6 +244,25 @@ pub trait FlipCodec: Sized {
     /// ```
     const MIN_ENCODED_LEN: usize = 0;
 
+    /// An estimate of the length of `self`'s encoding, which [`to_bytes`] and
+    /// [`encode_value`] use to size the output buffer before encoding, so that it need not
+    /// grow (and be copied) along the way. Any value is correct: it is never trusted for
+    /// anything but a capacity (and a huge one is capped). Derived types and std types return
+    /// an upper bound that is cheap to compute (numbers count their longest form, so that a
+    /// sequence of them costs one multiplication); the default is
+    /// [`MIN_ENCODED_LEN`](FlipCodec::MIN_ENCODED_LEN).
+    ///
+    /// ```
+    /// use flipcache::FlipCodec;
+    /// assert_eq!(300u32.encoded_len_hint(), 5, "the longest u32 varint");
+    /// assert_eq!("hi".to_string().encoded_len_hint(), 3);
+    /// assert_eq!(vec![4.1f64, 3.4].encoded_len_hint(), 1 + 2 * 9);
+    /// ```
+    #[inline]
+    fn encoded_len_hint(&self) -> usize {
+        Self::MIN_ENCODED_LEN
+    }
+
     /// Appends the encoding of `self` to `out`.
     ///
     /// ```
@@ -271,9 +292,17 @@ pub trait FlipCodec: Sized {
 /// assert_eq!(flipcache::to_bytes(&(1u8, -1i32, true)), [1, 1, 1]);
 /// ```
 pub fn to_bytes<T: FlipCodec>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(T::MIN_ENCODED_LEN.clamp(64, 4096));
+    let mut out = Vec::with_capacity(capacity_hint(value));
     value.encode(&mut out);
     out
+}
+
+/// The capacity to start an output buffer with: the value's
+/// [`encoded_len_hint`](FlipCodec::encoded_len_hint), within reason (a hint is not trusted
+/// with a huge allocation; past the limit, the buffer grows as it fills).
+#[inline]
+fn capacity_hint<T: FlipCodec>(value: &T) -> usize {
+    value.encoded_len_hint().clamp(16, 1 << 20)
 }
 
 /// Decodes exactly one `T` from `bytes`: trailing bytes are an error.
@@ -287,9 +316,11 @@ pub fn to_bytes<T: FlipCodec>(value: &T) -> Vec<u8> {
 /// ```
 pub fn from_bytes<T: FlipCodec>(bytes: &[u8]) -> Result<T, DecodeError> {
     let mut input = Reader::new(bytes);
-    let value = T::decode(&mut input)?;
-    input.finish()?;
-    Ok(value)
+    // Matching on the result (rather than `?` and `Ok(value)`) lets it be returned in place.
+    match T::decode(&mut input) {
+        Ok(_) if !input.is_empty() => Err(input.trailing()),
+        result => result,
+    }
 }
 
 #[cfg(test)]

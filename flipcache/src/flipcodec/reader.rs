@@ -29,7 +29,9 @@ const PREALLOC_PER_INPUT_BYTE: usize = 32;
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct DecodeError {
-    message: Cow<'static, str>,
+    // Boxed so that the error is one pointer wide: `Result<u64, DecodeError>` then fits in two
+    // registers, which matters on the hot decoding paths (errors are cold and may allocate).
+    message: Box<Cow<'static, str>>,
 }
 
 impl DecodeError {
@@ -40,9 +42,10 @@ impl DecodeError {
     /// let e = flipcache::DecodeError::new(format!("{} is not even", 3));
     /// assert_eq!(e.to_string(), "3 is not even");
     /// ```
+    #[cold]
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            message: message.into(),
+            message: Box::new(message.into()),
         }
     }
 
@@ -223,21 +226,28 @@ impl<'a> Reader<'a> {
     /// exactly one encoding.
     #[inline]
     pub(crate) fn read_varint_u64(&mut self) -> Result<u64, DecodeError> {
+        // Up to three bytes (values up to 2^21, which covers lengths and most decimal floats)
+        // without a loop. A final 0x00 byte after the first would be overlong: the slow path
+        // rejects it.
         match *self.rest {
             [b0, ref rest @ ..] if b0 < 0x80 => {
                 self.rest = rest;
                 Ok(u64::from(b0))
             }
-            // Two bytes (values up to 16383) are common enough for their own path.
             [b0, b1, ref rest @ ..] if b1 < 0x80 && b1 != 0 => {
                 self.rest = rest;
                 Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            [b0, b1, b2, ref rest @ ..] if b1 >= 0x80 && b2 < 0x80 && b2 != 0 => {
+                self.rest = rest;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14))
             }
             _ => self.read_varint_u64_slow(),
         }
     }
 
-    #[cold]
+    /// [`read_varint_u64`](Self::read_varint_u64) for 4 bytes and more, and for errors.
+    #[inline(never)]
     fn read_varint_u64_slow(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for (i, &b) in self.rest.iter().take(10).enumerate() {
@@ -416,11 +426,18 @@ impl<'a> Reader<'a> {
     /// r.read_byte().unwrap();
     /// assert!(r.finish().is_err());
     /// ```
+    #[inline]
     pub fn finish(self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(self.error(format_args!("{} trailing bytes", self.rest.len())))
+            Err(self.trailing())
         }
+    }
+
+    /// The error for bytes left over after a value.
+    #[cold]
+    pub(crate) fn trailing(&self) -> DecodeError {
+        self.error(format_args!("{} trailing bytes", self.rest.len()))
     }
 }

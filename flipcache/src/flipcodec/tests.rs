@@ -9,6 +9,13 @@ use super::*;
 
 fn round_trip<T: FlipCodec + PartialEq + Debug>(v: T) -> Vec<u8> {
     let bytes = to_bytes(&v);
+    // The std types' hints are upper bounds, so `to_bytes` never grows its buffer.
+    assert!(
+        v.encoded_len_hint() >= bytes.len(),
+        "{v:?}: hint {} < {} bytes",
+        v.encoded_len_hint(),
+        bytes.len()
+    );
     let back: T = from_bytes(&bytes).unwrap_or_else(|e| panic!("{v:?}: {e}"));
     assert_eq!(back, v);
     // A truncated encoding never decodes.
@@ -261,5 +268,66 @@ fn garbage_never_panics() {
         let _ = from_bytes::<BTreeSet<Duration>>(&buf);
         let _ = from_bytes::<(u128, i128, [bool; 3], Result<(), u16>)>(&buf);
         let _ = decode_value::<Vec<u8>>(&buf, "bytes");
+    }
+}
+
+#[test]
+fn decode_errors_are_one_pointer_wide() {
+    // So that the `Result`s of small decodes come back in registers.
+    assert_eq!(
+        std::mem::size_of::<DecodeError>(),
+        std::mem::size_of::<usize>()
+    );
+    assert_eq!(
+        std::mem::size_of::<Result<u64, DecodeError>>(),
+        2 * std::mem::size_of::<usize>()
+    );
+}
+
+#[test]
+fn hints_are_upper_bounds_at_the_edges() {
+    for v in [0u64, 127, 128, u64::MAX] {
+        assert!(v.encoded_len_hint() >= to_bytes(&v).len());
+    }
+    for v in [i64::MIN, -65, 64, i64::MAX] {
+        assert!(v.encoded_len_hint() >= to_bytes(&v).len());
+    }
+    for len in [0, 127, 128, 20_000] {
+        let s = "x".repeat(len);
+        assert!(s.encoded_len_hint() >= to_bytes(&s).len());
+        let v = vec![0.1f64 / 3.0; len];
+        assert!(v.encoded_len_hint() >= to_bytes(&v).len());
+    }
+    assert!('\u{10FFFF}'.encoded_len_hint() >= to_bytes(&'\u{10FFFF}').len());
+    assert!(u128::MAX.encoded_len_hint() >= to_bytes(&u128::MAX).len());
+    assert!(i128::MIN.encoded_len_hint() >= to_bytes(&i128::MIN).len());
+    let d = Duration::new(u64::MAX, 999_999_999);
+    assert!(d.encoded_len_hint() >= to_bytes(&d).len());
+}
+
+#[test]
+fn strings_are_validated_past_an_ascii_prefix() {
+    // ASCII takes a shortcut past `str::from_utf8`; anything else still goes through it.
+    for bad in [
+        &b"abc\xff"[..],
+        b"\xc0\x80",
+        b"abcdefgh\x80",
+        b"\xed\xa0\x80",
+        b"abcdefghijklmnopqrstuvwxyz\xf4\x90\x80\x80",
+    ] {
+        let mut bytes = to_bytes(&(bad.len() as u64));
+        bytes.extend_from_slice(bad);
+        let err = from_bytes::<String>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("invalid UTF-8"), "{bad:?}: {err}");
+    }
+    for good in [
+        "",
+        "a",
+        "plain ascii",
+        "ascii then é",
+        "日本語",
+        &"x".repeat(300),
+    ] {
+        round_trip(good.to_string());
     }
 }

@@ -4,20 +4,25 @@
 /// Appends `v` as an unsigned LEB128 varint: 7 bits per byte, low bits first, the high bit
 /// set on every byte but the last. Values below 128 take one byte.
 #[inline]
-pub(crate) fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn write_u64(out: &mut Vec<u8>, v: u64) {
     if v < 0x80 {
         out.push(v as u8);
-        return;
+    } else if v < 0x4000 {
+        out.extend_from_slice(&[(v as u8) | 0x80, (v >> 7) as u8]);
+    } else {
+        write_u64_long(out, v);
     }
-    let mut buf = [0u8; 10];
-    let mut i = 0;
+}
+
+/// [`write_u64`] for values of 3 bytes and more. Byte by byte: copying a buffer's first
+/// `len` bytes would call `memcpy`, which costs more than the loop.
+#[inline(never)]
+fn write_u64_long(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
-        buf[i] = (v as u8) | 0x80;
+        out.push((v as u8) | 0x80);
         v >>= 7;
-        i += 1;
     }
-    buf[i] = v as u8;
-    out.extend_from_slice(&buf[..=i]);
+    out.push(v as u8);
 }
 
 /// [`write_u64`] for 128-bit values (at most 19 bytes).
@@ -100,6 +105,17 @@ mod tests {
         assert!(Reader::new(&overflow).read_varint_u64().is_err());
         assert!(Reader::new(&[0xff; 11]).read_varint_u64().is_err());
         assert!(Reader::new(&[0x80, 0x00]).read_varint_u64().is_err());
+        assert!(Reader::new(&[0x80, 0x80, 0x00]).read_varint_u64().is_err());
+        assert!(
+            Reader::new(&[0xff, 0x80, 0x00, 0x01])
+                .read_varint_u64()
+                .is_err()
+        );
+        assert!(Reader::new(&[0x80, 0x80]).read_varint_u64().is_err());
+        assert_eq!(
+            Reader::new(&[0xff, 0xff, 0x7f]).read_varint_u64().unwrap(),
+            (1 << 21) - 1
+        );
         assert!(Reader::new(&[0x80]).read_varint_u64().is_err());
         let mut overflow128 = vec![0xff; 18];
         overflow128.push(0x04);
