@@ -11,6 +11,8 @@
 //! `fallback.rs` emitting a stub impl when the input is invalid, so one mistake does not
 //! cascade into many.
 
+#![forbid(unsafe_code)]
+
 mod codec;
 mod memoize;
 

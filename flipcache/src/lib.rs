@@ -47,6 +47,7 @@
 //!
 //! [FlipCache]: https://pypi.org/project/flipcache/
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod aio;
 mod arg;

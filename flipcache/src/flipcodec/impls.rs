@@ -272,11 +272,6 @@ fn decode_str<'a>(input: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
     let len = input.read_seq_len::<u8>()?;
     let start = input.position();
     let bytes = input.read_bytes(len)?;
-    if bytes.is_ascii() {
-        // SAFETY: ASCII bytes are valid UTF-8. (`str::from_utf8` checks the same for them,
-        // but it costs several times as much on the short strings typical of field values.)
-        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
-    }
     std::str::from_utf8(bytes).map_err(|e| invalid_utf8(start, e))
 }
 

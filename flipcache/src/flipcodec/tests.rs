@@ -307,7 +307,7 @@ fn hints_are_upper_bounds_at_the_edges() {
 
 #[test]
 fn strings_are_validated_past_an_ascii_prefix() {
-    // ASCII takes a shortcut past `str::from_utf8`; anything else still goes through it.
+    // Invalid UTF-8 anywhere, after an ASCII prefix too, is an error.
     for bad in [
         &b"abc\xff"[..],
         b"\xc0\x80",
