@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use papaya::Equivalent;
+use thread_local::ThreadLocal;
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -51,8 +52,6 @@ const EXACT_LRU_BELOW: usize = 64;
 /// Fewest entries per shard (on average) when the L1 is split.
 const MIN_PER_SHARD: usize = 32;
 const MAX_SHARDS: usize = 64;
-/// Hit counters, spread so threads do not share one cache line.
-const HIT_STRIPES: usize = 16;
 /// Most table slots reserved up front, whatever the capacity (the table grows past this).
 const PRESIZE_MAX: usize = 1 << 14;
 
@@ -143,7 +142,9 @@ pub(crate) struct Local<K, V> {
     refresh_every: Option<Duration>,
     /// The origin of [`Entry::refresh_at`].
     base: Instant,
-    hits: Box<[Padded<AtomicU64>]>,
+    /// Local hits, one counter per thread (written by that thread only, so a hit pays a plain
+    /// load and store, and threads never share a counter's cache line).
+    hits: ThreadLocal<Padded<AtomicU64>>,
 }
 
 fn shard_count(capacity: usize) -> usize {
@@ -158,13 +159,10 @@ fn shard_count(capacity: usize) -> usize {
     1 << (usize::BITS - 1 - n.leading_zeros())
 }
 
-/// This thread's hit counter stripe.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % HIT_STRIPES;
+impl<T: Default> Default for Padded<T> {
+    fn default() -> Self {
+        Padded(T::default())
     }
-    STRIPE.with(|s| *s)
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
@@ -199,9 +197,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             len: AtomicUsize::new(0),
             refresh_every,
             base: Instant::now(),
-            hits: (0..HIT_STRIPES)
-                .map(|_| Padded(AtomicU64::new(0)))
-                .collect(),
+            hits: ThreadLocal::new(),
         }
     }
 
@@ -297,7 +293,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
 
     #[inline]
     fn count_hit(&self) {
-        self.hits[stripe()].0.fetch_add(1, Ordering::Relaxed);
+        // Only this thread writes its counter (a thread that exits leaves it to the next one
+        // given its id, after it), so the increment needs no atomic read-modify-write.
+        let c = &self.hits.get_or_default().0;
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Looks `key` up, counting a read as use; an expired entry is dropped. Lock-free.
