@@ -528,3 +528,34 @@ async fn the_async_front_works_on_a_cluster() {
         .await
         .unwrap();
 }
+
+static SEEDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+static SQUARE_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[flipcache::flipcache(
+    name = "cluster_square",
+    redis = flipcache::ClusterNodes::new(SEEDS.get().cloned().unwrap_or_default())
+)]
+fn square(n: u64) -> u64 {
+    SQUARE_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    n * n
+}
+
+#[test]
+fn a_memoized_function_caches_on_a_cluster() {
+    let cluster = Cluster::start();
+    SEEDS.set(cluster.seeds()).unwrap();
+    assert_eq!(square(12), 144);
+    assert_eq!(square(12), 144);
+    assert_eq!(
+        SQUARE_RUNS.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the second call was served by the cache"
+    );
+    let stored: Option<String> = cluster.foreign().get("cluster_square:12").unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some("144"),
+        "the result is in the cluster"
+    );
+}

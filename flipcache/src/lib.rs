@@ -81,6 +81,8 @@ pub use error::{Error, Result};
 pub use flipcache_macros::FlipCodec;
 pub use flipcodec::{DecodeError, FlipCodec, Reader, from_bytes, to_bytes};
 pub use key::FlipKey;
+#[cfg(feature = "cluster")]
+pub use memo::ClusterNodes;
 pub use memo::{MemoKey, write_escaped_key};
 pub use stats::Stats;
 pub use value::FlipValue;

@@ -110,10 +110,46 @@ pub enum Redis {
     Url(String),
     /// A client's endpoint and settings.
     Client(Box<redis::Client>),
+    /// A Redis Cluster's seed nodes.
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<String>),
 }
 
-/// What `redis = ...` accepts: a URL (`&str`, `String`), a `redis::Client`, or an `Option` of
-/// either (`None`: the environment).
+/// The seed nodes of a Redis Cluster, for `#[flipcache(redis = ...)]` (cargo feature
+/// `cluster`; see [`Builder::redis_cluster`](crate::Builder::redis_cluster)).
+///
+/// ```no_run
+/// use flipcache::{flipcache, ClusterNodes};
+///
+/// #[flipcache(name = "squares", redis = ClusterNodes::new(["redis://10.0.0.1:7000"]))]
+/// fn square(n: u64) -> u64 {
+///     n * n
+/// }
+/// ```
+#[cfg(feature = "cluster")]
+pub struct ClusterNodes(Vec<String>);
+
+#[cfg(feature = "cluster")]
+impl ClusterNodes {
+    /// Seed node URLs (`redis://host:port`; one reachable node is enough).
+    ///
+    /// ```
+    /// let seeds = flipcache::ClusterNodes::new(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// ```
+    pub fn new(nodes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        ClusterNodes(nodes.into_iter().map(Into::into).collect())
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl IntoRedis for ClusterNodes {
+    fn into_redis(self) -> Redis {
+        Redis::Cluster(self.0)
+    }
+}
+
+/// What `redis = ...` accepts: a URL (`&str`, `String`), a `redis::Client`, `ClusterNodes`
+/// (feature `cluster`), or an `Option` of one (`None`: the environment).
 pub trait IntoRedis {
     /// The source this names.
     fn into_redis(self) -> Redis;
@@ -344,6 +380,10 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Redis::Env => b,
             Redis::Url(url) => b.redis_url(&url),
             Redis::Client(c) => b.redis_client(*c),
+            #[cfg(feature = "cluster")]
+            Redis::Cluster(nodes) => {
+                b.redis_cluster(&nodes.iter().map(String::as_str).collect::<Vec<_>>())
+            }
         };
         b.value_codec(CodecRef(o.codec))
     }
