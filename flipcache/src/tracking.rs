@@ -3,7 +3,7 @@
 //! Redis, and writes made by other caches of this process) to every L1 they concern.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use redis::Value;
 
@@ -155,42 +155,40 @@ impl Registry {
     /// A cache of this process emptied itself: every other cache with the same prefix, or one
     /// nested inside it, flushes too.
     pub(crate) fn local_clear(&self, prefix: &str, writer: u64) {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
-        for m in members
-            .iter()
-            .filter(|m| m.id != writer && m.prefix.starts_with(prefix))
-        {
-            if let Some(sink) = m.sink.upgrade() {
-                sink.flush();
-            }
+        for (sink, _) in self.live(|m| m.id != writer && m.prefix.starts_with(prefix)) {
+            sink.flush();
         }
     }
 
     fn route(&self, key: &[u8], skip: Option<u64>, from_redis: bool) {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
-        for m in members.iter() {
-            if Some(m.id) == skip {
-                continue;
-            }
-            if let Some(suffix) = key.strip_prefix(m.prefix.as_bytes())
-                && let Some(sink) = m.sink.upgrade()
-            {
-                sink.invalidate(suffix);
-                if from_redis {
-                    sink.count_invalidation();
-                }
+        for (sink, prefix_len) in
+            self.live(|m| Some(m.id) != skip && key.starts_with(m.prefix.as_bytes()))
+        {
+            sink.invalidate(&key[prefix_len..]);
+            if from_redis {
+                sink.count_invalidation();
             }
         }
     }
 
     /// Empties every L1 on this connection (connection lost, FLUSHDB, tracking redone).
     pub(crate) fn flush_all(&self) {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
-        for m in members.iter() {
-            if let Some(sink) = m.sink.upgrade() {
-                sink.flush();
-            }
+        for (sink, _) in self.live(|_| true) {
+            sink.flush();
         }
+    }
+
+    /// The live caches that `pick` selects, with their prefix lengths. Collected under the
+    /// lock and used after it is released: a handle upgraded here may turn out to be a cache's
+    /// last one (its owner dropped it meanwhile), and dropping it makes the cache `leave`,
+    /// which takes the lock for writing.
+    fn live(&self, pick: impl Fn(&Member) -> bool) -> Vec<(Arc<dyn Sink>, usize)> {
+        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        members
+            .iter()
+            .filter(|m| pick(m))
+            .filter_map(|m| Some((m.sink.upgrade()?, m.prefix.len())))
+            .collect()
     }
 }
 
@@ -208,6 +206,53 @@ fn minimal(sorted: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache whose last handle is dropped (by another thread) while a push is being routed
+    /// to it: the router ends up dropping it, and it leaves the registry from there.
+    struct Leaving {
+        registry: Arc<Registry>,
+        id: Mutex<u64>,
+        holder: Arc<Mutex<Option<Arc<dyn Sink>>>>,
+    }
+
+    impl Sink for Leaving {
+        fn invalidate(&self, _: &[u8]) {
+            self.holder.lock().unwrap().take();
+        }
+        fn flush(&self) {}
+        fn count_invalidation(&self) {}
+    }
+
+    impl Drop for Leaving {
+        fn drop(&mut self) {
+            self.registry.leave(*self.id.lock().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_cache_dropped_during_routing_leaves_without_a_deadlock() {
+        let registry = Arc::new(Registry::default());
+        let holder = Arc::new(Mutex::new(None));
+        let sink = Arc::new(Leaving {
+            registry: registry.clone(),
+            id: Mutex::new(0),
+            holder: holder.clone(),
+        });
+        let weak: Weak<dyn Sink> = Arc::downgrade(&(sink.clone() as Arc<dyn Sink>));
+        *sink.id.lock().unwrap() = registry.join("p:".into(), true, weak);
+        *holder.lock().unwrap() = Some(sink as Arc<dyn Sink>);
+        let (done, finished) = std::sync::mpsc::channel();
+        let r = registry.clone();
+        std::thread::spawn(move || {
+            r.on_push(&[Value::Array(vec![Value::BulkString(b"p:k".to_vec())])]);
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("routing a push to a cache dropped meanwhile deadlocked");
+        assert!(holder.lock().unwrap().is_none());
+        assert_eq!(registry.members.read().unwrap().len(), 0, "the cache left");
+    }
 
     #[test]
     fn minimal_prefix_set_drops_covered_ones() {
