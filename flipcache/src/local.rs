@@ -26,9 +26,9 @@
 //!   was pending when the ticket was taken, the slot's epoch has not moved since, and the
 //!   cache-wide `global` epoch (bumped by flushes: connection loss, `FLUSHDB`) has not moved.
 //! - A write bumps the epoch and counts itself pending; when Redis acknowledges it, it fills the
-//!   L1 only if it is still the newest write of its slot and no other write is in flight. Writes
-//!   share one connection, so replies come back in execution order and the last acknowledged
-//!   write is the one Redis holds. Otherwise (or on failure) it removes the entry.
+//!   L1 only if no other write of its slot overlapped it: none was in flight when it started,
+//!   none started since, none is in flight now. (Overlapping writes may reach Redis in either
+//!   order, whatever order they started in.) Otherwise (or on failure) it removes the entry.
 //!
 //! A hit that raced an invalidation returns the value the key held just before it: the read
 //! happened first, as it would have under a lock.
@@ -471,7 +471,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     /// reads and older writes of those slots may no longer fill. Keys of one batch sharing a
     /// slot share one claim, so a batch never blocks itself.
     pub(crate) fn begin_writes(&self, hashes: impl IntoIterator<Item = u64>) -> Vec<Ticket> {
-        let mut claimed: Vec<(usize, usize, u64)> = Vec::new();
+        let mut claimed: Vec<(usize, usize, u64, bool)> = Vec::new();
         hashes
             .into_iter()
             .map(|hash| {
@@ -480,27 +480,31 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
                 }
                 let (shard_idx, slot_idx) = ((hash & self.mask) as usize, Self::slot(hash));
                 let global = self.global.load(Ordering::Acquire);
-                if let Some(&(_, _, epoch)) =
+                if let Some(&(_, _, epoch, clean)) =
                     claimed.iter().find(|c| c.0 == shard_idx && c.1 == slot_idx)
                 {
                     return Ticket {
                         hash,
                         global,
                         epoch,
-                        clean: true,
+                        clean,
                         owner: false,
                     };
                 }
                 let mut shard = self.shard(hash);
                 let slot = &mut shard.slots[slot_idx];
+                // A write that starts while another of its slot is in flight may reach Redis
+                // before or after it (starting here and sending on the connection are not one
+                // step), so it is not known to be the last one Redis applies: it never fills.
+                let clean = slot.pending == 0;
                 slot.pending += 1;
                 slot.epoch += 1;
-                claimed.push((shard_idx, slot_idx, slot.epoch));
+                claimed.push((shard_idx, slot_idx, slot.epoch, clean));
                 Ticket {
                     hash,
                     global,
                     epoch: slot.epoch,
-                    clean: true,
+                    clean,
                     owner: true,
                 }
             })
@@ -711,6 +715,24 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_started_during_another_never_fills() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        // `first` starts, then `second`; Redis applies `second` first and `first` last, and
+        // `second` happens to settle last.
+        let first = l.begin_write(l.hash(&1));
+        let second = l.begin_write(l.hash(&1));
+        l.release(&[second]);
+        l.release(&[first]);
+        l.settle(&1, Some((1, None)), first);
+        l.settle(&1, Some((2, None)), second);
+        assert_eq!(
+            hit(l.get(&1)),
+            None,
+            "the L1 must not keep a value Redis may not hold"
+        );
+    }
+
+    #[test]
     fn a_batch_never_blocks_itself_but_blocks_others() {
         let l: Local<u32, u32> = Local::new(50, None); // one shard, 64 slots: collisions
         let keys: Vec<u32> = (0..200).collect();
@@ -726,14 +748,19 @@ mod tests {
             l.keys().iter().all(|k| *k < 200),
             "the overlapped single write did not fill"
         );
-        // A batch overlapped by a later write fills none of that write's slot.
+        // A batch overlapped by a later write fills none of that write's slot, and the later
+        // write does not fill either (Redis may apply the two in either order).
         let tickets = l.begin_writes([l.hash(&1), l.hash(&2)]);
         let later = l.begin_write(l.hash(&1));
         l.release(&tickets);
         l.settle(&1, Some((10, None)), tickets[0]);
         assert_eq!(hit(l.get(&1)), None);
         l.end_write(&1, Some((11, None)), later);
-        assert_eq!(hit(l.get(&1)), Some(11));
+        assert_eq!(hit(l.get(&1)), None);
+        // The next lone write fills again.
+        let alone = l.begin_write(l.hash(&1));
+        l.end_write(&1, Some((12, None)), alone);
+        assert_eq!(hit(l.get(&1)), Some(12));
     }
 
     #[test]
