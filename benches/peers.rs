@@ -185,14 +185,7 @@ fn remote(c: &mut Criterion, server: &support::Server) {
         .unwrap();
     // The raw multiplexed redis-rs connection, driven by a tokio runtime and called from this
     // (blocking) thread: the same thread hand-off a blocking flipcache call makes.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut mux = rt
-        .block_on(server.client().get_multiplexed_async_connection())
-        .unwrap();
+    let (rt, mut mux) = server.multiplexed();
 
     let mut g = c.benchmark_group("miss");
     let mut i = 0u64;

@@ -95,14 +95,7 @@ fn main() {
         .unwrap();
     cache.set_many((0..KEYS).map(|i| (i, i))).unwrap();
     let mut raw = server.raw();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut mux = rt
-        .block_on(server.client().get_multiplexed_async_connection())
-        .unwrap();
+    let (rt, mut mux) = server.multiplexed();
     let key = |i: u64| format!("rt_remote:{}", i % KEYS);
 
     println!(

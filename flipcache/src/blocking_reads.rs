@@ -28,9 +28,17 @@ pub(crate) struct BlockingReads {
 
 struct Inner {
     client: redis::Client,
-    idle: Mutex<Vec<(u64, Connection)>>,
+    idle: Mutex<Vec<Idle>>,
     /// A connection is being made in the background.
     creating: AtomicBool,
+}
+
+/// A pooled connection: its shared-connection generation, and the read/write timeout its
+/// socket has now (set again only when a caller wants another).
+struct Idle {
+    generation: u64,
+    timeout: Duration,
+    conn: Connection,
 }
 
 /// The server's `run_id` (from `INFO server`): which run of the server a connection reaches.
@@ -66,23 +74,27 @@ impl BlockingReads {
     ) -> Option<Result<T, RedisError>> {
         let pooled = {
             let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.retain(|(g, _)| *g == generation);
+            idle.retain(|i| i.generation == generation);
             idle.pop()
         };
-        let Some((_, mut conn)) = pooled else {
+        let Some(mut idle) = pooled else {
             self.grow(rt, generation, server, connect_timeout);
             return None;
         };
-        if let Err(e) = conn
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| conn.set_write_timeout(Some(timeout)))
-        {
-            return Some(Err(e));
+        if idle.timeout != timeout {
+            if let Err(e) = idle
+                .conn
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| idle.conn.set_write_timeout(Some(timeout)))
+            {
+                return Some(Err(e));
+            }
+            idle.timeout = timeout;
         }
-        let result = op(&mut conn);
+        let result = op(&mut idle.conn);
         // A connection that failed (or timed out half-way) may hold a stray reply: drop it.
         if result.is_ok() {
-            self.inner.put(generation, conn);
+            self.inner.put(idle);
         }
         Some(result)
     }
@@ -96,7 +108,11 @@ impl BlockingReads {
         let server = server.to_owned();
         rt.spawn_blocking(move || {
             if let Ok(Some(conn)) = inner.connect(&server, connect_timeout) {
-                inner.put(generation, conn);
+                inner.put(Idle {
+                    generation,
+                    timeout: connect_timeout,
+                    conn,
+                });
             }
             inner.creating.store(false, Ordering::Release);
         });
@@ -104,10 +120,10 @@ impl BlockingReads {
 }
 
 impl Inner {
-    fn put(&self, generation: u64, conn: Connection) {
+    fn put(&self, conn: Idle) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push((generation, conn));
+            idle.push(conn);
         }
     }
 

@@ -48,7 +48,7 @@ type Hasher = foldhash::fast::RandomState;
 
 const SLOTS: usize = 64;
 /// Below this many entries the L1 is one shard, so eviction is one CLOCK over every entry.
-const EXACT_LRU_BELOW: usize = 64;
+const ONE_SHARD_BELOW: usize = 64;
 /// Fewest entries per shard (on average) when the L1 is split.
 const MIN_PER_SHARD: usize = 32;
 const MAX_SHARDS: usize = 64;
@@ -148,7 +148,7 @@ pub(crate) struct Local<K, V> {
 }
 
 fn shard_count(capacity: usize) -> usize {
-    if capacity < EXACT_LRU_BELOW {
+    if capacity < ONE_SHARD_BELOW {
         return 1;
     }
     let cores = std::thread::available_parallelism().map_or(4, NonZeroUsize::get);
@@ -464,7 +464,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             };
             self.map.insert(key.to_owned(), longer, &guard);
         }
-        drop(shard);
     }
 
     /// Starts a write (one key, or a pipelined batch) of the keys hashing to `hashes`: later

@@ -92,6 +92,21 @@ impl Server {
         self.inner.is_some()
     }
 
+    /// The raw multiplexed redis-rs connection, with the tokio runtime (one worker) that drives
+    /// it, for calls from a blocking thread (`rt.block_on(...)`): the thread hand-off a
+    /// blocking flipcache call to the shared connection makes.
+    pub fn multiplexed(&self) -> (tokio::runtime::Runtime, redis::aio::MultiplexedConnection) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let conn = rt
+            .block_on(self.client().get_multiplexed_async_connection())
+            .expect("multiplexed connection");
+        (rt, conn)
+    }
+
     /// Kills the server.
     pub fn stop(&mut self) {
         if let Some(mut s) = self.inner.take() {

@@ -255,6 +255,18 @@ fn str_len_hint(s: &str) -> usize {
     prefix_len_hint(s.len()).saturating_add(s.len())
 }
 
+/// [`FlipCodec::encoded_len_hint`] of a map: its length prefix and its entries' hints.
+#[inline]
+fn map_len_hint<'a, K: FlipCodec + 'a, V: FlipCodec + 'a>(
+    len: usize,
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+) -> usize {
+    seq_len_hint(
+        len,
+        entries.map(|(k, v)| k.encoded_len_hint().saturating_add(v.encoded_len_hint())),
+    )
+}
+
 /// [`FlipCodec::encoded_len_hint`] of a sequence: its length prefix and its elements' hints.
 #[inline]
 fn seq_len_hint(len: usize, hints: impl Iterator<Item = usize>) -> usize {
@@ -524,11 +536,7 @@ where
     const MIN_ENCODED_LEN: usize = 1;
     #[inline]
     fn encoded_len_hint(&self) -> usize {
-        seq_len_hint(
-            self.len(),
-            self.iter()
-                .map(|(k, v)| k.encoded_len_hint().saturating_add(v.encoded_len_hint())),
-        )
+        map_len_hint(self.len(), self.iter())
     }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
@@ -558,11 +566,7 @@ impl<K: FlipCodec + Ord, V: FlipCodec> FlipCodec for BTreeMap<K, V> {
     const MIN_ENCODED_LEN: usize = 1;
     #[inline]
     fn encoded_len_hint(&self) -> usize {
-        seq_len_hint(
-            self.len(),
-            self.iter()
-                .map(|(k, v)| k.encoded_len_hint().saturating_add(v.encoded_len_hint())),
-        )
+        map_len_hint(self.len(), self.iter())
     }
     fn encode(&self, out: &mut Vec<u8>) {
         varint::write_u64(out, self.len() as u64);
