@@ -83,6 +83,10 @@ pub struct Builder<K, V, C = DefaultCodec> {
     connect_timeout: Duration,
     coherence: bool,
     lazy: bool,
+    fail_open: bool,
+    absent_ttl: Option<Duration>,
+    jitter: Option<Duration>,
+    decode_misses: bool,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -119,6 +123,10 @@ impl<K, V> Builder<K, V> {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             coherence: true,
             lazy: false,
+            fail_open: true,
+            absent_ttl: None,
+            jitter: None,
+            decode_misses: false,
             _key: PhantomData,
         }
     }
@@ -139,6 +147,10 @@ impl<K, V, C> Builder<K, V, C> {
             connect_timeout: self.connect_timeout,
             coherence: self.coherence,
             lazy: self.lazy,
+            fail_open: self.fail_open,
+            absent_ttl: self.absent_ttl,
+            jitter: self.jitter,
+            decode_misses: self.decode_misses,
             _key: PhantomData,
         }
     }
@@ -345,6 +357,65 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// Whether the loader paths (`get_with`, `try_get_with`, `optionally_get_with`) ignore Redis
+    /// trouble (on by default): when Redis is unreachable or slower than the
+    /// [`timeout`](Builder::timeout), the loader's value is returned anyway (kept in the L1 for
+    /// its TTL) and one warning is logged per outage; while Redis stays down, one load per
+    /// second tries it again. Off, such loads return the Redis error.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b").fail_open(false);
+    /// ```
+    pub fn fail_open(mut self, on: bool) -> Self {
+        self.fail_open = on;
+        self
+    }
+
+    /// Remembers a loader's "not found" for `ttl`, in Redis, for every process:
+    /// `optionally_get_with` (and memoized functions returning `Option` or
+    /// `Result<Option<_>, _>` with `cache_absent`) then answer `None` without running the
+    /// loader. The marker lives outside the `{name}:{key}` layout (under `__flipcache__:absent:`),
+    /// so Python FlipCache readers, `len` and `keys` never see it; any write of the key, by this
+    /// crate, Python or `redis-cli`, ends the absence (a value in Redis always wins over the
+    /// marker), and `delete` and `clear` remove markers too. A remembered absence costs a Redis
+    /// round trip per read (it is not kept in the L1).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .cache_absent(std::time::Duration::from_secs(30));
+    /// ```
+    pub fn cache_absent(mut self, ttl: Duration) -> Self {
+        self.absent_ttl = Some(ttl);
+        self
+    }
+
+    /// Adds a random extra in `0..max` to the TTL of every write (each key its own), so a batch
+    /// written together does not expire together. Needs a TTL (`expire_time`, or one chosen per
+    /// entry) to apply to.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .expire_jitter(std::time::Duration::from_secs(60));
+    /// ```
+    pub fn expire_jitter(mut self, max: Duration) -> Self {
+        self.jitter = Some(max);
+        self
+    }
+
+    /// Makes `get` and `get_many` read an entry that does not decode (an old format after a
+    /// deploy, another writer's garbage) as absent, with one warning per key, instead of
+    /// failing. Off by default: the error names the key. (Loader paths always treat such an
+    /// entry as a miss and overwrite it.)
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b").decode_errors_as_misses(true);
+    /// ```
+    pub fn decode_errors_as_misses(mut self, on: bool) -> Self {
+        self.decode_misses = on;
+        self
+    }
+
     fn target(&self) -> Result<(Target, String, String)> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
@@ -402,6 +473,18 @@ impl<K, V, C> Builder<K, V, C> {
         if self.name.is_empty() {
             return Err(self.config("the name must not be empty".into()));
         }
+        if self.name.starts_with(crate::key::RESERVED) {
+            return Err(self.config(format!(
+                "names starting with `{}` are reserved for flipcache's own keys",
+                crate::key::RESERVED
+            )));
+        }
+        if self
+            .absent_ttl
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(self.config("cache_absent must be at least 1 ms".into()));
+        }
         if self
             .expire_time
             .is_some_and(|t| t < Duration::from_millis(1))
@@ -426,6 +509,10 @@ impl<K, V, C> Builder<K, V, C> {
             timeout,
             coherence,
             lazy,
+            fail_open,
+            absent_ttl,
+            jitter,
+            decode_misses,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -442,6 +529,10 @@ impl<K, V, C> Builder<K, V, C> {
             timeout,
             coherence,
             lazy,
+            fail_open,
+            absent_ttl,
+            jitter,
+            decode_misses,
         };
         Core::start(settings, codec, remote).await
     }

@@ -12,12 +12,18 @@ use tokio::sync::mpsc;
 
 use crate::codec::ValueCodec;
 use crate::error::{Error, Result};
-use crate::key::{FlipKey, escape_glob, redis_key};
+use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
+use crate::load::flight::Flights;
+use crate::load::health::Health;
 use crate::local::{Local, Lookup, Ticket};
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
 use crate::stats::{Counters, Stats};
+use crate::sync::lock;
 use crate::tracking::Sink;
+
+/// How many keys `decode_errors_as_misses` remembers having warned about.
+const WARNED_KEYS_MAX: usize = 1024;
 
 /// Everything the builder decided, minus the codec and the connection.
 pub(crate) struct Settings<V> {
@@ -31,6 +37,24 @@ pub(crate) struct Settings<V> {
     pub(crate) coherence: bool,
     /// Build even when Redis cannot be reached.
     pub(crate) lazy: bool,
+    /// Loader paths return the loader's value when Redis fails.
+    pub(crate) fail_open: bool,
+    /// How long a loader's `None` is remembered in Redis.
+    pub(crate) absent_ttl: Option<Duration>,
+    /// Random extra TTL per write, in `0..jitter`.
+    pub(crate) jitter: Option<Duration>,
+    /// `get`/`get_many` read an undecodable entry as absent.
+    pub(crate) decode_misses: bool,
+}
+
+/// What Redis holds for a key, as a read found it.
+pub(crate) enum Stored<V> {
+    /// A value (now in the L1 too, unless something moved meanwhile).
+    Value(V),
+    /// No value, and a marker saying a loader found none (`cache_absent`).
+    Absent,
+    /// Nothing.
+    Missing,
 }
 
 /// One cache: name, L1, codec, connection, counters.
@@ -46,8 +70,18 @@ pub(crate) struct Core<K, V> {
     write_default: bool,
     timeout: Duration,
     id: OnceLock<u64>,
-    counters: Counters,
+    pub(crate) counters: Counters,
     refresher: OnceLock<mpsc::UnboundedSender<K>>,
+    /// The loads in flight (the crate's one single-flight).
+    pub(crate) flights: Flights<K, V>,
+    /// Redis's health as the loader paths see it (fail-open).
+    pub(crate) health: Health,
+    pub(crate) fail_open: bool,
+    absent_ttl: Option<Duration>,
+    jitter: Option<Duration>,
+    decode_misses: bool,
+    /// Keys whose undecodable value was reported (`decode_errors_as_misses`).
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A write (one key or a pipelined batch) in flight. Finishing it settles the L1; dropping it
@@ -71,11 +105,23 @@ impl<'a, K: FlipKey, V: Clone> WriteGuard<'a, K, V> {
         }
     }
 
-    /// Redis acknowledged the batch: `values` (one per key, in order) may fill the L1.
-    fn finish(mut self, values: Vec<V>, deadline: Option<Instant>) {
+    /// Redis acknowledged the write: `values` (one per key, in order) may fill the L1.
+    fn finish(self, values: Vec<V>, deadline: Option<Instant>) {
+        let deadlines = vec![deadline; values.len()];
+        self.finish_each(values, deadlines);
+    }
+
+    /// [`WriteGuard::finish`] with a deadline per key.
+    fn finish_each(mut self, values: Vec<V>, deadlines: Vec<Option<Instant>>) {
         self.done = true;
         self.local.release(&self.tickets);
-        for ((key, ticket), value) in self.keys.iter().zip(&self.tickets).zip(values) {
+        for (((key, ticket), value), deadline) in self
+            .keys
+            .iter()
+            .zip(&self.tickets)
+            .zip(values)
+            .zip(deadlines)
+        {
             self.local.settle(key, Some((value, deadline)), *ticket);
         }
     }
@@ -109,6 +155,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             timeout,
             coherence,
             lazy,
+            fail_open,
+            absent_ttl,
+            jitter,
+            decode_misses,
         } = settings;
         let refresh_every = match (refresh_on_get, expire_time) {
             (true, Some(ttl)) => Some(ttl / 4),
@@ -129,6 +179,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             id: OnceLock::new(),
             counters: Counters::default(),
             refresher: OnceLock::new(),
+            flights: Flights::new(),
+            health: Health::default(),
+            fail_open,
+            absent_ttl,
+            jitter: jitter.filter(|j| !j.is_zero()),
+            decode_misses,
+            warned: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();
@@ -176,6 +233,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     pub(crate) fn rt(&self) -> &'static Handle {
         self.remote.rt
+    }
+
+    /// The Redis key of `key` (`{name}:{key}`).
+    pub(crate) fn rkey(&self, key: &K) -> String {
+        redis_key(&self.prefix, key)
     }
 
     fn id(&self) -> u64 {
@@ -250,70 +312,136 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     // ---- verbs -----------------------------------------------------------------------------
 
-    /// A read that missed the L1: one round trip, then an epoch-guarded fill.
-    pub(crate) async fn fetch(&self, key: K) -> Result<Option<V>> {
-        let rkey = redis_key(&self.prefix, &key);
-        let ticket = self.local.read_ticket(self.local.hash(&key));
+    /// The absence marker of `rkey`, when absence is remembered and the caller reads it.
+    fn marker(&self, rkey: &str, wanted: bool) -> Option<String> {
+        (wanted && self.absent_ttl.is_some()).then(|| absent_key(rkey))
+    }
+
+    /// A read that missed the L1: one round trip (value, TTL and, when `markers`, the absence
+    /// marker), then an epoch-guarded fill.
+    pub(crate) async fn read(&self, key: &K, markers: bool) -> Result<Stored<V>> {
+        let rkey = redis_key(&self.prefix, key);
+        let marker = self.marker(&rkey, markers);
+        let ticket = self.local.read_ticket(self.local.hash(key));
         let mode = self.read_mode();
         let start = Instant::now();
         let fetched = self
             .remote
-            .run(self.timeout, |c| remote::get(c, &rkey, mode))
+            .run(self.timeout, |c| {
+                remote::get(c, &rkey, mode, marker.as_deref())
+            })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
-        match self.landed(key, &rkey, ticket, start, fetched)? {
-            Ok(value) => Ok(Some(value)),
-            Err(key) => self.missing(key).await,
-        }
+        self.landed(key, &rkey, ticket, start, fetched)
     }
 
-    /// [`Core::fetch`] for the blocking front: the round trip is made from the calling thread
+    /// [`Core::read`] for the blocking front: the round trip is made from the calling thread
     /// on a connection of its own when that is possible (see `blocking_reads`), which spares
     /// two thread hand-offs; otherwise through the shared connection.
-    pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
+    pub(crate) fn read_blocking(&self, key: &K, markers: bool) -> Result<Stored<V>> {
         let mode = self.read_mode();
         if matches!(mode, ReadMode::Refresh(_)) {
             // GETEX changes the key: it must go through the shared connection (NOLOOP).
-            return block_on(self.rt(), self.fetch(key));
+            return block_on(self.rt(), self.read(key, markers));
         }
-        let rkey = redis_key(&self.prefix, &key);
-        let ticket = self.local.read_ticket(self.local.hash(&key));
+        let rkey = redis_key(&self.prefix, key);
+        let marker = self.marker(&rkey, markers);
+        let ticket = self.local.read_ticket(self.local.hash(key));
         let start = Instant::now();
-        let Some(fetched) = self
-            .remote
-            .run_blocking(self.timeout, |c| remote::get_blocking(c, &rkey, mode))
-        else {
-            return block_on(self.rt(), self.fetch(key));
+        let Some(fetched) = self.remote.run_blocking(self.timeout, |c| {
+            remote::get_blocking(c, &rkey, mode, marker.as_deref())
+        }) else {
+            return block_on(self.rt(), self.read(key, markers));
         };
         let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
-        match self.landed(key, &rkey, ticket, start, fetched)? {
-            Ok(value) => Ok(Some(value)),
-            Err(key) => block_on(self.rt(), self.missing(key)),
-        }
+        self.landed(key, &rkey, ticket, start, fetched)
     }
 
-    /// What a read under `ticket` brought back: the decoded value (the L1 filled if nothing
-    /// moved since), or the key back when Redis has none.
+    /// What a read under `ticket` brought back (the L1 filled if nothing moved since).
     fn landed(
         &self,
-        key: K,
+        key: &K,
         rkey: &str,
         ticket: Ticket,
         start: Instant,
         fetched: Fetched,
-    ) -> Result<std::result::Result<V, K>> {
+    ) -> Result<Stored<V>> {
         match fetched.value {
             Some(bytes) => {
                 let value = self.decode(rkey, &bytes)?;
                 Counters::bump(&self.counters.remote_hits);
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
-                self.local.fill(key, value.clone(), deadline, ticket);
-                Ok(Ok(value))
+                self.local
+                    .fill(key.clone(), value.clone(), deadline, ticket);
+                if fetched.absent {
+                    // A value written by someone who does not clear markers: it wins; drop the
+                    // marker so it does not come back when the value goes.
+                    self.forget_absence(rkey);
+                }
+                Ok(Stored::Value(value))
             }
             None => {
                 Counters::bump(&self.counters.misses);
-                Ok(Err(key))
+                Ok(if fetched.absent {
+                    Stored::Absent
+                } else {
+                    Stored::Missing
+                })
             }
+        }
+    }
+
+    /// Deletes the absence marker of `rkey` in the background.
+    fn forget_absence(&self, rkey: &str) {
+        let marker = absent_key(rkey);
+        let remote = self.remote.clone();
+        let timeout = self.timeout;
+        self.rt().spawn(async move {
+            let _ = remote
+                .run(timeout, |c| async move { remote::del(c, &marker).await })
+                .await;
+        });
+    }
+
+    /// What `get` makes of a read: a value, or `None` (also for an undecodable value under
+    /// `decode_errors_as_misses`, reported once per key).
+    fn answer(&self, read: Result<Stored<V>>) -> Result<Option<V>> {
+        match read {
+            Ok(Stored::Value(v)) => Ok(Some(v)),
+            Ok(Stored::Absent | Stored::Missing) => Ok(None),
+            Err(e) if self.decode_misses && e.is_decode() => {
+                self.warn_undecodable(&e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn warn_undecodable(&self, e: &Error) {
+        let key = e.key().unwrap_or_default();
+        let mut warned = lock(&self.warned);
+        if warned.len() < WARNED_KEYS_MAX && warned.insert(key.to_owned()) {
+            tracing::warn!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+        } else {
+            tracing::debug!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+        }
+    }
+
+    /// A `get` that missed the L1.
+    pub(crate) async fn fetch(&self, key: K) -> Result<Option<V>> {
+        let read = self.read(&key, false).await;
+        match self.answer(read)? {
+            Some(v) => Ok(Some(v)),
+            None => self.missing(key).await,
+        }
+    }
+
+    /// [`Core::fetch`] for the blocking front.
+    pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
+        match self.answer(self.read_blocking(&key, false))? {
+            Some(v) => Ok(Some(v)),
+            None if self.default.is_none() => Ok(None),
+            None => block_on(self.rt(), self.missing(key)),
         }
     }
 
@@ -328,22 +456,57 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Ok(Some(default.clone()))
     }
 
+    /// The TTL a write gets: its own, else the cache's, plus the jitter.
+    fn write_ttl(&self, ttl: Option<Duration>) -> Option<Duration> {
+        let base = ttl.or(self.ttl)?;
+        Some(match self.jitter {
+            Some(j) => base + jitter_below(j),
+            None => base,
+        })
+    }
+
+    pub(crate) fn absent_ttl(&self) -> Option<Duration> {
+        self.absent_ttl
+    }
+
     pub(crate) async fn set(&self, key: K, value: V) -> Result<()> {
+        self.write(key, value, None, false).await.map(drop)
+    }
+
+    /// `SET` (with `NX` when `only_new`), with the entry's TTL; ends a remembered absence.
+    /// Says whether the value was written.
+    pub(crate) async fn write(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        only_new: bool,
+    ) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
         let bytes = self.encode(&rkey, &value)?;
+        let marker = self.marker(&rkey, true);
         let guard = WriteGuard::begin(&self.local, vec![key]);
         let start = Instant::now();
-        let ttl = self.ttl;
+        let ttl = self.write_ttl(ttl);
+        let write = remote::Write {
+            key: &rkey,
+            value: &bytes,
+            ttl,
+            only_new,
+            clear: marker.as_deref(),
+        };
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set(c, &rkey, &bytes, ttl))
+            .run(self.timeout, |c| remote::set(c, write))
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 guard.finish(vec![value], ttl.map(|t| start + t));
-                Ok(())
+                Ok(true)
             }
+            // Not written (NX): the key holds someone else's value; the guard drops ours.
+            Ok(false) => Ok(false),
             Err(f) => {
                 drop(guard);
                 Err(self.fail(Some(&rkey), f))
@@ -351,12 +514,38 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
+    /// Remembers in Redis that the loader found nothing for `key` (`cache_absent`).
+    pub(crate) async fn write_absent(&self, key: &K) -> Result<()> {
+        let Some(ttl) = self.absent_ttl else {
+            return Ok(());
+        };
+        let rkey = redis_key(&self.prefix, key);
+        let marker = absent_key(&rkey);
+        self.remote
+            .run(self.timeout, |c| remote::set_absent(c, &marker, ttl))
+            .await
+            .map_err(|f| self.fail(Some(&rkey), f))
+    }
+
+    /// The remaining TTL of `key` in Redis (`None`: no such key, or no TTL).
+    pub(crate) async fn ttl_of(&self, key: K) -> Result<Option<Duration>> {
+        let rkey = redis_key(&self.prefix, &key);
+        self.remote
+            .run(self.timeout, |c| remote::pttl(c, &rkey))
+            .await
+            .map(|ms| ms.map(Duration::from_millis))
+            .map_err(|f| self.fail(Some(&rkey), f))
+    }
+
     pub(crate) async fn delete(&self, key: K) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
+        let marker = self.marker(&rkey, true);
         let guard = WriteGuard::begin(&self.local, vec![key]);
         let result = self
             .remote
-            .run(self.timeout, |c| remote::del(c, &rkey))
+            .run(self.timeout, |c| {
+                remote::del_with(c, &rkey, marker.as_deref())
+            })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         drop(guard);
@@ -479,7 +668,38 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .await;
         self.local.flush();
         self.remote.registry.local_clear(&self.prefix, self.id());
-        result.map_err(|f| self.fail(None, f))
+        let removed = result.map_err(|f| self.fail(None, f))?;
+        if self.absent_ttl.is_some() {
+            self.clear_absences().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes this cache's absence markers (not those of caches nested in its name).
+    async fn clear_absences(&self) -> Result<()> {
+        let marker_prefix = absent_key(&self.prefix);
+        let pattern = format!("{}*", escape_glob(&marker_prefix));
+        let raw = self
+            .remote
+            .run(self.timeout, |c| remote::scan(c, &pattern))
+            .await
+            .map_err(|f| self.fail(None, f))?;
+        let nested: Vec<String> = self
+            .remote
+            .registry
+            .nested_prefixes(&self.prefix)
+            .iter()
+            .map(|n| absent_key(n))
+            .collect();
+        let markers: Vec<Vec<u8>> = raw
+            .into_iter()
+            .filter(|k| !nested.iter().any(|n| k.starts_with(n.as_bytes())))
+            .collect();
+        self.remote
+            .run(self.timeout, |c| remote::unlink(c, &markers))
+            .await
+            .map(drop)
+            .map_err(|f| self.fail(None, f))
     }
 
     pub(crate) async fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
@@ -513,7 +733,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         for (((&i, rkey), ticket), f) in missing.iter().zip(&rkeys).zip(tickets).zip(fetched) {
             match f.value {
                 Some(bytes) => {
-                    let value = self.decode(rkey, &bytes)?;
+                    let value = match self.decode(rkey, &bytes) {
+                        Ok(v) => v,
+                        Err(e) if self.decode_misses => {
+                            self.warn_undecodable(&e);
+                            out[i] = self.missing(keys[i].clone()).await?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     Counters::bump(&self.counters.remote_hits);
                     let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
                     self.local
@@ -539,17 +767,19 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let (keys, values): (Vec<K>, Vec<V>) = items.into_iter().unzip();
         let guard = WriteGuard::begin(&self.local, keys);
         let start = Instant::now();
-        let ttl = self.ttl;
+        // One jitter for the batch would let it expire together: each key gets its own.
+        let ttls: Vec<Option<Duration>> = encoded.iter().map(|_| self.write_ttl(None)).collect();
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set_many(c, &encoded, ttl))
+            .run(self.timeout, |c| remote::set_many(c, &encoded, &ttls))
             .await;
         for (rkey, _) in &encoded {
             self.remote.registry.local_write(rkey.as_bytes(), self.id());
         }
         match result {
             Ok(()) => {
-                guard.finish(values, ttl.map(|t| start + t));
+                let deadlines = ttls.iter().map(|t| t.map(|t| start + t)).collect();
+                guard.finish_each(values, deadlines);
                 Ok(())
             }
             Err(f) => {
@@ -559,11 +789,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
-    /// Keeps `value` in the L1 only (Redis unreachable: fail-open memoization). It expires with
-    /// the cache's TTL, if any, and is dropped by any later write or invalidation as usual.
-    pub(crate) fn put_local(&self, key: K, value: V) {
+    /// Keeps `value` in the L1 only (Redis unreachable: a fail-open load). It expires with its
+    /// TTL, if any, and is dropped by any later write or invalidation as usual.
+    pub(crate) fn put_local(&self, key: K, value: V, ttl: Option<Duration>) {
         let ticket = self.local.begin_write(self.local.hash(&key));
-        let deadline = self.ttl.map(|t| Instant::now() + t);
+        let deadline = self.write_ttl(ttl).map(|t| Instant::now() + t);
         self.local.end_write(&key, Some((value, deadline)), ticket);
     }
 
@@ -612,6 +842,12 @@ impl<K, V> Drop for Core<K, V> {
             self.remote.registry.leave(*id);
         }
     }
+}
+
+/// A random duration in `0..max` (write jitter).
+fn jitter_below(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(fastrand::u64(0..nanos))
 }
 
 async fn refresh_loop<K: FlipKey, V: Clone + Send + Sync + 'static>(

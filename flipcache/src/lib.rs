@@ -62,11 +62,13 @@ mod error;
 pub mod et;
 pub mod flipcodec;
 mod key;
+mod load;
 mod local;
 mod memo;
 mod remote;
 mod runtime;
 mod stats;
+mod sync;
 mod tracking;
 mod value;
 
@@ -81,6 +83,7 @@ pub use error::{Error, Result};
 pub use flipcache_macros::FlipCodec;
 pub use flipcodec::{DecodeError, FlipCodec, Reader, from_bytes, to_bytes};
 pub use key::FlipKey;
+pub use load::{Load, LoadError, Loaded};
 #[cfg(feature = "cluster")]
 pub use memo::ClusterNodes;
 pub use memo::{MemoKey, write_escaped_key};
@@ -101,8 +104,8 @@ pub mod __private {
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
     pub use crate::memo::{
-        Found, IntoRedis, Memo, MemoKey, MemoOptions, OkOnly, Shape, SomeOnly, Storable, Whole,
-        default_codec, json_codec, write_alone, write_part,
+        Found, IntoRedis, IntoTtl, Memo, MemoKey, MemoOptions, OkOnly, OkSome, Shape, SomeOnly,
+        Storable, Whole, default_codec, json_codec, write_alone, write_part,
     };
     pub use crate::value::FlipValue;
     pub use std::string::String;

@@ -398,10 +398,26 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
 
 // ---- commands ----------------------------------------------------------------------------
 
-/// A value and, when asked, its remaining TTL in milliseconds (`None`: no TTL).
+/// A value and, when asked, its remaining TTL in milliseconds (`None`: no TTL) and whether an
+/// absence marker exists.
 pub(crate) struct Fetched {
     pub(crate) value: Option<Vec<u8>>,
     pub(crate) pttl: Option<u64>,
+    pub(crate) absent: bool,
+}
+
+impl Fetched {
+    fn new(value: Option<Vec<u8>>, pttl: Option<u64>) -> Self {
+        Fetched {
+            value,
+            pttl,
+            absent: false,
+        }
+    }
+
+    fn gone() -> Self {
+        Fetched::new(None, None)
+    }
 }
 
 fn pttl_of(v: i64) -> Option<u64> {
@@ -439,41 +455,77 @@ fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
     let mut raw = raw.into_iter();
     let value: Option<Vec<u8>> = redis::from_redis_value(raw.next().unwrap_or(Value::Nil))?;
     match mode {
-        ReadMode::Plain => Ok(Fetched { value, pttl: None }),
+        ReadMode::Plain => Ok(Fetched::new(value, None)),
         ReadMode::WithTtl => {
             let pttl: i64 = redis::from_redis_value(raw.next().unwrap_or(Value::Int(-2)))?;
             if pttl == -2 {
                 // Gone between the two commands.
-                return Ok(Fetched {
-                    value: None,
-                    pttl: None,
-                });
+                return Ok(Fetched::gone());
             }
-            Ok(Fetched {
-                value,
-                pttl: pttl_of(pttl),
-            })
+            Ok(Fetched::new(value, pttl_of(pttl)))
         }
-        ReadMode::Refresh(ttl) => Ok(Fetched {
-            value,
-            pttl: Some(ms(ttl)),
-        }),
+        ReadMode::Refresh(ttl) => Ok(Fetched::new(value, Some(ms(ttl)))),
     }
 }
 
-pub(crate) async fn get(mut conn: Conn, key: &str, mode: ReadMode) -> Result<Fetched, RedisError> {
-    let raw = read_request(key, mode).query_async(&mut conn).await?;
-    read_reply(raw, mode)
+/// Adds the reply of `EXISTS marker` to a read.
+fn with_marker(mut fetched: Fetched, exists: Value) -> Result<Fetched, RedisError> {
+    fetched.absent = redis::from_redis_value::<u64>(exists)? > 0;
+    Ok(fetched)
 }
 
-/// [`get`] on a synchronous connection.
+/// Reads `key` (see [`ReadMode`]) and, when `marker` is given, whether that absence marker
+/// exists: one pipeline on one server; two requests at once on a cluster, where the marker may
+/// sit on another slot.
+pub(crate) async fn get(
+    mut conn: Conn,
+    key: &str,
+    mode: ReadMode,
+    marker: Option<&str>,
+) -> Result<Fetched, RedisError> {
+    let Some(marker) = marker else {
+        let raw = read_request(key, mode).query_async(&mut conn).await?;
+        return read_reply(raw, mode);
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let mut other = conn.clone();
+        let read = async {
+            let raw = read_request(key, mode).query_async(&mut conn).await?;
+            read_reply(raw, mode)
+        };
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(marker);
+        let exists = exists.query_async::<Value>(&mut other);
+        let (fetched, exists) = futures_util::future::try_join(read, exists).await?;
+        return with_marker(fetched, exists);
+    }
+    let mut pipe = read_request(key, mode);
+    pipe.cmd("EXISTS").arg(marker);
+    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let exists = raw.pop().unwrap_or(Value::Int(0));
+    with_marker(read_reply(raw, mode)?, exists)
+}
+
+/// [`get`] on a synchronous connection (one server).
 pub(crate) fn get_blocking(
     conn: &mut redis::Connection,
     key: &str,
     mode: ReadMode,
+    marker: Option<&str>,
 ) -> Result<Fetched, RedisError> {
-    let raw = read_request(key, mode).query(conn)?;
-    read_reply(raw, mode)
+    let mut pipe = read_request(key, mode);
+    if let Some(marker) = marker {
+        pipe.cmd("EXISTS").arg(marker);
+    }
+    let mut raw: Vec<Value> = pipe.query(conn)?;
+    match marker {
+        Some(_) => {
+            let exists = raw.pop().unwrap_or(Value::Int(0));
+            with_marker(read_reply(raw, mode)?, exists)
+        }
+        None => read_reply(raw, mode),
+    }
 }
 
 pub(crate) async fn get_many(
@@ -500,7 +552,7 @@ pub(crate) async fn get_many(
             };
             Ok(values
                 .into_iter()
-                .map(|value| Fetched { value, pttl: None })
+                .map(|value| Fetched::new(value, None))
                 .collect())
         }
         ReadMode::WithTtl => {
@@ -515,15 +567,9 @@ pub(crate) async fn get_many(
                 let value: Option<Vec<u8>> = redis::from_redis_value(v)?;
                 let pttl: i64 = redis::from_redis_value(t)?;
                 out.push(if pttl == -2 {
-                    Fetched {
-                        value: None,
-                        pttl: None,
-                    }
+                    Fetched::gone()
                 } else {
-                    Fetched {
-                        value,
-                        pttl: pttl_of(pttl),
-                    }
+                    Fetched::new(value, pttl_of(pttl))
                 });
             }
             Ok(out)
@@ -535,63 +581,131 @@ pub(crate) async fn get_many(
                 })
                 .await?;
             raw.into_iter()
-                .map(|v| {
-                    Ok(Fetched {
-                        value: redis::from_redis_value(v)?,
-                        pttl: Some(ms(ttl)),
-                    })
-                })
+                .map(|v| Ok(Fetched::new(redis::from_redis_value(v)?, Some(ms(ttl)))))
                 .collect()
         }
     }
 }
 
-fn set_cmd<'a>(
-    pipe: &'a mut redis::Pipeline,
-    key: &str,
-    value: &[u8],
-    ttl: Option<Duration>,
-) -> &'a mut redis::Pipeline {
-    pipe.cmd("SET").arg(key).arg(value);
-    if let Some(ttl) = ttl {
+/// One `SET`: the key, the encoded value, its TTL, `NX`, and an absence marker to end.
+#[derive(Clone, Copy)]
+pub(crate) struct Write<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: &'a [u8],
+    pub(crate) ttl: Option<Duration>,
+    /// `NX`: only if the key has no value.
+    pub(crate) only_new: bool,
+    /// An absence marker to delete with the write (`cache_absent`).
+    pub(crate) clear: Option<&'a str>,
+}
+
+fn set_cmd<'a>(pipe: &'a mut redis::Pipeline, w: &Write<'_>) -> &'a mut redis::Pipeline {
+    pipe.cmd("SET").arg(w.key).arg(w.value);
+    if let Some(ttl) = w.ttl {
         pipe.arg("PX").arg(ms(ttl));
     }
-    pipe.ignore()
-}
-
-pub(crate) async fn set(
-    mut conn: Conn,
-    key: &str,
-    value: &[u8],
-    ttl: Option<Duration>,
-) -> Result<(), RedisError> {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(value);
-    if let Some(ttl) = ttl {
-        cmd.arg("PX").arg(ms(ttl));
+    if w.only_new {
+        pipe.arg("NX");
     }
-    cmd.query_async::<()>(&mut conn).await
+    pipe
 }
 
+/// Runs `w`; says whether the value was written (always, unless `NX` found a value).
+pub(crate) async fn set(mut conn: Conn, w: Write<'_>) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    set_cmd(&mut pipe, &w);
+    let Some(marker) = w.clear else {
+        let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+        return Ok(reply != Value::Nil);
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let mut other = conn.clone();
+        let set = pipe.query_async::<(Value,)>(&mut conn);
+        let mut del = redis::cmd("DEL");
+        del.arg(marker);
+        let del = del.query_async::<Value>(&mut other);
+        let ((reply,), _) = futures_util::future::try_join(set, del).await?;
+        return Ok(reply != Value::Nil);
+    }
+    pipe.cmd("DEL").arg(marker).ignore();
+    let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+    Ok(reply != Value::Nil)
+}
+
+/// `SET` of every pair, each with its own TTL.
 pub(crate) async fn set_many(
     mut conn: Conn,
     items: &[(String, Vec<u8>)],
-    ttl: Option<Duration>,
+    ttls: &[Option<Duration>],
 ) -> Result<(), RedisError> {
     if items.is_empty() {
         return Ok(());
     }
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
     conn.pipelined(&keys, 0, |p, i| {
-        set_cmd(p, &items[i].0, &items[i].1, ttl);
+        let w = Write {
+            key: &items[i].0,
+            value: &items[i].1,
+            ttl: ttls.get(i).copied().flatten(),
+            only_new: false,
+            clear: None,
+        };
+        set_cmd(p, &w).ignore();
     })
     .await
     .map(drop)
 }
 
+/// Writes an absence marker for `ttl`.
+pub(crate) async fn set_absent(
+    mut conn: Conn,
+    marker: &str,
+    ttl: Duration,
+) -> Result<(), RedisError> {
+    redis::cmd("SET")
+        .arg(marker)
+        .arg("1")
+        .arg("PX")
+        .arg(ms(ttl))
+        .query_async::<()>(&mut conn)
+        .await
+}
+
+/// The remaining TTL of `key` in ms (`None`: no such key, or no TTL).
+pub(crate) async fn pttl(mut conn: Conn, key: &str) -> Result<Option<u64>, RedisError> {
+    let v: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await?;
+    Ok(pttl_of(v))
+}
+
 pub(crate) async fn del(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
     let n: u64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
     Ok(n > 0)
+}
+
+/// Deletes `key` and, when given, its absence marker; says whether either existed.
+pub(crate) async fn del_with(
+    mut conn: Conn,
+    key: &str,
+    marker: Option<&str>,
+) -> Result<bool, RedisError> {
+    let Some(marker) = marker else {
+        return del(conn, key).await;
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let (a, b) =
+            futures_util::future::try_join(del(conn.clone(), key), del(conn, marker)).await?;
+        return Ok(a || b);
+    }
+    let (a, b): (u64, u64) = redis::pipe()
+        .cmd("DEL")
+        .arg(key)
+        .cmd("DEL")
+        .arg(marker)
+        .query_async(&mut conn)
+        .await?;
+    Ok(a + b > 0)
 }
 
 pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError> {

@@ -28,6 +28,12 @@ pub struct Stats {
     pub flushes: u64,
     /// Calls that returned an error.
     pub errors: u64,
+    /// Loader runs (`get_with` and friends, memoized functions).
+    pub loads: u64,
+    /// Loader runs that failed.
+    pub load_errors: u64,
+    /// Loader calls served by another caller's load (single-flight waiters).
+    pub waits: u64,
 }
 
 #[derive(Default)]
@@ -37,6 +43,9 @@ pub(crate) struct Counters {
     pub(crate) invalidations: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_errors: AtomicU64,
+    pub(crate) waits: AtomicU64,
 }
 
 impl Counters {
@@ -54,6 +63,9 @@ impl Counters {
             invalidations: get(&self.invalidations),
             flushes: get(&self.flushes),
             errors: get(&self.errors),
+            loads: get(&self.loads),
+            load_errors: get(&self.load_errors),
+            waits: get(&self.waits),
         }
     }
 }

@@ -21,6 +21,8 @@ pub(crate) const OPTIONS: &[&str] = &[
     "redis",
     "timeout_ms",
     "in_impl",
+    "cache_absent",
+    "expire_jitter",
 ];
 
 /// The options as written; `None` where the runtime default applies.
@@ -36,6 +38,8 @@ pub(crate) struct Options {
     pub redis: Option<Expr>,
     pub timeout_ms: Option<Expr>,
     pub in_impl: Option<Path>,
+    pub cache_absent: Option<Expr>,
+    pub expire_jitter: Option<Expr>,
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, path: &Path, errors: &mut Errors) {
@@ -107,6 +111,8 @@ impl Options {
                         "key" => set(&mut options.key, v, &path, errors),
                         "redis" => set(&mut options.redis, v, &path, errors),
                         "timeout_ms" => set(&mut options.timeout_ms, v, &path, errors),
+                        "cache_absent" => set(&mut options.cache_absent, v, &path, errors),
+                        "expire_jitter" => set(&mut options.expire_jitter, v, &path, errors),
                         _ => errors.push(syn::Error::new_spanned(
                             &path,
                             format!("`{name}` takes no value"),

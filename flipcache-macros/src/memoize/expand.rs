@@ -94,6 +94,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         Shape::Whole => quote!(Whole),
         Shape::OkOnly => quote!(OkOnly),
         Shape::SomeOnly => quote!(SomeOnly),
+        Shape::OkSome => quote!(OkSome),
     };
     let writer = key_writer(f, o);
     let key_closure = quote! {
@@ -292,6 +293,12 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     }
     if let Some(e) = &o.redis {
         setters.push(quote!(.redis(#e)));
+    }
+    if let Some(e) = &o.cache_absent {
+        setters.push(quote!(.cache_absent(#e)));
+    }
+    if let Some(e) = &o.expire_jitter {
+        setters.push(quote!(.expire_jitter(#e)));
     }
     let accessor = quote! {
         #[doc(hidden)]
