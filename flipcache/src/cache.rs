@@ -137,7 +137,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # fn main() -> flipcache::Result<()> {
     /// let users: flipcache::FlipCache<u64, String> = flipcache::FlipCache::new("users")?;
     /// let name = users.get_with(&42, || "Ada".to_string())?; // the loader runs once
-    /// assert_eq!(users.get_with(&42, || unreachable!())?, name); // then it is cached
+    /// assert_eq!(users.get_with(&42, || -> String { unreachable!() })?, name); // then it is cached
     /// # Ok(()) }
     /// ```
     #[inline]
