@@ -575,3 +575,81 @@ fn set_if_absent_writes_only_new_keys() {
     assert!(rt.block_on(aio.set_if_absent("other", "x")).unwrap());
     assert_eq!(cache.get("other").unwrap().as_deref(), Some("x"));
 }
+
+// ---- outages -------------------------------------------------------------------------------
+
+/// Runs `set(key, value)` on the cache `name` from a fresh process.
+fn write_in_child(url: &str, name: &str, key: &str, value: &str) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_writer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LOADER_CHILD_URL", url)
+        .env("LOADER_CHILD_WRITE", format!("{name}\n{key}\n{value}"))
+        .output()
+        .expect("spawn the child");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("LOADER_CHILD wrote"),
+        "the child failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The child side of the outage test: run only by it, with `--ignored`; run any other way it
+/// fails.
+#[test]
+#[ignore = "a child process of values_loaded_while_redis_was_down_are_not_served_after_it_returns"]
+fn child_writer() {
+    let url = std::env::var("LOADER_CHILD_URL").expect("run only as a child process");
+    let what = std::env::var("LOADER_CHILD_WRITE").expect("run only as a child process");
+    let mut parts = what.splitn(3, '\n');
+    let (Some(name), Some(key), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("LOADER_CHILD_WRITE is `name\\nkey\\nvalue`");
+    };
+    let cache: FlipCache<String, String> =
+        FlipCache::builder(name).redis_url(&url).build().unwrap();
+    cache.set(key, value).unwrap();
+    println!("LOADER_CHILD wrote");
+}
+
+#[test]
+fn values_loaded_while_redis_was_down_are_not_served_after_it_returns() {
+    let mut server = Server::start();
+    let cache = FlipCache::<String, String>::builder("ld_outage")
+        .redis_url(&server.url())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get_with("user", || "v1".to_string()).unwrap(), "v1");
+    server.stop();
+    // Fail-open: the loader's value is served (and kept locally) while Redis is away.
+    eventually(Duration::from_secs(5), "the outage is noticed", || {
+        cache.get_with("user", || "while down".to_string()).unwrap() == "while down"
+    });
+    assert_eq!(
+        cache.get_with("user", || "again".to_string()).unwrap(),
+        "while down"
+    );
+    server.restart();
+    // Another process updates the user while we have not reconnected yet.
+    write_in_child(&server.url(), "ld_outage", "user", "v2");
+    // Every call below is an L1 hit until the cache reconnects by itself (its keep-alive);
+    // then the value kept while Redis was down is dropped, and Redis's is read.
+    eventually(
+        Duration::from_secs(5),
+        "the value kept while Redis was down is dropped",
+        || cache.get_with("user", || "loader".to_string()).unwrap() == "v2",
+    );
+    // And it stays so: nothing kept from the outage comes back.
+    for _ in 0..20 {
+        assert_eq!(
+            cache.get_with("user", || "loader".to_string()).unwrap(),
+            "v2"
+        );
+    }
+}

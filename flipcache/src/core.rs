@@ -834,6 +834,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
     fn count_invalidation(&self) {
         Counters::bump(&self.counters.invalidations);
     }
+
+    fn connected(&self) {
+        self.health.healthy(&self.name);
+        // The L1 was emptied when the last connection was lost (or never had one): whatever
+        // it holds now was kept while Redis was unreachable.
+        if self.local.len() > 0 {
+            self.local.flush();
+            Counters::bump(&self.counters.flushes);
+        }
+    }
 }
 
 impl<K, V> Drop for Core<K, V> {

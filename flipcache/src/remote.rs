@@ -242,6 +242,9 @@ impl Remote {
                 Err(e) => return Err(e),
             }
         }
+        // Tracking covers every prefix from here on; what the L1s kept while there was no
+        // connection was never covered (another process may have changed it meanwhile).
+        self.registry.connected_all();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.current = Some((generation, conn.clone()));
         st.topology = topology;
@@ -373,6 +376,20 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             tokio::time::sleep(PING_EVERY).await;
             let Some(r) = remote.upgrade() else { return };
             let Some((generation, mut conn)) = r.current() else {
+                // No connection (Redis was unreachable): try again in the background, so that
+                // what the L1s kept meanwhile is dropped soon after Redis answers, even when
+                // every call is an L1 hit.
+                let again = async {
+                    let _guard = r.connecting.lock().await;
+                    if r.current().is_none() {
+                        r.connect_locked().await.map(drop)
+                    } else {
+                        Ok(())
+                    }
+                };
+                if let Ok(Err(e)) = tokio::time::timeout(r.connect_timeout, again).await {
+                    tracing::debug!(endpoint = %r.endpoint, error = %e, "reconnect attempt failed");
+                }
                 continue;
             };
             let ping = redis::cmd("PING");

@@ -15,6 +15,10 @@ pub(crate) trait Sink: Send + Sync {
     fn flush(&self);
     /// Counts an invalidation received from Redis.
     fn count_invalidation(&self);
+    /// A connection was (re)established: drops what the L1 kept while there was none (values
+    /// loaded while Redis was unreachable), which no invalidation could have reached, and lets
+    /// loads use Redis again at once.
+    fn connected(&self);
 }
 
 struct Member {
@@ -175,6 +179,13 @@ impl Registry {
     pub(crate) fn flush_all(&self) {
         for (sink, _) in self.live(|_| true) {
             sink.flush();
+        }
+    }
+
+    /// See [`Sink::connected`].
+    pub(crate) fn connected_all(&self) {
+        for (sink, _) in self.live(|_| true) {
+            sink.connected();
         }
     }
 
