@@ -53,7 +53,7 @@ fn hits(c: &mut Criterion, server: &support::Server) {
     g.bench_function("get_with", |b| {
         b.iter(|| {
             i = (i + 1) % KEYS;
-            black_box(cache.get_with(&i, || i).unwrap())
+            black_box(cache.get_with(&i, move || i).unwrap())
         })
     });
     g.bench_function("moka_get_with", |b| {
@@ -88,7 +88,7 @@ fn misses(c: &mut Criterion, server: &support::Server) {
     g.bench_function("get_with", |b| {
         b.iter(|| {
             i = (i + 1) % KEYS;
-            black_box(cache.get_with(&i, || i).unwrap())
+            black_box(cache.get_with(&i, move || i).unwrap())
         })
     });
     g.bench_function("memo_sync", |b| {

@@ -59,7 +59,7 @@ async fn main() -> flipcache::Result<()> {
             let (users, db) = (users.clone(), db.clone());
             tokio::spawn(async move {
                 users
-                    .try_get_with(&7, async {
+                    .try_get_with(&7, async move {
                         db.user(7).await.map(|u| u.unwrap_or_default())
                     })
                     .await
@@ -76,8 +76,9 @@ async fn main() -> flipcache::Result<()> {
 
     // A missing user: the second lookup does not reach the database.
     for _ in 0..2 {
+        let db = db.clone();
         let found = users
-            .optionally_get_with(&404, async { db.user(404).await.ok().flatten() })
+            .optionally_get_with(&404, async move { db.user(404).await.ok().flatten() })
             .await?;
         println!("user 404: {found:?}");
     }
@@ -87,9 +88,10 @@ async fn main() -> flipcache::Result<()> {
     );
 
     // A database error maps to a response; it is not cached.
+    let db0 = db.clone();
     match users
-        .try_get_with(&0, async {
-            db.user(0).await.map(|u| u.unwrap_or_default())
+        .try_get_with(&0, async move {
+            db0.user(0).await.map(|u| u.unwrap_or_default())
         })
         .await
     {

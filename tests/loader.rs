@@ -50,7 +50,7 @@ fn sixty_four_threads_on_one_cold_key_run_the_loader_once() {
             let (cache, loads, start) = (cache.clone(), loads.clone(), start.clone());
             std::thread::spawn(move || {
                 start.wait();
-                cache.get_with(&7, || {
+                cache.get_with(&7, move || {
                     loads.fetch_add(1, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(100));
                     49
@@ -86,7 +86,7 @@ fn a_thousand_tasks_on_one_cold_key_run_the_loader_once() {
                 let (cache, loads) = (cache.clone(), loads.clone());
                 tokio::spawn(async move {
                     cache
-                        .get_with(&9, async {
+                        .get_with(&9, async move {
                             loads.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             81
@@ -113,7 +113,7 @@ fn a_leader_that_panics_hands_the_key_over() {
     let leader = {
         let (cache, loads) = (cache.clone(), loads.clone());
         std::thread::spawn(move || {
-            cache.get_with(&1, || -> u64 {
+            cache.get_with(&1, move || -> u64 {
                 loads.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(200));
                 panic!("the loader fails hard");
@@ -127,7 +127,7 @@ fn a_leader_that_panics_hands_the_key_over() {
         .map(|_| {
             let (cache, loads) = (cache.clone(), loads.clone());
             std::thread::spawn(move || {
-                cache.get_with(&1, || {
+                cache.get_with(&1, move || {
                     loads.fetch_add(1, Ordering::SeqCst);
                     11
                 })
@@ -162,7 +162,7 @@ fn a_cancelled_leader_hands_the_key_over() {
             tokio::spawn(async move {
                 tokio::time::timeout(
                     Duration::from_millis(150),
-                    cache.get_with(&2, async {
+                    cache.get_with(&2, async move {
                         loads.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_secs(30)).await;
                         0
@@ -178,7 +178,7 @@ fn a_cancelled_leader_hands_the_key_over() {
             let (cache, loads) = (cache.clone(), loads.clone());
             tokio::spawn(async move {
                 cache
-                    .get_with(&2, async {
+                    .get_with(&2, async move {
                         loads.fetch_add(1, Ordering::SeqCst);
                         22
                     })
@@ -215,7 +215,7 @@ fn a_loader_error_reaches_every_waiter_and_is_never_cached() {
             let (cache, loads, start) = (cache.clone(), loads.clone(), start.clone());
             std::thread::spawn(move || {
                 start.wait();
-                cache.try_get_with(&3, || {
+                cache.try_get_with(&3, move || {
                     loads.fetch_add(1, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(100));
                     Err::<u64, _>(DbDown(7))
@@ -236,12 +236,15 @@ fn a_loader_error_reaches_every_waiter_and_is_never_cached() {
     assert_eq!(loads.load(Ordering::SeqCst), 1, "waiters share the error");
     // Not cached: the next call loads again, and its value is stored.
     assert!(!server.raw().exists::<_, bool>("ld_error:3").unwrap());
-    assert_eq!(cache.try_get_with(&3, || Ok::<_, DbDown>(33)).unwrap(), 33);
+    assert_eq!(
+        cache.try_get_with(&3, move || Ok::<_, DbDown>(33)).unwrap(),
+        33
+    );
     assert_eq!(cache.get(&3).unwrap(), Some(33));
     assert_eq!(cache.stats().load_errors, 1);
     // The caller gets its own error back.
     let err = cache
-        .try_get_with(&4, || Err::<u64, _>(DbDown(8)))
+        .try_get_with(&4, move || Err::<u64, _>(DbDown(8)))
         .unwrap_err();
     assert_eq!(err.into_loader_error(), Some(Ok(DbDown(8))));
 }
@@ -261,13 +264,17 @@ fn redis_stopped_the_loader_value_comes_back_unless_fail_open_is_off() {
         .build()
         .unwrap();
     server.stop();
-    assert_eq!(open.get_with(&5, || 25).unwrap(), 25);
+    assert_eq!(open.get_with(&5, move || 25).unwrap(), 25);
     // Kept locally meanwhile: the next call is an L1 hit.
-    assert_eq!(open.get_with(&5, || -> u64 { unreachable!() }).unwrap(), 25);
-    let err = closed.get_with(&5, || 25).unwrap_err();
+    assert_eq!(
+        open.get_with(&5, move || -> u64 { unreachable!() })
+            .unwrap(),
+        25
+    );
+    let err = closed.get_with(&5, move || 25).unwrap_err();
     assert!(err.is_remote(), "{err}");
     let err = closed
-        .try_get_with(&5, || Ok::<u64, DbDown>(25))
+        .try_get_with(&5, move || Ok::<u64, DbDown>(25))
         .unwrap_err();
     assert!(
         matches!(err, LoadError::Cache(ref e) if e.is_remote()),
@@ -275,7 +282,10 @@ fn redis_stopped_the_loader_value_comes_back_unless_fail_open_is_off() {
     );
     let rt = runtime();
     let aopen = open.to_async();
-    assert_eq!(rt.block_on(aopen.get_with(&6, async { 36 })).unwrap(), 36);
+    assert_eq!(
+        rt.block_on(aopen.get_with(&6, async move { 36 })).unwrap(),
+        36
+    );
 }
 
 #[test]
@@ -285,7 +295,7 @@ fn garbage_in_redis_is_overwritten_by_the_loader() {
     let mut raw = server.raw();
     let _: () = raw.set("ld_garbage:1", "not a number").unwrap();
     assert!(cache.get(&1).unwrap_err().is_decode());
-    assert_eq!(cache.get_with(&1, || 10).unwrap(), 10);
+    assert_eq!(cache.get_with(&1, move || 10).unwrap(), 10);
     let stored: String = raw.get("ld_garbage:1").unwrap();
     assert_eq!(stored, "10");
 }
@@ -362,7 +372,7 @@ fn entries_carry_their_own_ttls_and_jitter_spreads_them() {
     assert_eq!(cache.ttl("nothing").unwrap(), None);
     // A loader chooses its entry's TTL.
     cache
-        .get_with("loaded", || {
+        .get_with("loaded", move || {
             Loaded::new("v".to_string()).ttl(Duration::from_secs(7))
         })
         .unwrap();
@@ -448,15 +458,16 @@ fn child_absent_reader() {
     let url = std::env::var("LOADER_CHILD_URL")
         .expect("run only as a child process: LOADER_CHILD_URL names the parent's server");
     let cache = absent_cache(&url);
-    let mut ran = false;
+    static RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let value = cache
-        .optionally_get_with("row", || {
-            ran = true;
+        .optionally_get_with("row", move || {
+            RAN.store(true, Ordering::SeqCst);
             Some("from the child's database".to_string())
         })
         .unwrap();
     println!(
-        "LOADER_CHILD ran={ran} value={}",
+        "LOADER_CHILD ran={} value={}",
+        RAN.load(Ordering::SeqCst),
         value.as_deref().unwrap_or("-")
     );
 }
@@ -465,14 +476,14 @@ fn child_absent_reader() {
 fn absence_is_remembered_for_every_process_until_anyone_writes() {
     let server = Server::start();
     let cache = absent_cache(&server.url());
-    let loads = AtomicUsize::new(0);
+    static LOADS: AtomicUsize = AtomicUsize::new(0);
     let none = || {
-        loads.fetch_add(1, Ordering::SeqCst);
+        LOADS.fetch_add(1, Ordering::SeqCst);
         None::<String>
     };
     assert_eq!(cache.optionally_get_with("row", none).unwrap(), None);
     assert_eq!(cache.optionally_get_with("row", none).unwrap(), None);
-    assert_eq!(loads.load(Ordering::SeqCst), 1, "the absence is remembered");
+    assert_eq!(LOADS.load(Ordering::SeqCst), 1, "the absence is remembered");
     // Nothing Python could misread under `{name}:{key}`, and `len`/`keys` do not count it.
     let mut raw = server.raw();
     let layout: Vec<String> = raw.keys("ld_absent:*").unwrap();
@@ -508,7 +519,7 @@ fn a_write_through_the_cache_ends_a_remembered_absence() {
     let rt = runtime();
     let aio = cache.to_async();
     let found = rt
-        .block_on(aio.optionally_get_with("k", async { None::<String> }))
+        .block_on(aio.optionally_get_with("k", async move { None::<String> }))
         .unwrap();
     assert_eq!(found, None);
     cache.set("k", "v").unwrap();
@@ -518,7 +529,7 @@ fn a_write_through_the_cache_ends_a_remembered_absence() {
         "the write ended the absence: {markers:?}"
     );
     let found = rt
-        .block_on(aio.optionally_get_with("k", async { None::<String> }))
+        .block_on(aio.optionally_get_with("k", async move { None::<String> }))
         .unwrap();
     assert_eq!(found.as_deref(), Some("v"));
 }
@@ -625,14 +636,20 @@ fn values_loaded_while_redis_was_down_are_not_served_after_it_returns() {
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    assert_eq!(cache.get_with("user", || "v1".to_string()).unwrap(), "v1");
+    assert_eq!(
+        cache.get_with("user", move || "v1".to_string()).unwrap(),
+        "v1"
+    );
     server.stop();
     // Fail-open: the loader's value is served (and kept locally) while Redis is away.
     eventually(Duration::from_secs(5), "the outage is noticed", || {
-        cache.get_with("user", || "while down".to_string()).unwrap() == "while down"
+        cache
+            .get_with("user", move || "while down".to_string())
+            .unwrap()
+            == "while down"
     });
     assert_eq!(
-        cache.get_with("user", || "again".to_string()).unwrap(),
+        cache.get_with("user", move || "again".to_string()).unwrap(),
         "while down"
     );
     server.restart();
@@ -643,12 +660,19 @@ fn values_loaded_while_redis_was_down_are_not_served_after_it_returns() {
     eventually(
         Duration::from_secs(5),
         "the value kept while Redis was down is dropped",
-        || cache.get_with("user", || "loader".to_string()).unwrap() == "v2",
+        || {
+            cache
+                .get_with("user", move || "loader".to_string())
+                .unwrap()
+                == "v2"
+        },
     );
     // And it stays so: nothing kept from the outage comes back.
     for _ in 0..20 {
         assert_eq!(
-            cache.get_with("user", || "loader".to_string()).unwrap(),
+            cache
+                .get_with("user", move || "loader".to_string())
+                .unwrap(),
             "v2"
         );
     }

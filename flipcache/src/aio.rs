@@ -124,7 +124,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// A value in Redis that does not decode counts as a miss and is overwritten. If Redis is
     /// unreachable or slow, the loader's value is returned anyway (see
     /// [`Builder::fail_open`](crate::Builder::fail_open)). `load` may give the value or a
-    /// [`Loaded`](crate::Loaded) with a TTL of its own.
+    /// [`Loaded`](crate::Loaded) with a TTL of its own. With
+    /// [`stale_for`](crate::Builder::stale_for) or
+    /// [`eager_refresh`](crate::Builder::eager_refresh), a hit on a stale (or nearly stale) entry
+    /// returns at once and `load` refreshes the key in a task of its own; that is why it is
+    /// `Send + 'static`, as `tokio::spawn`'s futures are (write `async move { .. }` with what
+    /// it needs moved in).
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
@@ -133,16 +138,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     #[inline]
-    pub async fn get_with<Q, T>(&self, key: &Q, load: impl Future<Output = T>) -> Result<V>
+    pub async fn get_with<Q, T>(
+        &self,
+        key: &Q,
+        load: impl Future<Output = T> + Send + 'static,
+    ) -> Result<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        if let Some(v) = self.core.local_hit(key) {
-            return Ok(v);
-        }
-        self.core.get_with(key.to_owned(), load).await
+        self.core.get_with(key, load).await
     }
 
     /// [`get_with`](FlipCache::get_with) with a fallible loader. Its error is returned as
@@ -161,7 +167,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     pub async fn try_get_with<Q, T, E>(
         &self,
         key: &Q,
-        load: impl Future<Output = std::result::Result<T, E>>,
+        load: impl Future<Output = std::result::Result<T, E>> + Send + 'static,
     ) -> std::result::Result<V, LoadError<E>>
     where
         K: Borrow<Q>,
@@ -169,10 +175,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         T: Load<V>,
         E: Send + Sync + 'static,
     {
-        if let Some(v) = self.core.local_hit(key) {
-            return Ok(v);
-        }
-        self.core.try_get_with(key.to_owned(), load).await
+        self.core.try_get_with(key, load).await
     }
 
     /// [`get_with`](FlipCache::get_with) with a loader that may find nothing; `None` is
@@ -188,17 +191,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     pub async fn optionally_get_with<Q, T>(
         &self,
         key: &Q,
-        load: impl Future<Output = Option<T>>,
+        load: impl Future<Output = Option<T>> + Send + 'static,
     ) -> Result<Option<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        if let Some(v) = self.core.local_hit(key) {
-            return Ok(Some(v));
-        }
-        self.core.optionally_get_with(key.to_owned(), load).await
+        self.core.optionally_get_with(key, load).await
     }
 
     /// [`set`](FlipCache::set) with a TTL of its own instead of the cache's `expire_time`.

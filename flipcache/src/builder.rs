@@ -87,8 +87,19 @@ pub struct Builder<K, V, C = DefaultCodec> {
     absent_ttl: Option<Duration>,
     jitter: Option<Duration>,
     decode_misses: bool,
+    stale_for: Option<Duration>,
+    eager_refresh: Option<f64>,
+    fail_safe: bool,
+    fail_safe_throttle: Duration,
     _key: PhantomData<fn() -> K>,
 }
+
+/// Default for [`Builder::fail_safe_throttle`].
+///
+/// ```
+/// assert_eq!(flipcache::DEFAULT_FAIL_SAFE_THROTTLE, std::time::Duration::from_secs(1));
+/// ```
+pub const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(1);
 
 /// A codec choice that custom closures can start from or continue.
 #[doc(hidden)]
@@ -127,6 +138,10 @@ impl<K, V> Builder<K, V> {
             absent_ttl: None,
             jitter: None,
             decode_misses: false,
+            stale_for: None,
+            eager_refresh: None,
+            fail_safe: false,
+            fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
             _key: PhantomData,
         }
     }
@@ -151,6 +166,10 @@ impl<K, V, C> Builder<K, V, C> {
             absent_ttl: self.absent_ttl,
             jitter: self.jitter,
             decode_misses: self.decode_misses,
+            stale_for: self.stale_for,
+            eager_refresh: self.eager_refresh,
+            fail_safe: self.fail_safe,
+            fail_safe_throttle: self.fail_safe_throttle,
             _key: PhantomData,
         }
     }
@@ -416,6 +435,70 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// Keeps every value `d` longer in Redis than its fresh lifetime (written with a TTL of
+    /// `expire_time + d`), and calls it *stale* during that last stretch. Freshness is read
+    /// from the TTL Redis keeps (the `PTTL` read with every miss), so values stay plain text or
+    /// JSON for Python FlipCache and `redis-cli`, and every process agrees on what is stale.
+    /// `get` reads a stale value as absent; the loader paths (`get_with` and friends, memoized
+    /// functions) serve it at once and refresh the key in the background, once per key per
+    /// process (**stale-while-revalidate**); a refresh that fails keeps the stale value until
+    /// it expires, and is retried after [`fail_safe_throttle`](Builder::fail_safe_throttle).
+    /// Cannot be combined with `refresh_expire_time_on_get`.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .stale_for(std::time::Duration::from_secs(300));
+    /// ```
+    pub fn stale_for(mut self, d: Duration) -> Self {
+        self.stale_for = Some(d);
+        self
+    }
+
+    /// Starts the background refresh of an entry hit past `ratio` (say `0.8`) of its fresh
+    /// lifetime (`expire_time`), while it is still fresh: hot keys are refreshed before they go
+    /// stale, and no caller waits for the loader. Needs an `expire_time`; `ratio` in `(0, 1)`.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .eager_refresh(0.8);
+    /// ```
+    pub fn eager_refresh(mut self, ratio: f64) -> Self {
+        self.eager_refresh = Some(ratio);
+        self
+    }
+
+    /// Keeps the application up when Redis fails: the L1 is kept (not emptied) when the
+    /// connection drops, and its entries are served as *fail-safe* values (by `get` after a
+    /// failed Redis call, and by the loader paths at once) until their Redis TTL would have run
+    /// out; when the connection returns, they are dropped and read again from Redis in one
+    /// pipelined pass before anything is served as fresh. Off by default (an outage empties
+    /// the L1 and calls fail).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .stale_for(std::time::Duration::from_secs(300))
+    ///     .fail_safe(true);
+    /// ```
+    pub fn fail_safe(mut self, on: bool) -> Self {
+        self.fail_safe = on;
+        self
+    }
+
+    /// After a background refresh fails, how long until a hit may start the next one (default
+    /// [`DEFAULT_FAIL_SAFE_THROTTLE`]), so a failing source is not hammered.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .fail_safe_throttle(std::time::Duration::from_secs(5));
+    /// ```
+    pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
+        self.fail_safe_throttle = d;
+        self
+    }
+
     fn target(&self) -> Result<(Target, String, String)> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
@@ -513,6 +596,10 @@ impl<K, V, C> Builder<K, V, C> {
             absent_ttl,
             jitter,
             decode_misses,
+            stale_for,
+            eager_refresh,
+            fail_safe,
+            fail_safe_throttle,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -533,6 +620,10 @@ impl<K, V, C> Builder<K, V, C> {
             absent_ttl,
             jitter,
             decode_misses,
+            stale_for,
+            eager_refresh,
+            fail_safe,
+            fail_safe_throttle,
         };
         Core::start(settings, codec, remote).await
     }

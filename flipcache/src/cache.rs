@@ -130,8 +130,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// Redis that does not decode counts as a miss and is overwritten. If Redis is unreachable
     /// or slow, the loader's value is returned anyway (see [`Builder::fail_open`]).
     ///
-    /// `load` runs on the calling thread and may return the value or a
-    /// [`Loaded`](crate::Loaded) with a TTL of its own.
+    /// `load` may return the value or a [`Loaded`](crate::Loaded) with a TTL of its own. It
+    /// runs on the calling thread when the caller must wait for it; with
+    /// [`stale_for`](Builder::stale_for) or [`eager_refresh`](Builder::eager_refresh), a hit on
+    /// a stale (or nearly stale) entry returns at once and `load` refreshes the key on a
+    /// background thread. That is why it is `Send + 'static`: move what it needs into it (an
+    /// `Arc`'d pool, the key).
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
@@ -141,16 +145,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     #[inline]
-    pub fn get_with<Q, T>(&self, key: &Q, load: impl FnOnce() -> T) -> Result<V>
+    pub fn get_with<Q, T>(&self, key: &Q, load: impl FnOnce() -> T + Send + 'static) -> Result<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        if let Some(v) = self.core.local_hit(key) {
-            return Ok(v);
-        }
-        self.core.get_with_blocking(key.to_owned(), load)
+        self.core.get_with_blocking(key, load)
     }
 
     /// [`get_with`](FlipCache::get_with) with a fallible loader. Its error is returned as
@@ -169,7 +170,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     pub fn try_get_with<Q, T, E>(
         &self,
         key: &Q,
-        load: impl FnOnce() -> std::result::Result<T, E>,
+        load: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
     ) -> std::result::Result<V, LoadError<E>>
     where
         K: Borrow<Q>,
@@ -177,10 +178,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         T: Load<V>,
         E: Send + Sync + 'static,
     {
-        if let Some(v) = self.core.local_hit(key) {
-            return Ok(v);
-        }
-        self.core.try_get_with_blocking(key.to_owned(), load)
+        self.core.try_get_with_blocking(key, load)
     }
 
     /// [`get_with`](FlipCache::get_with) with a loader that may find nothing. `None` is not
@@ -200,17 +198,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     pub fn optionally_get_with<Q, T>(
         &self,
         key: &Q,
-        load: impl FnOnce() -> Option<T>,
+        load: impl FnOnce() -> Option<T> + Send + 'static,
     ) -> Result<Option<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        if let Some(v) = self.core.local_hit(key) {
-            return Ok(Some(v));
-        }
-        self.core.optionally_get_with_blocking(key.to_owned(), load)
+        self.core.optionally_get_with_blocking(key, load)
     }
 
     /// [`set`](FlipCache::set) with a TTL of its own instead of the cache's `expire_time` (the

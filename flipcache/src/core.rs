@@ -4,6 +4,7 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
 use crate::load::flight::Flights;
 use crate::load::health::Health;
-use crate::local::{Local, Lookup, Ticket};
+use crate::local::{Freshness, Local, Lookup, Ticket};
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
 use crate::stats::{Counters, Stats};
@@ -45,12 +46,21 @@ pub(crate) struct Settings<V> {
     pub(crate) jitter: Option<Duration>,
     /// `get`/`get_many` read an undecodable entry as absent.
     pub(crate) decode_misses: bool,
+    /// The end of an entry's Redis lifetime during which it is stale.
+    pub(crate) stale_for: Option<Duration>,
+    /// The fraction of the fresh lifetime after which a hit starts a background refresh.
+    pub(crate) eager_refresh: Option<f64>,
+    /// Keep the L1 through outages and serve it when Redis or the loader fails.
+    pub(crate) fail_safe: bool,
+    /// After a failed refresh, how long until the next attempt.
+    pub(crate) fail_safe_throttle: Duration,
 }
 
 /// What Redis holds for a key, as a read found it.
 pub(crate) enum Stored<V> {
-    /// A value (now in the L1 too, unless something moved meanwhile).
-    Value(V),
+    /// A value (now in the L1 too, unless something moved meanwhile), and whether it is stale
+    /// (its remaining TTL is within `stale_for`).
+    Value(V, bool),
     /// No value, and a marker saying a loader found none (`cache_absent`).
     Absent,
     /// Nothing.
@@ -82,6 +92,11 @@ pub(crate) struct Core<K, V> {
     decode_misses: bool,
     /// Keys whose undecodable value was reported (`decode_errors_as_misses`).
     warned: std::sync::Mutex<std::collections::HashSet<String>>,
+    stale_for: Option<Duration>,
+    pub(crate) fail_safe: bool,
+    /// Fail-safe: the connection was lost and the L1 kept; its entries are served only as
+    /// fail-safe values until a new connection revalidates them.
+    unverified: std::sync::atomic::AtomicBool,
 }
 
 /// A write (one key or a pipelined batch) in flight. Finishing it settles the L1; dropping it
@@ -159,7 +174,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             absent_ttl,
             jitter,
             decode_misses,
+            stale_for,
+            eager_refresh,
+            fail_safe,
+            fail_safe_throttle,
         } = settings;
+        let freshness = (stale_for.is_some() || eager_refresh.is_some()).then(|| Freshness {
+            stale_for: stale_for.unwrap_or_default(),
+            eager: eager_refresh
+                .zip(expire_time)
+                .map(|(ratio, ttl)| ttl.mul_f64((1.0 - ratio).clamp(0.0, 1.0))),
+            retry: fail_safe_throttle,
+        });
         let refresh_every = match (refresh_on_get, expire_time) {
             (true, Some(ttl)) => Some(ttl / 4),
             _ => None,
@@ -168,7 +194,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let core = Arc::new(Core {
             name: name.into(),
             prefix: prefix.clone(),
-            local: Local::new(local_max, refresh_every),
+            local: Local::new(local_max, refresh_every, freshness),
             codec,
             remote,
             ttl: expire_time,
@@ -186,6 +212,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             jitter: jitter.filter(|j| !j.is_zero()),
             decode_misses,
             warned: std::sync::Mutex::new(std::collections::HashSet::new()),
+            stale_for: stale_for.filter(|s| !s.is_zero()),
+            fail_safe,
+            unverified: std::sync::atomic::AtomicBool::new(false),
         });
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();
@@ -285,14 +314,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     fn read_mode(&self) -> ReadMode {
         match (self.refresh_on_get, self.ttl) {
             (true, Some(ttl)) => ReadMode::Refresh(ttl),
-            _ if self.local.enabled() => ReadMode::WithTtl,
+            // The TTL bounds the L1 entry, and says whether a value is stale.
+            _ if self.local.enabled() || self.stale_for.is_some() => ReadMode::WithTtl,
             _ => ReadMode::Plain,
         }
     }
 
     // ---- the L1 fast path ------------------------------------------------------------------
 
-    /// An L1 hit, or `None`.
+    /// An L1 hit of a fresh, verified entry, or `None` (what `get` may serve).
     #[inline]
     pub(crate) fn local_hit<Q>(&self, key: &Q) -> Option<V>
     where
@@ -301,13 +331,61 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         match self.local.get(key) {
             Lookup::Hit { value, refresh } => {
+                if self.unverified.load(Ordering::Relaxed) {
+                    return None;
+                }
                 if refresh && let Some(tx) = self.refresher.get() {
                     let _ = tx.send(key.to_owned());
                 }
                 Some(value)
             }
+            Lookup::Stale { .. } | Lookup::Miss => None,
+        }
+    }
+
+    /// An L1 hit for a loader path: fresh, stale (`stale_for`) or unverified (fail-safe, during
+    /// an outage) values are served; `true` when this hit claimed the key's background refresh.
+    #[inline]
+    pub(crate) fn loader_hit<Q>(&self, key: &Q) -> Option<(V, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.local.get(key) {
+            Lookup::Hit { value, refresh } => {
+                if self.unverified.load(Ordering::Relaxed) {
+                    Counters::bump(&self.counters.fail_safe);
+                    Counters::bump(&self.counters.stale_served);
+                }
+                if refresh && self.refresher.get().is_some() {
+                    // refresh-on-get: this claim was for a TTL renewal.
+                    if let Some(tx) = self.refresher.get() {
+                        let _ = tx.send(key.to_owned());
+                    }
+                    return Some((value, false));
+                }
+                Some((value, refresh))
+            }
+            Lookup::Stale { value, refresh } => {
+                Counters::bump(&self.counters.stale_served);
+                Some((value, refresh))
+            }
             Lookup::Miss => None,
         }
+    }
+
+    /// The L1's value for `key` whatever its state (a fail-safe value), or `None`.
+    fn fail_safe_value(&self, key: &K) -> Option<V> {
+        if !self.fail_safe {
+            return None;
+        }
+        let value = match self.local.get(key) {
+            Lookup::Hit { value, .. } | Lookup::Stale { value, .. } => value,
+            Lookup::Miss => return None,
+        };
+        Counters::bump(&self.counters.fail_safe);
+        Counters::bump(&self.counters.stale_served);
+        Some(value)
     }
 
     // ---- verbs -----------------------------------------------------------------------------
@@ -378,7 +456,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     // marker so it does not come back when the value goes.
                     self.forget_absence(rkey);
                 }
-                Ok(Stored::Value(value))
+                let stale = self
+                    .stale_for
+                    .is_some_and(|s| fetched.pttl.is_some_and(|ms| Duration::from_millis(ms) < s));
+                Ok(Stored::Value(value, stale))
             }
             None => {
                 Counters::bump(&self.counters.misses);
@@ -405,10 +486,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     /// What `get` makes of a read: a value, or `None` (also for an undecodable value under
     /// `decode_errors_as_misses`, reported once per key).
-    fn answer(&self, read: Result<Stored<V>>) -> Result<Option<V>> {
+    fn answer(&self, key: &K, read: Result<Stored<V>>) -> Result<Option<V>> {
         match read {
-            Ok(Stored::Value(v)) => Ok(Some(v)),
-            Ok(Stored::Absent | Stored::Missing) => Ok(None),
+            Ok(Stored::Value(v, false)) => Ok(Some(v)),
+            // Stale reads as absent for `get`; loader paths serve it.
+            Ok(Stored::Value(_, true) | Stored::Absent | Stored::Missing) => Ok(None),
+            Err(e)
+                if e.is_remote()
+                    && let Some(v) = self.fail_safe_value(key) =>
+            {
+                tracing::debug!(cache = %self.name, error = %e, "Redis failed; served the fail-safe value");
+                Ok(Some(v))
+            }
             Err(e) if self.decode_misses && e.is_decode() => {
                 self.warn_undecodable(&e);
                 Ok(None)
@@ -430,7 +519,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// A `get` that missed the L1.
     pub(crate) async fn fetch(&self, key: K) -> Result<Option<V>> {
         let read = self.read(&key, false).await;
-        match self.answer(read)? {
+        match self.answer(&key, read)? {
             Some(v) => Ok(Some(v)),
             None => self.missing(key).await,
         }
@@ -438,7 +527,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     /// [`Core::fetch`] for the blocking front.
     pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
-        match self.answer(self.read_blocking(&key, false))? {
+        let read = self.read_blocking(&key, false);
+        match self.answer(&key, read)? {
             Some(v) => Ok(Some(v)),
             None if self.default.is_none() => Ok(None),
             None => block_on(self.rt(), self.missing(key)),
@@ -456,9 +546,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Ok(Some(default.clone()))
     }
 
-    /// The TTL a write gets: its own, else the cache's, plus the jitter.
+    /// The TTL a write gets: its own, else the cache's, plus the stale window and the jitter.
     fn write_ttl(&self, ttl: Option<Duration>) -> Option<Duration> {
-        let base = ttl.or(self.ttl)?;
+        let base = ttl.or(self.ttl)? + self.stale_for.unwrap_or_default();
         Some(match self.jitter {
             Some(j) => base + jitter_below(j),
             None => base,
@@ -593,6 +683,38 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             self.local.invalidate(&key);
         }
         Ok(found)
+    }
+
+    /// Reads `keys` again after a reconnect (fail-safe revalidation), in one pipelined pass,
+    /// filling the L1 with what Redis holds now.
+    async fn refill(&self, keys: Vec<K>) {
+        let tickets: Vec<Ticket> = keys
+            .iter()
+            .map(|k| self.local.read_ticket(self.local.hash(k)))
+            .collect();
+        let rkeys: Vec<String> = keys.iter().map(|k| self.rkey(k)).collect();
+        let mode = self.read_mode();
+        let start = Instant::now();
+        let fetched = match self
+            .remote
+            .run(self.timeout, |c| remote::get_many(c, &rkeys, mode))
+            .await
+        {
+            Ok(f) => f,
+            Err(f) => {
+                let e = self.fail(None, f);
+                tracing::debug!(cache = %self.name, error = %e, "revalidation after reconnect failed");
+                return;
+            }
+        };
+        for (((key, rkey), ticket), f) in keys.into_iter().zip(&rkeys).zip(tickets).zip(fetched) {
+            if let Some(bytes) = f.value
+                && let Ok(value) = self.decode(rkey, &bytes)
+            {
+                let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
+                self.local.fill(key, value, deadline, ticket);
+            }
+        }
     }
 
     /// Renews the Redis TTL of keys read from the L1 (refresh-on-get), in one round trip.
@@ -827,21 +949,43 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
 
     fn flush(&self) {
         self.local.flush();
+        self.unverified.store(false, Ordering::Release);
         // Counted once done, so whoever sees the count sees the L1 emptied.
         Counters::bump(&self.counters.flushes);
+    }
+
+    fn disconnected(&self) {
+        if self.fail_safe && self.local.enabled() {
+            // Kept, but served only as fail-safe values until revalidated.
+            self.unverified.store(true, Ordering::Release);
+        } else {
+            self.flush();
+        }
     }
 
     fn count_invalidation(&self) {
         Counters::bump(&self.counters.invalidations);
     }
 
-    fn connected(&self) {
+    fn connected(self: Arc<Self>) {
         self.health.healthy(&self.name);
-        // The L1 was emptied when the last connection was lost (or never had one): whatever
-        // it holds now was kept while Redis was unreachable.
+        // Without fail-safe the L1 was emptied when the last connection was lost (or never had
+        // one): whatever it holds now was kept while Redis was unreachable. With fail-safe it
+        // holds what it had before the outage too. Either way nothing of it is verified: it is
+        // dropped now, before the connection serves anything, and (fail-safe) read again from
+        // Redis in one pipelined pass.
+        let keys = if self.fail_safe {
+            self.local.keys()
+        } else {
+            Vec::new()
+        };
         if self.local.len() > 0 {
-            self.local.flush();
-            Counters::bump(&self.counters.flushes);
+            self.flush();
+        }
+        self.unverified.store(false, Ordering::Release);
+        if !keys.is_empty() {
+            let me = self.clone();
+            self.rt().spawn(async move { me.refill(keys).await });
         }
     }
 }

@@ -74,8 +74,8 @@ mod value;
 
 pub use arg::Arg;
 pub use builder::{
-    Builder, ClosureStart, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCAL_MAX, DEFAULT_REDIS_URL,
-    DEFAULT_TIMEOUT,
+    Builder, ClosureStart, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_LOCAL_MAX,
+    DEFAULT_REDIS_URL, DEFAULT_TIMEOUT,
 };
 pub use cache::FlipCache;
 pub use codec::{ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, ValueCodec};

@@ -122,10 +122,28 @@ struct Padded<T>(T);
 
 /// What an L1 lookup found.
 pub(crate) enum Lookup<V> {
-    /// A live entry; `refresh` says the Redis TTL should be pushed out in the background.
+    /// A live, fresh entry; `refresh` says the Redis TTL should be pushed out in the
+    /// background (refresh-on-get), or, with [`Freshness`], that the entry is past its eager
+    /// refresh point and this hit claimed its background refresh.
     Hit { value: V, refresh: bool },
+    /// A live entry past its fresh lifetime (`stale_for`); `refresh` says this hit claimed its
+    /// background refresh. Not counted as a hit.
+    Stale { value: V, refresh: bool },
     /// Nothing usable.
     Miss,
+}
+
+/// When entries turn stale, and when a hit claims their background refresh (stale-while-
+/// revalidate and eager refresh). Every entry's deadline is its Redis expiry; it is fresh until
+/// `stale_for` before that.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Freshness {
+    /// The end of an entry's life that is stale.
+    pub(crate) stale_for: Duration,
+    /// How long before going stale a hit claims an eager refresh.
+    pub(crate) eager: Option<Duration>,
+    /// After a claim, how long until another hit may claim again (a refresh that failed).
+    pub(crate) retry: Duration,
 }
 
 /// The in-process layer of one cache.
@@ -140,6 +158,8 @@ pub(crate) struct Local<K, V> {
     len: AtomicUsize,
     /// With refresh-on-get: how often a key read only from the L1 has its Redis TTL renewed.
     refresh_every: Option<Duration>,
+    /// With `stale_for`: when entries turn stale and get refreshed.
+    freshness: Option<Freshness>,
     /// The origin of [`Entry::refresh_at`].
     base: Instant,
     /// Local hits, one counter per thread (written by that thread only, so a hit pays a plain
@@ -167,7 +187,11 @@ impl<T: Default> Default for Padded<T> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     /// An L1 of `capacity` entries (0: disabled).
-    pub(crate) fn new(capacity: usize, refresh_every: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        refresh_every: Option<Duration>,
+        freshness: Option<Freshness>,
+    ) -> Self {
         let hasher = Hasher::default();
         let n = if capacity == 0 {
             0
@@ -196,6 +220,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             capacity,
             len: AtomicUsize::new(0),
             refresh_every,
+            freshness,
             base: Instant::now(),
             hits: ThreadLocal::new(),
         }
@@ -321,6 +346,21 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
                 self.drop_expired(key);
                 return Lookup::Miss;
             }
+            if let (Some(f), Some(deadline)) = (self.freshness, entry.deadline) {
+                let fresh_until = deadline.checked_sub(f.stale_for).unwrap_or(now);
+                let stale = now >= fresh_until;
+                let due = stale
+                    || f.eager
+                        .is_some_and(|e| fresh_until.checked_sub(e).is_none_or(|at| now >= at));
+                let refresh = due && self.claim(&entry.refresh_at, now, f.retry);
+                entry.mark_used();
+                let value = entry.value.clone();
+                if stale {
+                    return Lookup::Stale { value, refresh };
+                }
+                self.count_hit();
+                return Lookup::Hit { value, refresh };
+            }
             if let Some(every) = self.refresh_every {
                 let at = entry.refresh_at.load(Ordering::Relaxed);
                 let now = self.stamp(now);
@@ -340,6 +380,23 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         let value = entry.value.clone();
         self.count_hit();
         Lookup::Hit { value, refresh }
+    }
+
+    /// Claims an entry's background refresh: the first hit at or after `refresh_at` moves it
+    /// `retry` ahead and gets `true`; the others get `false` (one refresh per key at a time).
+    #[inline]
+    fn claim(&self, refresh_at: &AtomicU64, now: Instant, retry: Duration) -> bool {
+        let at = refresh_at.load(Ordering::Relaxed);
+        let now = self.stamp(now);
+        now >= at
+            && refresh_at
+                .compare_exchange(
+                    at,
+                    now.saturating_add(u64::try_from(retry.as_nanos()).unwrap_or(u64::MAX)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// Removes `key` if its entry has expired (a hit found it so, without the lock).
@@ -410,9 +467,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     }
 
     fn entry(&self, value: V, deadline: Option<Instant>, now: Instant) -> Entry<V> {
-        let refresh_at = self
-            .refresh_every
-            .map_or(u64::MAX, |every| self.stamp(now + every));
+        let refresh_at = match (self.refresh_every, self.freshness) {
+            (Some(every), _) => self.stamp(now + every),
+            // Claimable as soon as the entry is due for a refresh.
+            (None, Some(_)) => 0,
+            (None, None) => u64::MAX,
+        };
         Entry {
             value,
             deadline,
@@ -612,13 +672,13 @@ mod tests {
     fn hit<V: Clone>(l: Lookup<V>) -> Option<V> {
         match l {
             Lookup::Hit { value, .. } => Some(value),
-            Lookup::Miss => None,
+            Lookup::Stale { .. } | Lookup::Miss => None,
         }
     }
 
     #[test]
     fn small_l1_evicts_the_entry_not_read_since() {
-        let l: Local<u32, u32> = Local::new(3, None);
+        let l: Local<u32, u32> = Local::new(3, None, None);
         for k in 0..3 {
             let t = l.read_ticket(l.hash(&k));
             assert!(l.fill(k, k, None, t));
@@ -633,7 +693,7 @@ mod tests {
 
     #[test]
     fn capacity_is_never_exceeded_when_sharded() {
-        let l: Local<u32, u32> = Local::new(1000, None);
+        let l: Local<u32, u32> = Local::new(1000, None, None);
         for k in 0..10_000 {
             let t = l.read_ticket(l.hash(&k));
             l.fill(k, k, None, t);
@@ -644,7 +704,7 @@ mod tests {
 
     #[test]
     fn a_working_set_of_exactly_capacity_fits_despite_sharding() {
-        let l: Local<u64, u64> = Local::new(1000, None);
+        let l: Local<u64, u64> = Local::new(1000, None, None);
         assert!(l.shards.len() > 1);
         for k in 0..1000 {
             let t = l.read_ticket(l.hash(&k));
@@ -669,7 +729,7 @@ mod tests {
 
     #[test]
     fn invalidation_during_a_read_blocks_the_fill() {
-        let l: Local<u32, u32> = Local::new(10, None);
+        let l: Local<u32, u32> = Local::new(10, None, None);
         let t = l.read_ticket(l.hash(&1));
         l.invalidate(&1);
         assert!(!l.fill(1, 1, None, t));
@@ -682,7 +742,7 @@ mod tests {
 
     #[test]
     fn a_read_overlapping_a_write_never_fills() {
-        let l: Local<u32, u32> = Local::new(10, None);
+        let l: Local<u32, u32> = Local::new(10, None, None);
         let w = l.begin_write(l.hash(&1));
         let r = l.read_ticket(l.hash(&1));
         l.end_write(&1, Some((2, None)), w);
@@ -695,7 +755,7 @@ mod tests {
 
     #[test]
     fn overlapping_writes_leave_no_entry_unless_the_last_is_alone() {
-        let l: Local<u32, u32> = Local::new(10, None);
+        let l: Local<u32, u32> = Local::new(10, None, None);
         let a = l.begin_write(l.hash(&1));
         let b = l.begin_write(l.hash(&1));
         // b is acknowledged first while a is still in flight: a may land after it in Redis.
@@ -715,7 +775,7 @@ mod tests {
 
     #[test]
     fn a_write_that_started_during_another_never_fills() {
-        let l: Local<u32, u32> = Local::new(10, None);
+        let l: Local<u32, u32> = Local::new(10, None, None);
         // `first` starts, then `second`; Redis applies `second` first and `first` last, and
         // `second` happens to settle last.
         let first = l.begin_write(l.hash(&1));
@@ -733,7 +793,7 @@ mod tests {
 
     #[test]
     fn a_batch_never_blocks_itself_but_blocks_others() {
-        let l: Local<u32, u32> = Local::new(50, None); // one shard, 64 slots: collisions
+        let l: Local<u32, u32> = Local::new(50, None, None); // one shard, 64 slots: collisions
         let keys: Vec<u32> = (0..200).collect();
         let other = l.begin_write(l.hash(&1000));
         let tickets = l.begin_writes(keys.iter().map(|k| l.hash(k)));
@@ -764,7 +824,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_never_served() {
-        let l: Local<u32, u32> = Local::new(10, None);
+        let l: Local<u32, u32> = Local::new(10, None, None);
         let t = l.read_ticket(l.hash(&1));
         assert!(l.fill(1, 1, Some(Instant::now() + Duration::from_millis(30)), t));
         assert_eq!(hit(l.get(&1)), Some(1));
@@ -780,7 +840,7 @@ mod tests {
     #[test]
     fn a_hit_after_an_invalidation_never_sees_the_old_value() {
         use std::sync::Arc;
-        let l: Arc<Local<u32, u64>> = Arc::new(Local::new(1000, None));
+        let l: Arc<Local<u32, u64>> = Arc::new(Local::new(1000, None, None));
         let done = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
@@ -817,12 +877,12 @@ mod tests {
 
     #[test]
     fn one_hit_claims_each_ttl_refresh() {
-        let l: Local<u32, u32> = Local::new(10, Some(Duration::from_millis(20)));
+        let l: Local<u32, u32> = Local::new(10, Some(Duration::from_millis(20)), None);
         let t = l.read_ticket(l.hash(&1));
         assert!(l.fill(1, 1, None, t));
         let refreshes = |l: &Local<u32, u32>| match l.get(&1) {
             Lookup::Hit { refresh, .. } => refresh,
-            Lookup::Miss => panic!("the entry is live"),
+            Lookup::Stale { .. } | Lookup::Miss => panic!("the entry is live and fresh"),
         };
         assert!(!refreshes(&l), "not due yet");
         std::thread::sleep(Duration::from_millis(30));
@@ -832,7 +892,7 @@ mod tests {
 
     #[test]
     fn hits_are_counted_across_threads() {
-        let l: Local<u32, u32> = Local::new(10, None);
+        let l: Local<u32, u32> = Local::new(10, None, None);
         let t = l.read_ticket(l.hash(&1));
         assert!(l.fill(1, 1, None, t));
         std::thread::scope(|s| {
@@ -849,7 +909,7 @@ mod tests {
 
     #[test]
     fn disabled_l1_holds_nothing() {
-        let l: Local<u32, u32> = Local::new(0, None);
+        let l: Local<u32, u32> = Local::new(0, None, None);
         let t = l.read_ticket(l.hash(&1));
         assert!(!l.fill(1, 1, None, t));
         assert_eq!(l.len(), 0);

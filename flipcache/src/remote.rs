@@ -138,8 +138,8 @@ impl Remote {
             hit
         };
         if was_current {
-            tracing::warn!(endpoint = %self.endpoint, "flipcache: lost the Redis connection; local caches emptied");
-            self.registry.flush_all();
+            tracing::warn!(endpoint = %self.endpoint, "lost the Redis connection; local caches emptied (kept unverified under fail-safe)");
+            self.registry.disconnected_all();
         }
     }
 

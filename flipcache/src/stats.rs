@@ -34,6 +34,12 @@ pub struct Stats {
     pub load_errors: u64,
     /// Loader calls served by another caller's load (single-flight waiters).
     pub waits: u64,
+    /// Stale values served (`stale_for`, and fail-safe values).
+    pub stale_served: u64,
+    /// Background refreshes started (stale-while-revalidate, eager refresh).
+    pub refreshes: u64,
+    /// Fail-safe values served because Redis or the loader failed.
+    pub fail_safe: u64,
 }
 
 #[derive(Default)]
@@ -46,6 +52,9 @@ pub(crate) struct Counters {
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
     pub(crate) waits: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) fail_safe: AtomicU64,
 }
 
 impl Counters {
@@ -66,6 +75,9 @@ impl Counters {
             loads: get(&self.loads),
             load_errors: get(&self.load_errors),
             waits: get(&self.waits),
+            stale_served: get(&self.stale_served),
+            refreshes: get(&self.refreshes),
+            fail_safe: get(&self.fail_safe),
         }
     }
 }

@@ -15,10 +15,13 @@ pub(crate) trait Sink: Send + Sync {
     fn flush(&self);
     /// Counts an invalidation received from Redis.
     fn count_invalidation(&self);
+    /// The connection was lost: what the L1 holds may miss invalidations from now on (dropped,
+    /// or kept unverified under fail-safe).
+    fn disconnected(&self);
     /// A connection was (re)established: drops what the L1 kept while there was none (values
     /// loaded while Redis was unreachable), which no invalidation could have reached, and lets
     /// loads use Redis again at once.
-    fn connected(&self);
+    fn connected(self: Arc<Self>);
 }
 
 struct Member {
@@ -182,6 +185,13 @@ impl Registry {
         }
     }
 
+    /// See [`Sink::disconnected`].
+    pub(crate) fn disconnected_all(&self) {
+        for (sink, _) in self.live(|_| true) {
+            sink.disconnected();
+        }
+    }
+
     /// See [`Sink::connected`].
     pub(crate) fn connected_all(&self) {
         for (sink, _) in self.live(|_| true) {
@@ -232,6 +242,8 @@ mod tests {
         }
         fn flush(&self) {}
         fn count_invalidation(&self) {}
+        fn disconnected(&self) {}
+        fn connected(self: Arc<Self>) {}
     }
 
     impl Drop for Leaving {

@@ -135,10 +135,16 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     } else {
         quote!(move || #path #uncached(#(#call_args),*))
     };
+    let refreshing = o.stale_for.is_some() || o.eager_refresh.is_some();
+    let (finish_sync, finish_async) = if refreshing {
+        (quote!(finish_refreshing), quote!(finish_refreshing_async))
+    } else {
+        (quote!(finish), quote!(finish_async))
+    };
     let (ready, finish) = if is_async {
         (
             quote!(__flipcache_memo.ready_async().await;),
-            quote!(__flipcache_memo.finish_async(
+            quote!(__flipcache_memo.#finish_async(
                 __flipcache_found,
                 ::flipcache::__private::#shape,
                 #body_fn,
@@ -147,7 +153,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     } else {
         (
             quote!(__flipcache_memo.ready();),
-            quote!(__flipcache_memo.finish(
+            quote!(__flipcache_memo.#finish_sync(
                 __flipcache_found,
                 ::flipcache::__private::#shape,
                 #body_fn,
@@ -299,6 +305,15 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     }
     if let Some(e) = &o.expire_jitter {
         setters.push(quote!(.expire_jitter(#e)));
+    }
+    if let Some(e) = &o.stale_for {
+        setters.push(quote!(.stale_for(#e)));
+    }
+    if let Some(e) = &o.eager_refresh {
+        setters.push(quote!(.eager_refresh(#e)));
+    }
+    if let Some(e) = &o.fail_safe {
+        setters.push(quote!(.fail_safe(#e)));
     }
     let accessor = quote! {
         #[doc(hidden)]

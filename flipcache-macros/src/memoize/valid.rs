@@ -17,6 +17,42 @@ pub(crate) fn check(f: &Function<'_>, options: &Options, errors: &mut Errors) {
     output(f, errors);
     values(options, errors);
     absence(f, options, errors);
+    refreshing(f, options, errors);
+}
+
+/// `stale_for` and `eager_refresh` run the body again in the background, after the call has
+/// returned: it must own everything it uses.
+fn refreshing(f: &Function<'_>, options: &Options, errors: &mut Errors) {
+    if options.stale_for.is_none() && options.eager_refresh.is_none() {
+        return;
+    }
+    let name = if options.stale_for.is_some() {
+        "stale_for"
+    } else {
+        "eager_refresh"
+    };
+    if let Some(r) = f.receiver {
+        errors.push(syn::Error::new_spanned(
+            r,
+            format!(
+                "`{name}` refreshes results in the background, after the call returns: it \
+                 needs a function without `self` (its body must own what it uses)"
+            ),
+        ));
+        return;
+    }
+    for a in &f.args {
+        if let Some(b) = find_borrow(a.ty) {
+            errors.push(syn::Error::new_spanned(
+                b,
+                format!(
+                    "`{name}` refreshes results in the background, after the call returns: \
+                     every argument must be owned (write `String` for `&str`)"
+                ),
+            ));
+            return;
+        }
+    }
 }
 
 fn signature(f: &Function<'_>, errors: &mut Errors) {
@@ -177,6 +213,9 @@ fn values(options: &Options, errors: &mut Errors) {
     }
     if let Some(e) = &options.expire_jitter {
         duration(e, "expire_jitter", "leave it out for no jitter", errors);
+    }
+    if let Some(e) = &options.stale_for {
+        duration(e, "stale_for", "leave it out for no stale window", errors);
     }
     if let Some((span, _)) = &options.refresh
         && options.expire_time.is_none()

@@ -190,7 +190,7 @@ fn huge_length_prefixes_fail_fast() {
     assert!(from_bytes::<Vec<Vec<()>>>(&nested).is_err());
     assert!(from_bytes::<Vec<PhantomData<u8>>>(&huge).is_err());
     assert!(
-        t.elapsed() < Duration::from_secs(5),
+        t.elapsed() < Duration::from_secs(60),
         "took {:?}",
         t.elapsed()
     );

@@ -9,7 +9,9 @@
 //! they wait and read (a blocking leader reads on its thread's own pooled connection); every
 //! decision between the steps is made by the shared helpers below, so both behave alike.
 
+use std::borrow::Borrow;
 use std::convert::Infallible;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use std::future::Future;
@@ -99,6 +101,7 @@ enum Follow<V, E> {
 /// What the leader does after reading Redis.
 enum Next<V> {
     Done(Got<V, Infallible>),
+    Stale(V),
     Load,
 }
 
@@ -106,6 +109,9 @@ enum Next<V> {
 pub(crate) enum Start<'a, K: FlipKey, V: Clone + Send + Sync + 'static, E> {
     /// Settled without the caller's loader (an L1 hit, Redis, another caller's load).
     Done(Got<V, E>),
+    /// Redis had a stale value (`stale_for`): the caller serves it and refreshes the key in the
+    /// background with its loader, if it can.
+    Stale(V),
     /// The caller runs its loader and hands the result to [`Loading::finish`].
     Load(Loading<'a, K, V>),
 }
@@ -161,6 +167,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                         .then(|| self.read_blocking(&key, ask.absent));
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
+                        Next::Stale(v) => {
+                            lead.land(Landed::Value(v.clone()));
+                            Start::Stale(v)
+                        }
                         Next::Load => self.loading(Some(lead), key, ask),
                     };
                 }
@@ -189,6 +199,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     };
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
+                        Next::Stale(v) => {
+                            lead.land(Landed::Value(v.clone()));
+                            Start::Stale(v)
+                        }
                         Next::Load => self.loading(Some(lead), key, ask),
                     };
                 }
@@ -236,9 +250,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             return Next::Load;
         };
         match read {
-            Ok(Stored::Value(v)) => {
+            Ok(Stored::Value(v, false)) => {
                 self.health.healthy(&self.name);
                 Next::Done(Got::Value(v))
+            }
+            Ok(Stored::Value(v, true)) => {
+                self.health.healthy(&self.name);
+                Counters::bump(&self.counters.stale_served);
+                Next::Stale(v)
             }
             Ok(Stored::Absent) if ask.absent => {
                 self.health.healthy(&self.name);
@@ -373,6 +392,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 }
 
 /// The loader methods of both fronts, over [`Core::start_blocking`] / [`Core::start_async`].
+///
+/// A load may outlive its call: a stale hit (`stale_for`) or a hit past the eager refresh point
+/// is served at once while the key is refreshed in the background with the caller's loader.
+/// That is why the fronts' loaders are `Send + 'static` (as `tokio::spawn`'s futures are).
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     fn ask(&self, absent: bool) -> Ask {
         Ask {
@@ -381,15 +404,37 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
-    /// A whole load from a blocking caller, the loader run on its thread if needed.
-    pub(crate) fn load_blocking<E: Sharing>(
-        &self,
-        key: K,
-        ask: Ask,
-        load: impl FnOnce() -> Produced<V, E>,
-    ) -> Got<V, E> {
-        match self.start_blocking(key, ask) {
+    /// A whole load from a blocking caller: an L1 hit (stale ones refreshed in the background),
+    /// else [`Core::start_blocking`] and the loader on the caller's thread.
+    #[inline]
+    pub(crate) fn load_blocking<Q, E, F>(self: &Arc<Self>, key: &Q, ask: Ask, load: F) -> Got<V, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        E: Sharing + Send + 'static,
+        F: FnOnce() -> Produced<V, E> + Send + 'static,
+    {
+        if let Some((v, refresh)) = self.loader_hit(key) {
+            if refresh {
+                self.refresh_blocking(key.to_owned(), ask, load);
+            }
+            return Got::Value(v);
+        }
+        self.load_blocking_miss(key.to_owned(), ask, load)
+    }
+
+    #[inline(never)]
+    fn load_blocking_miss<E, F>(self: &Arc<Self>, key: K, ask: Ask, load: F) -> Got<V, E>
+    where
+        E: Sharing + Send + 'static,
+        F: FnOnce() -> Produced<V, E> + Send + 'static,
+    {
+        match self.start_blocking(key.clone(), ask) {
             Start::Done(got) => got,
+            Start::Stale(v) => {
+                self.refresh_blocking(key, ask, load);
+                Got::Value(v)
+            }
             Start::Load(loading) => {
                 let produced = load();
                 loading.finish_blocking(produced)
@@ -397,15 +442,48 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
+    /// Refreshes `key` with `load` on the runtime's blocking pool, unless a load of it is
+    /// already in flight.
+    pub(crate) fn refresh_blocking<E, F>(self: &Arc<Self>, key: K, ask: Ask, load: F)
+    where
+        E: Sharing + Send + 'static,
+        F: FnOnce() -> Produced<V, E> + Send + 'static,
+    {
+        let core = self.clone();
+        self.rt().spawn_blocking(move || {
+            let Join::Lead(lead) = core.flights.join(&key) else {
+                return;
+            };
+            Counters::bump(&core.counters.refreshes);
+            Counters::bump(&core.counters.loads);
+            let produced = load();
+            let rt = core.rt();
+            block_on(rt, core.settle(Some(lead), key, ask, produced));
+        });
+    }
+
     /// A whole load from async code; `load` is polled only if the loader is needed.
-    pub(crate) async fn load<E: Sharing>(
-        &self,
-        key: K,
-        ask: Ask,
-        load: impl Future<Output = Produced<V, E>>,
-    ) -> Got<V, E> {
-        match self.start_async(key, ask).await {
+    #[inline]
+    pub(crate) async fn load<Q, E, Fut>(self: &Arc<Self>, key: &Q, ask: Ask, load: Fut) -> Got<V, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        E: Sharing + Send + 'static,
+        Fut: Future<Output = Produced<V, E>> + Send + 'static,
+    {
+        if let Some((v, refresh)) = self.loader_hit(key) {
+            if refresh {
+                self.refresh_async(key.to_owned(), ask, load);
+            }
+            return Got::Value(v);
+        }
+        let key = key.to_owned();
+        match self.start_async(key.clone(), ask).await {
             Start::Done(got) => got,
+            Start::Stale(v) => {
+                self.refresh_async(key, ask, load);
+                Got::Value(v)
+            }
             Start::Load(loading) => {
                 let produced = load.await;
                 loading.finish(produced).await
@@ -413,74 +491,123 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
-    pub(crate) fn get_with_blocking<T: Load<V>>(
-        &self,
-        key: K,
-        load: impl FnOnce() -> T,
-    ) -> Result<V> {
-        let got = self.load_blocking(key, self.ask(false), || {
+    /// Refreshes `key` with `load` in a task of its own, unless a load of it is in flight.
+    pub(crate) fn refresh_async<E, Fut>(self: &Arc<Self>, key: K, ask: Ask, load: Fut)
+    where
+        E: Sharing + Send + 'static,
+        Fut: Future<Output = Produced<V, E>> + Send + 'static,
+    {
+        let core = self.clone();
+        self.rt().spawn(async move {
+            let Join::Lead(lead) = core.flights.join(&key) else {
+                return;
+            };
+            Counters::bump(&core.counters.refreshes);
+            Counters::bump(&core.counters.loads);
+            let produced = load.await;
+            core.settle(Some(lead), key, ask, produced).await;
+        });
+    }
+
+    #[inline]
+    pub(crate) fn get_with_blocking<Q, T, F>(self: &Arc<Self>, key: &Q, load: F) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let got = self.load_blocking(key, self.ask(false), move || {
             Ok::<_, Infallible>(Some(load().into_loaded()))
         });
         self.value_of(got)
     }
 
-    pub(crate) async fn get_with<T: Load<V>>(
-        &self,
-        key: K,
-        load: impl Future<Output = T>,
-    ) -> Result<V> {
+    pub(crate) async fn get_with<Q, T, Fut>(self: &Arc<Self>, key: &Q, load: Fut) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        Fut: Future<Output = T> + Send + 'static,
+    {
         let got = self
-            .load(key, self.ask(false), async {
+            .load(key, self.ask(false), async move {
                 Ok::<_, Infallible>(Some(load.await.into_loaded()))
             })
             .await;
         self.value_of(got)
     }
 
-    pub(crate) fn try_get_with_blocking<T: Load<V>, E: Send + Sync + 'static>(
-        &self,
-        key: K,
-        load: impl FnOnce() -> std::result::Result<T, E>,
-    ) -> std::result::Result<V, LoadError<E>> {
-        let rkey = self.rkey(&key);
-        let got = self.load_blocking(key, self.ask(false), || {
+    #[inline]
+    pub(crate) fn try_get_with_blocking<Q, T, E, F>(
+        self: &Arc<Self>,
+        key: &Q,
+        load: F,
+    ) -> std::result::Result<V, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> std::result::Result<T, E> + Send + 'static,
+    {
+        let got = self.load_blocking(key, self.ask(false), move || {
             load().map(|t| Some(t.into_loaded())).map_err(Arc::new)
         });
-        self.try_value_of(rkey, got)
+        self.try_value_of(key, got)
     }
 
-    pub(crate) async fn try_get_with<T: Load<V>, E: Send + Sync + 'static>(
-        &self,
-        key: K,
-        load: impl Future<Output = std::result::Result<T, E>>,
-    ) -> std::result::Result<V, LoadError<E>> {
-        let rkey = self.rkey(&key);
+    pub(crate) async fn try_get_with<Q, T, E, Fut>(
+        self: &Arc<Self>,
+        key: &Q,
+        load: Fut,
+    ) -> std::result::Result<V, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        E: Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
         let got = self
-            .load(key, self.ask(false), async {
+            .load(key, self.ask(false), async move {
                 load.await.map(|t| Some(t.into_loaded())).map_err(Arc::new)
             })
             .await;
-        self.try_value_of(rkey, got)
+        self.try_value_of(key, got)
     }
 
-    pub(crate) fn optionally_get_with_blocking<T: Load<V>>(
-        &self,
-        key: K,
-        load: impl FnOnce() -> Option<T>,
-    ) -> Result<Option<V>> {
-        let got = self.load_blocking(key, self.ask(true), || {
+    #[inline]
+    pub(crate) fn optionally_get_with_blocking<Q, T, F>(
+        self: &Arc<Self>,
+        key: &Q,
+        load: F,
+    ) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        F: FnOnce() -> Option<T> + Send + 'static,
+    {
+        let got = self.load_blocking(key, self.ask(true), move || {
             Ok::<_, Infallible>(load().map(Load::into_loaded))
         });
         self.option_of(got)
     }
 
-    pub(crate) async fn optionally_get_with<T: Load<V>>(
-        &self,
-        key: K,
-        load: impl Future<Output = Option<T>>,
-    ) -> Result<Option<V>> {
+    pub(crate) async fn optionally_get_with<Q, T, Fut>(
+        self: &Arc<Self>,
+        key: &Q,
+        load: Fut,
+    ) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        Fut: Future<Output = Option<T>> + Send + 'static,
+    {
         let got = self
-            .load(key, self.ask(true), async {
+            .load(key, self.ask(true), async move {
                 Ok::<_, Infallible>(load.await.map(Load::into_loaded))
             })
             .await;
@@ -508,16 +635,20 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
-    fn try_value_of<E>(
+    fn try_value_of<Q, E>(
         &self,
-        rkey: String,
+        key: &Q,
         got: Got<V, Arc<E>>,
-    ) -> std::result::Result<V, LoadError<E>> {
+    ) -> std::result::Result<V, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         match got {
             Got::Value(v) => Ok(v),
             Got::Failed(source) => Err(LoadError::Loader {
                 cache: self.name.clone(),
-                key: rkey,
+                key: self.rkey(&key.to_owned()),
                 source,
             }),
             Got::Cache(e) | Got::Unstored(_, e) => Err(LoadError::Cache(e)),

@@ -34,6 +34,9 @@ thread_local! {
 pub enum Found<V> {
     /// The L1 had it.
     Hit(V),
+    /// The L1 had it, stale or nearly so: serve it, and refresh the key (its key given) in the
+    /// background when the function can (`stale_for`, `eager_refresh`).
+    Refresh(V, String),
     /// Not in the L1: the key, for [`Memo::finish`].
     Miss(String),
 }
@@ -172,9 +175,13 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             buf.clear();
             (write.take()?)(&mut buf);
             if let Some(core) = core
-                && let Some(v) = core.local_hit(buf.as_str())
+                && let Some((v, refresh)) = core.loader_hit(buf.as_str())
             {
-                return Some(Found::Hit(v));
+                return Some(if refresh {
+                    Found::Refresh(v, buf.as_str().to_owned())
+                } else {
+                    Found::Hit(v)
+                });
             }
             let key = buf.as_str().to_owned();
             if buf.capacity() > 4096 {
@@ -190,8 +197,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         if let Some(write) = write.take() {
             write(&mut key);
         }
-        match core.and_then(|c| c.local_hit(key.as_str())) {
-            Some(v) => Found::Hit(v),
+        match core.and_then(|c| c.loader_hit(key.as_str())) {
+            Some((v, true)) => Found::Refresh(v, key),
+            Some((v, false)) => Found::Hit(v),
             None => Found::Miss(key),
         }
     }
@@ -202,8 +210,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
     #[inline]
     pub fn lookup_alone<T: MemoKey + ?Sized>(&'static self, v: &T) -> Found<V> {
         let core = self.core.get();
-        let found = v.with_alone_str(|s| match core.and_then(|c| c.local_hit(s)) {
-            Some(hit) => Found::Hit(hit),
+        let found = v.with_alone_str(|s| match core.and_then(|c| c.loader_hit(s)) {
+            Some((hit, true)) => Found::Refresh(hit, s.to_owned()),
+            Some((hit, false)) => Found::Hit(hit),
             None => Found::Miss(s.to_owned()),
         });
         match found {
@@ -246,8 +255,113 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         S: Shape<R, Value = V>,
     {
         match found {
-            Found::Hit(v) => S::wrap(v),
+            // No refresh: the body may borrow (see `finish_refreshing`).
+            Found::Hit(v) | Found::Refresh(v, _) => S::wrap(v),
             Found::Miss(key) => self.miss::<S, R>(key, body),
+        }
+    }
+
+    /// [`Memo::finish`] for functions with `stale_for` or `eager_refresh`, whose body owns
+    /// what it needs: a stale (or nearly stale) result is returned at once and the body runs
+    /// again on a background thread to refresh it.
+    #[inline]
+    pub fn finish_refreshing<S, R, B>(&'static self, found: Found<V>, _shape: S, body: B) -> R
+    where
+        S: Shape<R, Value = V>,
+        R: Send + 'static,
+        B: FnOnce() -> R + Send + 'static,
+    {
+        let key = match found {
+            Found::Hit(v) => return S::wrap(v),
+            Found::Refresh(v, key) => {
+                self.refresh_blocking::<S, R, B>(key, body);
+                return S::wrap(v);
+            }
+            Found::Miss(key) => key,
+        };
+        let Some(core) = self.core.get() else {
+            return body();
+        };
+        let ask = Self::ask::<S, R>(core);
+        match core.start_blocking(key.clone(), ask) {
+            Start::Done(got) => Self::settled::<S, R>(got, body),
+            Start::Stale(v) => {
+                self.refresh_blocking::<S, R, B>(key, body);
+                S::wrap(v)
+            }
+            Start::Load(loading) => {
+                let r = body();
+                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent));
+                r
+            }
+        }
+    }
+
+    fn refresh_blocking<S, R, B>(&'static self, key: String, body: B)
+    where
+        S: Shape<R, Value = V>,
+        R: Send + 'static,
+        B: FnOnce() -> R + Send + 'static,
+    {
+        if let Some(core) = self.core.get() {
+            let ask = Self::ask::<S, R>(core);
+            core.refresh_blocking(key, ask, move || produce::<S, R, V>(&body(), ask.absent));
+        }
+    }
+
+    /// [`Memo::finish_refreshing`] for async functions.
+    pub async fn finish_refreshing_async<S, R, F, Fut>(
+        &'static self,
+        found: Found<V>,
+        _shape: S,
+        body: F,
+    ) -> R
+    where
+        S: Shape<R, Value = V>,
+        R: Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let key = match found {
+            Found::Hit(v) => return S::wrap(v),
+            Found::Refresh(v, key) => {
+                self.refresh_async::<S, R, Fut>(key, body());
+                return S::wrap(v);
+            }
+            Found::Miss(key) => key,
+        };
+        let Some(core) = self.core.get() else {
+            return body().await;
+        };
+        let ask = Self::ask::<S, R>(core);
+        match core.start_async::<Unshared>(key.clone(), ask).await {
+            Start::Done(Got::Value(v)) => S::wrap(v),
+            Start::Done(Got::Absent) if let Some(r) = S::absent() => r,
+            Start::Done(_) => body().await,
+            Start::Stale(v) => {
+                self.refresh_async::<S, R, Fut>(key, body());
+                S::wrap(v)
+            }
+            Start::Load(loading) => {
+                let r = body().await;
+                loading.finish(produce::<S, R, V>(&r, ask.absent)).await;
+                r
+            }
+        }
+    }
+
+    fn refresh_async<S, R, Fut>(&'static self, key: String, fut: Fut)
+    where
+        S: Shape<R, Value = V>,
+        R: Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        if let Some(core) = self.core.get() {
+            let ask = Self::ask::<S, R>(core);
+            core.refresh_async(key, ask, async move {
+                let r = fut.await;
+                produce::<S, R, V>(&r, ask.absent)
+            });
         }
     }
 
@@ -263,6 +377,8 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let ask = Self::ask::<S, R>(core);
         match core.start_blocking(key, ask) {
             Start::Done(got) => Self::settled::<S, R>(got, body),
+            // No background refresh: the body may borrow (see `finish_refreshing`).
+            Start::Stale(v) => S::wrap(v),
             Start::Load(loading) => {
                 let r = body();
                 loading.finish_blocking(produce::<S, R, V>(&r, ask.absent));
@@ -279,7 +395,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         Fut: Future<Output = R>,
     {
         let key = match found {
-            Found::Hit(v) => return S::wrap(v),
+            Found::Hit(v) | Found::Refresh(v, _) => return S::wrap(v),
             Found::Miss(k) => k,
         };
         let Some(core) = self.core.get() else {
@@ -287,7 +403,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         };
         let ask = Self::ask::<S, R>(core);
         match core.start_async::<Unshared>(key, ask).await {
-            Start::Done(Got::Value(v)) => S::wrap(v),
+            Start::Done(Got::Value(v)) | Start::Stale(v) => S::wrap(v),
             Start::Done(Got::Absent) if let Some(r) = S::absent() => r,
             Start::Done(_) => body().await,
             Start::Load(loading) => {

@@ -21,6 +21,9 @@ pub struct MemoOptions<V: 'static> {
     redis: Redis,
     absent_ttl: Option<Duration>,
     jitter: Option<Duration>,
+    stale_for: Option<Duration>,
+    eager_refresh: Option<f64>,
+    fail_safe: bool,
 }
 
 impl<V: 'static> MemoOptions<V> {
@@ -36,6 +39,9 @@ impl<V: 'static> MemoOptions<V> {
             redis: Redis::Env,
             absent_ttl: None,
             jitter: None,
+            stale_for: None,
+            eager_refresh: None,
+            fail_safe: false,
         }
     }
 
@@ -86,6 +92,24 @@ impl<V: 'static> MemoOptions<V> {
         self
     }
 
+    /// `stale_for = d` (a `Duration`, or whole seconds).
+    pub fn stale_for(mut self, d: impl IntoTtl) -> Self {
+        self.stale_for = Some(d.into_ttl());
+        self
+    }
+
+    /// `eager_refresh = ratio`.
+    pub fn eager_refresh(mut self, ratio: f64) -> Self {
+        self.eager_refresh = Some(ratio);
+        self
+    }
+
+    /// `fail_safe`.
+    pub fn fail_safe(mut self, on: bool) -> Self {
+        self.fail_safe = on;
+        self
+    }
+
     /// The cache these options describe (lazily connecting: memoized functions never fail to
     /// build their cache because Redis is down).
     pub(crate) fn builder(self) -> crate::Builder<String, V, Arc<dyn ValueCodec<V>>>
@@ -107,6 +131,13 @@ impl<V: 'static> MemoOptions<V> {
         if let Some(max) = self.jitter {
             b = b.expire_jitter(max);
         }
+        if let Some(d) = self.stale_for {
+            b = b.stale_for(d);
+        }
+        if let Some(r) = self.eager_refresh {
+            b = b.eager_refresh(r);
+        }
+        b = b.fail_safe(self.fail_safe);
         b = match self.redis {
             Redis::Env => b,
             Redis::Url(url) => b.redis_url(&url),
