@@ -308,3 +308,85 @@ fn memoized_functions_serve_stale_results_while_refreshing() {
     });
     assert_eq!(MEMO_RUNS.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn a_soft_timeout_gives_the_stale_value_and_the_load_goes_on() {
+    let server = Server::start();
+    let cache = FlipCache::<u64, u64>::builder("rs_soft")
+        .redis_url(&server.url())
+        .expire_time(Duration::from_millis(100))
+        .stale_for(Duration::from_secs(10))
+        .load_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get_with(&1, || 1).unwrap(), 1);
+    std::thread::sleep(Duration::from_millis(150));
+    // A quick refresh lands within the soft timeout: the caller gets the new value.
+    assert_eq!(cache.get_with(&1, || 2).unwrap(), 2);
+    std::thread::sleep(Duration::from_millis(150));
+    // A slow one does not: the stale value, long before the loader finishes.
+    let finished = counter();
+    let f = finished.clone();
+    assert_eq!(
+        cache
+            .get_with(&1, move || {
+                std::thread::sleep(Duration::from_secs(2));
+                f.fetch_add(1, Ordering::SeqCst);
+                3
+            })
+            .unwrap(),
+        2
+    );
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
+    // Its result is stored when it finishes.
+    eventually(Duration::from_secs(5), "the slow refresh is stored", || {
+        cache.get(&1).unwrap() == Some(3)
+    });
+}
+
+#[test]
+fn a_hard_timeout_stops_the_wait_but_not_the_load() {
+    let server = Server::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cache = FlipCache::<u64, u64>::builder("rs_hard")
+        .redis_url(&server.url())
+        .load_hard_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = cache
+        .get_with(&1, || {
+            std::thread::sleep(Duration::from_millis(800));
+            11
+        })
+        .unwrap_err();
+    assert!(err.is_load_timeout(), "{err}");
+    assert_eq!(err.key(), Some("rs_hard:1"));
+    eventually(
+        Duration::from_secs(5),
+        "the blocking load is stored",
+        || cache.get(&1).unwrap() == Some(11),
+    );
+    let aio = cache.to_async();
+    let err = rt
+        .block_on(aio.get_with(&2, async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            22
+        }))
+        .unwrap_err();
+    assert!(err.is_load_timeout(), "{err}");
+    eventually(Duration::from_secs(5), "the async load is stored", || {
+        cache.get(&2).unwrap() == Some(22)
+    });
+    // A quick loader is not affected.
+    assert_eq!(cache.get_with(&4, || 44).unwrap(), 44);
+    // A panicking loader still panics in its caller (given the time to print its backtrace).
+    let patient = FlipCache::<u64, u64>::builder("rs_hard")
+        .redis_url(&server.url())
+        .load_hard_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        patient.get_with(&3, || -> u64 { panic!("boom") })
+    }));
+    assert!(panicked.is_err(), "{panicked:?}");
+}

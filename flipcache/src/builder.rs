@@ -91,6 +91,8 @@ pub struct Builder<K, V, C = DefaultCodec> {
     eager_refresh: Option<f64>,
     fail_safe: bool,
     fail_safe_throttle: Duration,
+    load_timeout: Option<Duration>,
+    load_hard_timeout: Option<Duration>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -142,6 +144,8 @@ impl<K, V> Builder<K, V> {
             eager_refresh: None,
             fail_safe: false,
             fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
+            load_timeout: None,
+            load_hard_timeout: None,
             _key: PhantomData,
         }
     }
@@ -170,6 +174,8 @@ impl<K, V, C> Builder<K, V, C> {
             eager_refresh: self.eager_refresh,
             fail_safe: self.fail_safe,
             fail_safe_throttle: self.fail_safe_throttle,
+            load_timeout: self.load_timeout,
+            load_hard_timeout: self.load_hard_timeout,
             _key: PhantomData,
         }
     }
@@ -499,6 +505,37 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// The *soft* load timeout: a caller that finds a stale value (see
+    /// [`stale_for`](Builder::stale_for)) waits up to `soft` for the refresh it starts, and gets
+    /// the new value if it comes in time, else the stale one while the refresh goes on in the
+    /// background (its result is stored). Without it a stale value is served at once.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .stale_for(std::time::Duration::from_secs(300))
+    ///     .load_timeout(std::time::Duration::from_millis(50));
+    /// ```
+    pub fn load_timeout(mut self, soft: Duration) -> Self {
+        self.load_timeout = Some(soft);
+        self
+    }
+
+    /// The *hard* load timeout: no caller waits longer than `hard` for a loader (its own, or the
+    /// one it waits on): past it, the call fails with [`Error::LoadTimeout`] while the load goes
+    /// on in the background and its result is stored. The loader then runs on a task (async) or
+    /// on the runtime's blocking pool (blocking front) instead of the caller's thread; a
+    /// blocking loader cannot be interrupted, so it runs to its end.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .load_hard_timeout(std::time::Duration::from_secs(2));
+    /// ```
+    pub fn load_hard_timeout(mut self, hard: Duration) -> Self {
+        self.load_hard_timeout = Some(hard);
+        self
+    }
+
     fn target(&self) -> Result<(Target, String, String)> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
@@ -600,6 +637,8 @@ impl<K, V, C> Builder<K, V, C> {
             eager_refresh,
             fail_safe,
             fail_safe_throttle,
+            load_timeout,
+            load_hard_timeout,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -624,6 +663,8 @@ impl<K, V, C> Builder<K, V, C> {
             eager_refresh,
             fail_safe,
             fail_safe_throttle,
+            load_timeout,
+            load_hard_timeout,
         };
         Core::start(settings, codec, remote).await
     }

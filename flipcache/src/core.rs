@@ -54,6 +54,10 @@ pub(crate) struct Settings<V> {
     pub(crate) fail_safe: bool,
     /// After a failed refresh, how long until the next attempt.
     pub(crate) fail_safe_throttle: Duration,
+    /// How long a caller with a stale value waits for its refresh.
+    pub(crate) load_timeout: Option<Duration>,
+    /// How long a caller waits for a loader at most.
+    pub(crate) load_hard_timeout: Option<Duration>,
 }
 
 /// What Redis holds for a key, as a read found it.
@@ -83,7 +87,7 @@ pub(crate) struct Core<K, V> {
     pub(crate) counters: Counters,
     refresher: OnceLock<mpsc::UnboundedSender<K>>,
     /// The loads in flight (the crate's one single-flight).
-    pub(crate) flights: Flights<K, V>,
+    pub(crate) flights: Arc<Flights<K, V>>,
     /// Redis's health as the loader paths see it (fail-open).
     pub(crate) health: Health,
     pub(crate) fail_open: bool,
@@ -97,6 +101,8 @@ pub(crate) struct Core<K, V> {
     /// Fail-safe: the connection was lost and the L1 kept; its entries are served only as
     /// fail-safe values until a new connection revalidates them.
     unverified: std::sync::atomic::AtomicBool,
+    pub(crate) soft_timeout: Option<Duration>,
+    pub(crate) hard_timeout: Option<Duration>,
 }
 
 /// A write (one key or a pipelined batch) in flight. Finishing it settles the L1; dropping it
@@ -178,6 +184,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             eager_refresh,
             fail_safe,
             fail_safe_throttle,
+            load_timeout,
+            load_hard_timeout,
         } = settings;
         let freshness = (stale_for.is_some() || eager_refresh.is_some()).then(|| Freshness {
             stale_for: stale_for.unwrap_or_default(),
@@ -205,7 +213,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             id: OnceLock::new(),
             counters: Counters::default(),
             refresher: OnceLock::new(),
-            flights: Flights::new(),
+            flights: Arc::new(Flights::new()),
             health: Health::default(),
             fail_open,
             absent_ttl,
@@ -215,6 +223,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             stale_for: stale_for.filter(|s| !s.is_zero()),
             fail_safe,
             unverified: std::sync::atomic::AtomicBool::new(false),
+            soft_timeout: load_timeout,
+            hard_timeout: load_hard_timeout,
         });
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();

@@ -13,10 +13,11 @@ use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use std::future::Future;
 
-use super::flight::{Join, Landed, Lead, SharedError};
+use super::flight::{Flight, Join, Landed, Lead, SharedError};
 use super::{Load, LoadError, Loaded};
 use crate::core::{Core, Stored};
 use crate::error::{Error, Result};
@@ -106,27 +107,28 @@ enum Next<V> {
 }
 
 /// Where a load stands once the caller may have to run its loader.
-pub(crate) enum Start<'a, K: FlipKey, V: Clone + Send + Sync + 'static, E> {
+pub(crate) enum Start<K: FlipKey, V: Clone + Send + Sync + 'static, E> {
     /// Settled without the caller's loader (an L1 hit, Redis, another caller's load).
     Done(Got<V, E>),
     /// Redis had a stale value (`stale_for`): the caller serves it and refreshes the key in the
     /// background with its loader, if it can.
     Stale(V),
     /// The caller runs its loader and hands the result to [`Loading::finish`].
-    Load(Loading<'a, K, V>),
+    Load(Loading<K, V>),
 }
 
 /// A load whose loader the caller runs now. Dropping it unfinished (the loader panicked, the
-/// future was cancelled) hands the key over to a waiter.
-pub(crate) struct Loading<'a, K: FlipKey, V: Clone + Send + Sync + 'static> {
-    core: &'a Core<K, V>,
+/// future was cancelled) hands the key over to a waiter. It owns what it needs, so the load
+/// can move to a task of its own (`load_hard_timeout`).
+pub(crate) struct Loading<K: FlipKey, V: Clone + Send + Sync + 'static> {
+    core: Arc<Core<K, V>>,
     /// `None`: the caller runs alone (its flight's leader did not share).
-    lead: Option<Lead<'a, K, V>>,
+    lead: Option<Lead<K, V>>,
     key: K,
     ask: Ask,
 }
 
-impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<'_, K, V> {
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
     /// Stores what the loader produced and lands the flight (async).
     pub(crate) async fn finish<E: Sharing>(self, produced: Produced<V, E>) -> Got<V, E> {
         let Loading {
@@ -148,10 +150,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<'_, K, V> {
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// Starts a load on the calling thread (the blocking front and sync memoized functions):
     /// waits on the key's flight, or leads it and reads Redis on the thread's own connection.
-    pub(crate) fn start_blocking<E: Sharing>(&self, key: K, ask: Ask) -> Start<'_, K, V, E> {
+    pub(crate) fn start_blocking<E: Sharing>(self: &Arc<Self>, key: K, ask: Ask) -> Start<K, V, E> {
         loop {
             match self.flights.join(&key) {
-                Join::Follow(flight) => match self.follow(flight.wait(), ask) {
+                Join::Follow(flight) => match self.follow(self.wait_blocking(&flight, &key), ask) {
                     Follow::Done(got) => return Start::Done(got),
                     Follow::Again => {}
                     Follow::Alone => return self.loading(None, key, ask),
@@ -179,10 +181,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// [`Core::start_blocking`] for async callers.
-    pub(crate) async fn start_async<E: Sharing>(&self, key: K, ask: Ask) -> Start<'_, K, V, E> {
+    pub(crate) async fn start_async<E: Sharing>(
+        self: &Arc<Self>,
+        key: K,
+        ask: Ask,
+    ) -> Start<K, V, E> {
         loop {
             match self.flights.join(&key) {
-                Join::Follow(flight) => match self.follow(flight.wait_async().await, ask) {
+                Join::Follow(flight) => match self.follow(self.wait(&flight, &key).await, ask) {
                     Follow::Done(got) => return Start::Done(got),
                     Follow::Again => {}
                     Follow::Alone => return self.loading(None, key, ask),
@@ -210,19 +216,43 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
-    fn loading<'a, E>(
-        &'a self,
-        lead: Option<Lead<'a, K, V>>,
-        key: K,
-        ask: Ask,
-    ) -> Start<'a, K, V, E> {
+    fn loading<E>(self: &Arc<Self>, lead: Option<Lead<K, V>>, key: K, ask: Ask) -> Start<K, V, E> {
         Counters::bump(&self.counters.loads);
         Start::Load(Loading {
-            core: self,
+            core: self.clone(),
             lead,
             key,
             ask,
         })
+    }
+
+    /// Waits on another caller's load, for at most the `load_hard_timeout` (`Landed::Cache`
+    /// with a timeout error past it).
+    fn wait_blocking(&self, flight: &Flight<V>, key: &K) -> Landed<V> {
+        match self.hard_timeout {
+            None => flight.wait(),
+            Some(hard) => flight
+                .wait_for(hard)
+                .unwrap_or_else(|| Landed::Cache(self.load_timed_out(key, hard))),
+        }
+    }
+
+    /// [`Core::wait_blocking`] for async callers.
+    async fn wait(&self, flight: &Flight<V>, key: &K) -> Landed<V> {
+        match self.hard_timeout {
+            None => flight.wait_async().await,
+            Some(hard) => tokio::time::timeout(hard, flight.wait_async())
+                .await
+                .unwrap_or_else(|_| Landed::Cache(self.load_timed_out(key, hard))),
+        }
+    }
+
+    fn load_timed_out(&self, key: &K, after: Duration) -> Error {
+        Error::LoadTimeout {
+            cache: self.name.clone(),
+            key: self.rkey(key),
+            after,
+        }
     }
 
     /// A waiter's reading of the leader's outcome.
@@ -234,7 +264,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         match landed {
             Landed::Value(v) => done(Got::Value(v)),
             Landed::Absent if ask.absent => done(Got::Absent),
-            Landed::Cache(e) if !ask.fail_open => done(Got::Cache(e)),
+            Landed::Cache(e) if !ask.fail_open || e.is_load_timeout() => done(Got::Cache(e)),
             Landed::Failed(shared) => match E::accept(shared) {
                 Some(e) => done(Got::Failed(e)),
                 None => Follow::Alone,
@@ -281,7 +311,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// Lands the flight with what Redis said, and gives it to the leader.
-    fn land_read<E>(&self, lead: Lead<'_, K, V>, got: Got<V, Infallible>) -> Got<V, E> {
+    fn land_read<E>(&self, lead: Lead<K, V>, got: Got<V, Infallible>) -> Got<V, E> {
         match got {
             Got::Value(v) => {
                 lead.land(Landed::Value(v.clone()));
@@ -307,7 +337,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// lands the flight, and gives the outcome to the caller.
     async fn settle<E: Sharing>(
         &self,
-        lead: Option<Lead<'_, K, V>>,
+        lead: Option<Lead<K, V>>,
         key: K,
         ask: Ask,
         produced: Produced<V, E>,
@@ -416,7 +446,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         if let Some((v, refresh)) = self.loader_hit(key) {
             if refresh {
-                self.refresh_blocking(key.to_owned(), ask, load);
+                let flight = self.refresh_blocking(key.to_owned(), ask, load);
+                return Got::Value(self.refreshed_blocking(&flight, v));
             }
             return Got::Value(v);
         }
@@ -432,34 +463,92 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         match self.start_blocking(key.clone(), ask) {
             Start::Done(got) => got,
             Start::Stale(v) => {
-                self.refresh_blocking(key, ask, load);
-                Got::Value(v)
+                let flight = self.refresh_blocking(key, ask, load);
+                Got::Value(self.refreshed_blocking(&flight, v))
             }
-            Start::Load(loading) => {
-                let produced = load();
-                loading.finish_blocking(produced)
-            }
+            Start::Load(loading) => match self.hard_timeout {
+                None => {
+                    let produced = load();
+                    loading.finish_blocking(produced)
+                }
+                Some(hard) => {
+                    // On the blocking pool, so the caller can stop waiting; a blocking loader
+                    // cannot be interrupted: it runs to the end and its result is stored.
+                    let task = self.rt().spawn_blocking(move || {
+                        let produced = load();
+                        loading.finish_blocking(produced)
+                    });
+                    block_on(self.rt(), self.within(&key, hard, task))
+                }
+            },
+        }
+    }
+
+    /// The outcome of a load moved to a task, if it lands within `hard`. A panic in the loader
+    /// goes on in the caller, as if the loader had run there.
+    async fn within<E>(
+        &self,
+        key: &K,
+        hard: Duration,
+        task: tokio::task::JoinHandle<Got<V, E>>,
+    ) -> Got<V, E> {
+        match tokio::time::timeout(hard, task).await {
+            Ok(Ok(got)) => got,
+            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Ok(Err(_)) => Got::Cache(Error::Config {
+                cache: self.name.clone(),
+                message: "the runtime shut down during a load".into(),
+            }),
+            Err(_) => Got::Cache(self.load_timed_out(key, hard)),
+        }
+    }
+
+    /// After starting a refresh: the refreshed value if it lands within the `load_timeout`,
+    /// else (and at once without one) the stale `v`.
+    pub(crate) fn refreshed_blocking(&self, flight: &Flight<V>, v: V) -> V {
+        match self.soft_timeout.and_then(|soft| flight.wait_for(soft)) {
+            Some(Landed::Value(new)) => new,
+            _ => v,
+        }
+    }
+
+    /// [`Core::refreshed_blocking`] for async callers.
+    pub(crate) async fn refreshed(&self, flight: &Flight<V>, v: V) -> V {
+        let Some(soft) = self.soft_timeout else {
+            return v;
+        };
+        match tokio::time::timeout(soft, flight.wait_async()).await {
+            Ok(Landed::Value(new)) => new,
+            _ => v,
         }
     }
 
     /// Refreshes `key` with `load` on the runtime's blocking pool, unless a load of it is
-    /// already in flight.
-    pub(crate) fn refresh_blocking<E, F>(self: &Arc<Self>, key: K, ask: Ask, load: F)
+    /// already in flight; gives the flight to wait on either way.
+    pub(crate) fn refresh_blocking<E, F>(
+        self: &Arc<Self>,
+        key: K,
+        ask: Ask,
+        load: F,
+    ) -> Arc<Flight<V>>
     where
         E: Sharing + Send + 'static,
         F: FnOnce() -> Produced<V, E> + Send + 'static,
     {
+        let lead = match self.flights.join(&key) {
+            Join::Follow(flight) => return flight,
+            Join::Lead(lead) => lead,
+        };
+        let flight = lead.flight();
+        Counters::bump(&self.counters.refreshes);
+        Counters::bump(&self.counters.loads);
         let core = self.clone();
         self.rt().spawn_blocking(move || {
-            let Join::Lead(lead) = core.flights.join(&key) else {
-                return;
-            };
-            Counters::bump(&core.counters.refreshes);
-            Counters::bump(&core.counters.loads);
             let produced = load();
             let rt = core.rt();
             block_on(rt, core.settle(Some(lead), key, ask, produced));
         });
+        flight
     }
 
     /// A whole load from async code; `load` is polled only if the loader is needed.
@@ -473,7 +562,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         if let Some((v, refresh)) = self.loader_hit(key) {
             if refresh {
-                self.refresh_async(key.to_owned(), ask, load);
+                let flight = self.refresh_async(key.to_owned(), ask, load);
+                return Got::Value(self.refreshed(&flight, v).await);
             }
             return Got::Value(v);
         }
@@ -481,32 +571,52 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         match self.start_async(key.clone(), ask).await {
             Start::Done(got) => got,
             Start::Stale(v) => {
-                self.refresh_async(key, ask, load);
-                Got::Value(v)
+                let flight = self.refresh_async(key, ask, load);
+                Got::Value(self.refreshed(&flight, v).await)
             }
-            Start::Load(loading) => {
-                let produced = load.await;
-                loading.finish(produced).await
-            }
+            Start::Load(loading) => match self.hard_timeout {
+                None => {
+                    let produced = load.await;
+                    loading.finish(produced).await
+                }
+                Some(hard) => {
+                    // In a task of its own, so the caller can stop waiting while the load
+                    // goes on (its result is stored).
+                    let task = self.rt().spawn(async move {
+                        let produced = load.await;
+                        loading.finish(produced).await
+                    });
+                    self.within(&key, hard, task).await
+                }
+            },
         }
     }
 
-    /// Refreshes `key` with `load` in a task of its own, unless a load of it is in flight.
-    pub(crate) fn refresh_async<E, Fut>(self: &Arc<Self>, key: K, ask: Ask, load: Fut)
+    /// Refreshes `key` with `load` in a task of its own, unless a load of it is in flight;
+    /// gives the flight to wait on either way.
+    pub(crate) fn refresh_async<E, Fut>(
+        self: &Arc<Self>,
+        key: K,
+        ask: Ask,
+        load: Fut,
+    ) -> Arc<Flight<V>>
     where
         E: Sharing + Send + 'static,
         Fut: Future<Output = Produced<V, E>> + Send + 'static,
     {
+        let lead = match self.flights.join(&key) {
+            Join::Follow(flight) => return flight,
+            Join::Lead(lead) => lead,
+        };
+        let flight = lead.flight();
+        Counters::bump(&self.counters.refreshes);
+        Counters::bump(&self.counters.loads);
         let core = self.clone();
         self.rt().spawn(async move {
-            let Join::Lead(lead) = core.flights.join(&key) else {
-                return;
-            };
-            Counters::bump(&core.counters.refreshes);
-            Counters::bump(&core.counters.loads);
             let produced = load.await;
             core.settle(Some(lead), key, ask, produced).await;
         });
+        flight
     }
 
     #[inline]

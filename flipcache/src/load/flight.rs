@@ -57,14 +57,15 @@ enum State<V> {
 }
 
 /// Either the caller leads the load of a key, or someone else already does.
-pub(crate) enum Join<'a, K: Hash + Eq, V> {
-    Lead(Lead<'a, K, V>),
+pub(crate) enum Join<K: Hash + Eq, V> {
+    Lead(Lead<K, V>),
     Follow(Arc<Flight<V>>),
 }
 
-/// The leader's claim on a key; dropping it unlanded abandons the flight.
-pub(crate) struct Lead<'a, K: Hash + Eq, V> {
-    flights: &'a Flights<K, V>,
+/// The leader's claim on a key; dropping it unlanded abandons the flight. It owns what it
+/// needs, so a load can move to a task or thread of its own.
+pub(crate) struct Lead<K: Hash + Eq, V> {
+    flights: Arc<Flights<K, V>>,
     key: Option<K>,
     flight: Arc<Flight<V>>,
 }
@@ -77,7 +78,7 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     }
 
     /// Leads the load of `key`, or follows the one already in flight.
-    pub(crate) fn join(&self, key: &K) -> Join<'_, K, V>
+    pub(crate) fn join(self: &Arc<Self>, key: &K) -> Join<K, V>
     where
         K: Clone,
     {
@@ -93,7 +94,7 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         });
         map.insert(key.clone(), flight.clone());
         Join::Lead(Lead {
-            flights: self,
+            flights: self.clone(),
             key: Some(key.clone()),
             flight,
         })
@@ -145,6 +146,23 @@ impl<V: Clone> Flight<V> {
         }
     }
 
+    /// [`Flight::wait`] for at most `limit`; `None` when the leader is not done by then.
+    pub(crate) fn wait_for(&self, limit: std::time::Duration) -> Option<Landed<V>> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut state = lock(&self.state);
+        loop {
+            if let State::Landed(l) = &*state {
+                return Some(l.clone());
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            state = self
+                .done
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Waits (asynchronously) until the leader is done.
     pub(crate) async fn wait_async(&self) -> Landed<V> {
         loop {
@@ -159,7 +177,12 @@ impl<V: Clone> Flight<V> {
     }
 }
 
-impl<K: Hash + Eq, V> Lead<'_, K, V> {
+impl<K: Hash + Eq, V> Lead<K, V> {
+    /// The flight this leader leads (to wait on it after handing the lead to a task).
+    pub(crate) fn flight(&self) -> Arc<Flight<V>> {
+        self.flight.clone()
+    }
+
     /// Ends the flight; every waiter sees `landed`.
     pub(crate) fn land(mut self, landed: Landed<V>) {
         if let Some(key) = self.key.take() {
@@ -169,7 +192,7 @@ impl<K: Hash + Eq, V> Lead<'_, K, V> {
     }
 }
 
-impl<K: Hash + Eq, V> Drop for Lead<'_, K, V> {
+impl<K: Hash + Eq, V> Drop for Lead<K, V> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             // Panicked or cancelled: hand the key over to a waiter.
@@ -208,7 +231,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_flight_lets_a_waiter_take_over() {
-        let flights: Flights<String, u32> = Flights::new();
+        let flights: Arc<Flights<String, u32>> = Arc::new(Flights::new());
         let Join::Lead(lead) = flights.join(&key("k")) else {
             panic!()
         };
@@ -222,7 +245,7 @@ mod tests {
 
     #[test]
     fn unshared_results_send_waiters_to_their_own_loader() {
-        let flights: Flights<String, u32> = Flights::new();
+        let flights: Arc<Flights<String, u32>> = Arc::new(Flights::new());
         let Join::Lead(lead) = flights.join(&key("k")) else {
             panic!()
         };
@@ -236,7 +259,7 @@ mod tests {
 
     #[test]
     fn shared_errors_reach_waiters_of_the_same_type_only() {
-        let flights: Flights<String, u32> = Flights::new();
+        let flights: Arc<Flights<String, u32>> = Arc::new(Flights::new());
         let Join::Lead(lead) = flights.join(&key("k")) else {
             panic!()
         };

@@ -274,8 +274,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let key = match found {
             Found::Hit(v) => return S::wrap(v),
             Found::Refresh(v, key) => {
-                self.refresh_blocking::<S, R, B>(key, body);
-                return S::wrap(v);
+                return S::wrap(self.refresh_blocking::<S, R, B>(key, v, body));
             }
             Found::Miss(key) => key,
         };
@@ -285,10 +284,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let ask = Self::ask::<S, R>(core);
         match core.start_blocking(key.clone(), ask) {
             Start::Done(got) => Self::settled::<S, R>(got, body),
-            Start::Stale(v) => {
-                self.refresh_blocking::<S, R, B>(key, body);
-                S::wrap(v)
-            }
+            Start::Stale(v) => S::wrap(self.refresh_blocking::<S, R, B>(key, v, body)),
             Start::Load(loading) => {
                 let r = body();
                 loading.finish_blocking(produce::<S, R, V>(&r, ask.absent));
@@ -297,16 +293,21 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         }
     }
 
-    fn refresh_blocking<S, R, B>(&'static self, key: String, body: B)
+    /// Refreshes `key` in the background; the stale `v`, or the new value if it lands within
+    /// the `load_timeout`.
+    fn refresh_blocking<S, R, B>(&'static self, key: String, v: V, body: B) -> V
     where
         S: Shape<R, Value = V>,
         R: Send + 'static,
         B: FnOnce() -> R + Send + 'static,
     {
-        if let Some(core) = self.core.get() {
-            let ask = Self::ask::<S, R>(core);
+        let Some(core) = self.core.get() else {
+            return v;
+        };
+        let ask = Self::ask::<S, R>(core);
+        let flight =
             core.refresh_blocking(key, ask, move || produce::<S, R, V>(&body(), ask.absent));
-        }
+        core.refreshed_blocking(&flight, v)
     }
 
     /// [`Memo::finish_refreshing`] for async functions.
@@ -325,8 +326,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let key = match found {
             Found::Hit(v) => return S::wrap(v),
             Found::Refresh(v, key) => {
-                self.refresh_async::<S, R, Fut>(key, body());
-                return S::wrap(v);
+                return S::wrap(self.refresh_async::<S, R, Fut>(key, v, body()).await);
             }
             Found::Miss(key) => key,
         };
@@ -338,10 +338,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Start::Done(Got::Value(v)) => S::wrap(v),
             Start::Done(Got::Absent) if let Some(r) = S::absent() => r,
             Start::Done(_) => body().await,
-            Start::Stale(v) => {
-                self.refresh_async::<S, R, Fut>(key, body());
-                S::wrap(v)
-            }
+            Start::Stale(v) => S::wrap(self.refresh_async::<S, R, Fut>(key, v, body()).await),
             Start::Load(loading) => {
                 let r = body().await;
                 loading.finish(produce::<S, R, V>(&r, ask.absent)).await;
@@ -350,19 +347,22 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         }
     }
 
-    fn refresh_async<S, R, Fut>(&'static self, key: String, fut: Fut)
+    /// [`Memo::refresh_blocking`] for async functions.
+    async fn refresh_async<S, R, Fut>(&'static self, key: String, v: V, fut: Fut) -> V
     where
         S: Shape<R, Value = V>,
         R: Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
     {
-        if let Some(core) = self.core.get() {
-            let ask = Self::ask::<S, R>(core);
-            core.refresh_async(key, ask, async move {
-                let r = fut.await;
-                produce::<S, R, V>(&r, ask.absent)
-            });
-        }
+        let Some(core) = self.core.get() else {
+            return v;
+        };
+        let ask = Self::ask::<S, R>(core);
+        let flight = core.refresh_async(key, ask, async move {
+            let r = fut.await;
+            produce::<S, R, V>(&r, ask.absent)
+        });
+        core.refreshed(&flight, v).await
     }
 
     /// The miss path, kept out of line so the hit path stays small.

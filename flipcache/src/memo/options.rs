@@ -24,6 +24,7 @@ pub struct MemoOptions<V: 'static> {
     stale_for: Option<Duration>,
     eager_refresh: Option<f64>,
     fail_safe: bool,
+    load_timeout: Option<Duration>,
 }
 
 impl<V: 'static> MemoOptions<V> {
@@ -42,6 +43,7 @@ impl<V: 'static> MemoOptions<V> {
             stale_for: None,
             eager_refresh: None,
             fail_safe: false,
+            load_timeout: None,
         }
     }
 
@@ -110,6 +112,12 @@ impl<V: 'static> MemoOptions<V> {
         self
     }
 
+    /// `load_timeout_ms = n`: how long a call that finds a stale result waits for its refresh.
+    pub fn load_timeout_ms(mut self, ms: u64) -> Self {
+        self.load_timeout = Some(Duration::from_millis(ms));
+        self
+    }
+
     /// The cache these options describe (lazily connecting: memoized functions never fail to
     /// build their cache because Redis is down).
     pub(crate) fn builder(self) -> crate::Builder<String, V, Arc<dyn ValueCodec<V>>>
@@ -138,6 +146,9 @@ impl<V: 'static> MemoOptions<V> {
             b = b.eager_refresh(r);
         }
         b = b.fail_safe(self.fail_safe);
+        if let Some(soft) = self.load_timeout {
+            b = b.load_timeout(soft);
+        }
         b = match self.redis {
             Redis::Env => b,
             Redis::Url(url) => b.redis_url(&url),
