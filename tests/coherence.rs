@@ -16,6 +16,7 @@ const PUSH_WAIT: Duration = Duration::from_secs(5);
 
 fn cache(server: &Server, name: &str) -> FlipCache<String, String> {
     FlipCache::builder(name)
+        .tracking(support::tracking())
         .local_max(1000)
         .redis_url(&server.url())
         .build()
@@ -111,6 +112,7 @@ fn nested_names_are_both_invalidated() {
 fn coherence_off_keeps_the_originals_behaviour() {
     let server = Server::start();
     let c: FlipCache<String, String> = FlipCache::builder("off")
+        .tracking(support::tracking())
         .coherence(false)
         .redis_url(&server.url())
         .build()
@@ -180,11 +182,15 @@ fn killing_our_connection_empties_the_l1_and_reconnects() {
 fn no_read_returns_older_data_once_the_push_is_processed() {
     let server = Server::start();
     let c: FlipCache<String, u64> = FlipCache::builder("race")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
     let mut raw = server.raw();
     let _: () = raw.set("race:k", 0u64).unwrap();
+    // Read once before the writes start: with key-based tracking, Redis reports writes only to
+    // processes that read the key (each read after an invalidation tracks it again).
+    assert_eq!(c.get("k").unwrap(), Some(0));
     let stop = Arc::new(AtomicBool::new(false));
     let pushed = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
@@ -267,7 +273,11 @@ fn child_process_writer() {
     let Ok(url) = std::env::var("FLIPCACHE_CHILD_URL") else {
         return;
     };
-    let c: FlipCache<String, String> = FlipCache::builder("xproc").redis_url(&url).build().unwrap();
+    let c: FlipCache<String, String> = FlipCache::builder("xproc")
+        .tracking(support::tracking())
+        .redis_url(&url)
+        .build()
+        .unwrap();
     c.set("k", "child").unwrap();
     println!("child wrote");
 }

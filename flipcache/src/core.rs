@@ -220,6 +220,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Ok(out)
     }
 
+    /// Whether this cache's writes (and `GETEX` reads) must have Redis track their keys again
+    /// (key-based tracking; see `remote::retrack_cmd`).
+    fn retrack(&self) -> bool {
+        self.local.enabled() && self.remote.tracks_keys()
+    }
+
     fn read_mode(&self) -> ReadMode {
         match (self.refresh_on_get, self.ttl) {
             (true, Some(ttl)) => ReadMode::Refresh(ttl),
@@ -258,7 +264,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let fetched = self
             .remote
-            .run(self.timeout, |c| remote::get(c, &rkey, mode))
+            .run(self.timeout, |c| {
+                remote::get(c, &rkey, mode, self.retrack())
+            })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
         match self.landed(key, &rkey, ticket, start, fetched)? {
@@ -336,7 +344,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let ttl = self.ttl;
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set(c, &rkey, &bytes, ttl))
+            .run(self.timeout, |c| {
+                remote::set(c, &rkey, &bytes, ttl, self.retrack())
+            })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
@@ -394,7 +404,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let found = self
             .remote
-            .run(self.timeout, |c| remote::pexpire(c, &rkey, ttl))
+            .run(self.timeout, |c| {
+                remote::pexpire(c, &rkey, ttl, self.retrack())
+            })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
         if found {
@@ -417,7 +429,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         match self
             .remote
-            .run(self.timeout, |c| remote::pexpire_many(c, &rkeys, ttl))
+            .run(self.timeout, |c| {
+                remote::pexpire_many(c, &rkeys, ttl, self.retrack())
+            })
             .await
         {
             Ok(found) => {
@@ -507,7 +521,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let fetched = self
             .remote
-            .run(self.timeout, |c| remote::get_many(c, &rkeys, mode))
+            .run(self.timeout, |c| {
+                remote::get_many(c, &rkeys, mode, self.retrack())
+            })
             .await
             .map_err(|f| self.fail(None, f))?;
         for (((&i, rkey), ticket), f) in missing.iter().zip(&rkeys).zip(tickets).zip(fetched) {
@@ -542,7 +558,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let ttl = self.ttl;
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set_many(c, &encoded, ttl))
+            .run(self.timeout, |c| {
+                remote::set_many(c, &encoded, ttl, self.retrack())
+            })
             .await;
         for (rkey, _) in &encoded {
             self.remote.registry.local_write(rkey.as_bytes(), self.id());

@@ -85,6 +85,7 @@ pub use key::FlipKey;
 pub use memo::ClusterNodes;
 pub use memo::{MemoKey, write_escaped_key};
 pub use stats::Stats;
+pub use tracking::Tracking;
 pub use value::FlipValue;
 
 #[doc = include_str!("memoize.md")]

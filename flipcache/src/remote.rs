@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 use crate::blocking_reads::{self, BlockingReads};
 use crate::conn::Conn;
 use crate::endpoint::Target;
-use crate::tracking::{Coverage, Registry};
+use crate::tracking::{Coverage, Registry, Tracking};
 
 /// How often an idle shared connection is pinged; a ping unanswered within
 /// [`PING_TIMEOUT`] counts as a lost connection.
@@ -43,6 +43,9 @@ struct State {
     topology: Vec<String>,
     /// The server run the current connection reaches (one server only; for [`BlockingReads`]).
     run_id: Option<String>,
+    /// The current connection's `CLIENT ID` (one server, key-based tracking): where the
+    /// blocking reads' connections redirect their invalidations.
+    client_id: Option<u64>,
 }
 
 /// One Redis endpoint: its shared connection and the caches using it.
@@ -57,6 +60,8 @@ pub(crate) struct Remote {
     pub(crate) rt: &'static Handle,
     /// Reads from blocking callers on their own thread (one fixed server only).
     reads: Option<BlockingReads>,
+    /// How Redis tracks keys for this connection.
+    mode: Tracking,
 }
 
 /// Connection identity → the endpoint's `Remote`, so every cache of the process shares one.
@@ -82,12 +87,15 @@ fn is_refusal(e: &RedisError) -> bool {
 }
 
 impl Remote {
-    /// The shared `Remote` for `target`, created on first use.
+    /// The shared `Remote` for `target` and tracking `mode`, created on first use (one
+    /// connection has one tracking mode).
     pub(crate) fn shared(
         (target, identity, endpoint): (Target, String, String),
+        mode: Tracking,
         connect_timeout: Duration,
         rt: &'static Handle,
     ) -> Arc<Remote> {
+        let identity = format!("{identity}|{mode:?}");
         let mut map = endpoints().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
             return remote;
@@ -99,6 +107,7 @@ impl Remote {
         };
         let remote = Arc::new(Remote {
             reads,
+            mode,
             endpoint,
             target,
             connect_timeout,
@@ -183,6 +192,7 @@ impl Remote {
             };
             match info.kind {
                 PushKind::Invalidate => remote.registry.on_push(&info.data),
+                PushKind::Message => remote.registry.on_message(&info.data),
                 // On a cluster: any node's connection (redis-rs reconnects it, without our
                 // tracking), so the whole connection is dropped and made again.
                 PushKind::Disconnection => remote.lost(generation),
@@ -224,19 +234,29 @@ impl Remote {
             .await
             .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))??;
         let topology = conn.topology().await?;
-        let run_id = if self.reads.is_some() {
+        let (run_id, client_id) = if self.reads.is_some() {
             let info: String = redis::cmd("INFO")
                 .arg("server")
                 .query_async(&mut conn)
                 .await?;
-            blocking_reads::run_id(&info).map(str::to_owned)
+            let run_id = blocking_reads::run_id(&info).map(str::to_owned);
+            // Without it (an ACL refusing `CLIENT ID`), blocking reads use this connection.
+            let client_id = match self.mode {
+                Tracking::Keys => redis::cmd("CLIENT")
+                    .arg("ID")
+                    .query_async::<u64>(&mut conn)
+                    .await
+                    .ok(),
+                Tracking::Broadcast => None,
+            };
+            (run_id, client_id)
         } else {
-            None
+            (None, None)
         };
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
-            match track(&mut conn, &prefixes).await {
-                Ok(()) => self.registry.set_tracked(prefixes),
+            match track(&mut conn, self.mode, &prefixes).await {
+                Ok(()) => self.registry.set_tracked(self.tracked_set(prefixes)),
                 Err(e) if is_refusal(&e) => self.tracking_refused(&e),
                 // Not tracked everywhere: the connection is not usable for an L1.
                 Err(e) => return Err(e),
@@ -246,7 +266,23 @@ impl Remote {
         st.current = Some((generation, conn.clone()));
         st.topology = topology;
         st.run_id = run_id;
+        st.client_id = client_id;
         Ok((generation, conn))
+    }
+
+    /// What tracking `prefixes` amounts to: those prefixes when broadcasting; with key-based
+    /// tracking every key read is tracked, which the empty prefix stands for.
+    fn tracked_set(&self, prefixes: Vec<String>) -> Vec<String> {
+        match self.mode {
+            Tracking::Broadcast => prefixes,
+            Tracking::Keys => vec![String::new()],
+        }
+    }
+
+    /// Whether writes that fill an L1 must make Redis track the written key for this process
+    /// (key-based tracking, which the server supports).
+    pub(crate) fn tracks_keys(&self) -> bool {
+        self.mode == Tracking::Keys && !self.registry.unsupported() && self.registry.tracking()
     }
 
     fn tracking_refused(&self, e: &RedisError) {
@@ -272,9 +308,11 @@ impl Remote {
         }
         match self.registry.coverage(prefix) {
             Coverage::Covered => Ok(()),
-            Coverage::Disjoint => match track(&mut conn, &[prefix.to_owned()]).await {
+            Coverage::Disjoint => match track(&mut conn, self.mode, &[prefix.to_owned()]).await {
                 Ok(()) => {
-                    self.registry.add_tracked(prefix.to_owned());
+                    for p in self.tracked_set(vec![prefix.to_owned()]) {
+                        self.registry.add_tracked(p);
+                    }
                     Ok(())
                 }
                 Err(e) if is_refusal(&e) => {
@@ -305,18 +343,31 @@ impl Remote {
         op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
     ) -> Option<Result<T, Failure>> {
         let reads = self.reads.as_ref()?;
-        let (generation, server) = {
+        let (generation, server, client_id) = {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            (st.current.as_ref()?.0, st.run_id.clone()?)
+            (st.current.as_ref()?.0, st.run_id.clone()?, st.client_id)
         };
-        match reads.run(
+        // With key-based tracking a read is tracked by the connection that makes it: pooled
+        // connections redirect their invalidations to the shared one (`REDIRECT <id>`), and
+        // none may close while its generation is current (Redis forgets what a closed
+        // connection read, so its invalidations would be lost).
+        let redirect = match self.mode {
+            Tracking::Broadcast => None,
+            Tracking::Keys if self.registry.unsupported() => None,
+            Tracking::Keys => Some(client_id?),
+        };
+        let (result, dropped) = reads.run(
             self.rt,
-            generation,
-            &server,
+            (generation, &server, redirect),
             self.connect_timeout,
             timeout,
             op,
-        )? {
+        )?;
+        if dropped && redirect.is_some() {
+            tracing::warn!(endpoint = %self.endpoint, "flipcache: a tracked read connection failed; local caches emptied");
+            self.lost(generation);
+        }
+        match result {
             Ok(v) => Some(Ok(v)),
             Err(e) if e.is_timeout() => Some(Err(Failure::Timeout)),
             // A pooled connection closed under us (the server's idle `timeout`, a kill): the
@@ -354,12 +405,16 @@ impl Remote {
     }
 }
 
-/// `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ... NOLOOP`, on every primary.
-async fn track(conn: &mut Conn, prefixes: &[String]) -> Result<(), RedisError> {
+/// `CLIENT TRACKING ON NOLOOP` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2
+/// ... NOLOOP`, on every primary.
+async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(), RedisError> {
     let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("TRACKING").arg("ON").arg("BCAST");
-    for p in prefixes {
-        cmd.arg("PREFIX").arg(p);
+    cmd.arg("TRACKING").arg("ON");
+    if mode == Tracking::Broadcast {
+        cmd.arg("BCAST");
+        for p in prefixes {
+            cmd.arg("PREFIX").arg(p);
+        }
     }
     cmd.arg("NOLOOP");
     conn.on_every_primary(&cmd).await.map(drop)
@@ -423,13 +478,22 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX`.
-fn read_request(key: &str, mode: ReadMode) -> redis::Pipeline {
+/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX`. With `retrack` (key-based
+/// tracking), `GETEX` is followed by a `PTTL` in one transaction: `GETEX` is a write, which
+/// ends this connection's tracking of the key (silently: `NOLOOP`) and is not tracked itself,
+/// so the read-only `PTTL` has Redis track the key again before anyone else can write it.
+fn read_request(key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     match mode {
         ReadMode::Plain => pipe.cmd("GET").arg(key),
         ReadMode::WithTtl => pipe.cmd("GET").arg(key).cmd("PTTL").arg(key),
-        ReadMode::Refresh(ttl) => pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl)),
+        ReadMode::Refresh(ttl) => {
+            pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl));
+            if retrack {
+                pipe.atomic().cmd("PTTL").arg(key).ignore();
+            }
+            &mut pipe
+        }
     };
     pipe
 }
@@ -461,8 +525,16 @@ fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
     }
 }
 
-pub(crate) async fn get(mut conn: Conn, key: &str, mode: ReadMode) -> Result<Fetched, RedisError> {
-    let raw = read_request(key, mode).query_async(&mut conn).await?;
+/// One read (`retrack`: see [`read_request`]).
+pub(crate) async fn get(
+    mut conn: Conn,
+    key: &str,
+    mode: ReadMode,
+    retrack: bool,
+) -> Result<Fetched, RedisError> {
+    let raw = read_request(key, mode, retrack)
+        .query_async(&mut conn)
+        .await?;
     read_reply(raw, mode)
 }
 
@@ -472,14 +544,16 @@ pub(crate) fn get_blocking(
     key: &str,
     mode: ReadMode,
 ) -> Result<Fetched, RedisError> {
-    let raw = read_request(key, mode).query(conn)?;
+    let raw = read_request(key, mode, false).query(conn)?;
     read_reply(raw, mode)
 }
 
+/// Reads of `keys` (`retrack`: see [`read_request`]).
 pub(crate) async fn get_many(
     mut conn: Conn,
     keys: &[String],
     mode: ReadMode,
+    retrack: bool,
 ) -> Result<Vec<Fetched>, RedisError> {
     if keys.is_empty() {
         return Ok(Vec::new());
@@ -530,8 +604,11 @@ pub(crate) async fn get_many(
         }
         ReadMode::Refresh(ttl) => {
             let raw = conn
-                .pipelined(keys, 1, |p, i| {
+                .batch(retrack, keys, 1, |p, i| {
                     p.cmd("GETEX").arg(&keys[i]).arg("PX").arg(ms(ttl));
+                    if retrack {
+                        p.cmd("PTTL").arg(&keys[i]).ignore();
+                    }
                 })
                 .await?;
             raw.into_iter()
@@ -551,39 +628,77 @@ fn set_cmd<'a>(
     key: &str,
     value: &[u8],
     ttl: Option<Duration>,
+    retrack: bool,
 ) -> &'a mut redis::Pipeline {
     pipe.cmd("SET").arg(key).arg(value);
     if let Some(ttl) = ttl {
         pipe.arg("PX").arg(ms(ttl));
     }
-    pipe.ignore()
+    pipe.ignore();
+    retrack_cmd(pipe, key, retrack)
 }
 
+/// With key-based tracking, a write of this connection ends its tracking of the key
+/// (silently: `NOLOOP`), and write commands are not tracked: a read-only `PTTL` in the same
+/// transaction has Redis track the key again, so the value the write leaves in the L1 hears of
+/// the next foreign write.
+fn retrack_cmd<'a>(
+    pipe: &'a mut redis::Pipeline,
+    key: &str,
+    retrack: bool,
+) -> &'a mut redis::Pipeline {
+    if retrack {
+        pipe.cmd("PTTL").arg(key).ignore();
+    }
+    pipe
+}
+
+impl Conn {
+    /// [`Conn::transaction`] when `atomic`, else [`Conn::pipelined`].
+    async fn batch<K: AsRef<[u8]>>(
+        &mut self,
+        atomic: bool,
+        keys: &[K],
+        per_key: usize,
+        build: impl Fn(&mut redis::Pipeline, usize),
+    ) -> Result<Vec<Value>, RedisError> {
+        if atomic {
+            self.transaction(keys, per_key, build).await
+        } else {
+            self.pipelined(keys, per_key, build).await
+        }
+    }
+}
+
+/// `SET` (`retrack`: see [`retrack_cmd`]).
 pub(crate) async fn set(
     mut conn: Conn,
     key: &str,
     value: &[u8],
     ttl: Option<Duration>,
+    retrack: bool,
 ) -> Result<(), RedisError> {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(value);
-    if let Some(ttl) = ttl {
-        cmd.arg("PX").arg(ms(ttl));
+    let mut pipe = redis::pipe();
+    if retrack {
+        pipe.atomic();
     }
-    cmd.query_async::<()>(&mut conn).await
+    set_cmd(&mut pipe, key, value, ttl, retrack);
+    pipe.query_async::<()>(&mut conn).await
 }
 
+/// `SET` of every item (`retrack`: see [`retrack_cmd`]).
 pub(crate) async fn set_many(
     mut conn: Conn,
     items: &[(String, Vec<u8>)],
     ttl: Option<Duration>,
+    retrack: bool,
 ) -> Result<(), RedisError> {
     if items.is_empty() {
         return Ok(());
     }
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-    conn.pipelined(&keys, 0, |p, i| {
-        set_cmd(p, &items[i].0, &items[i].1, ttl);
+    conn.batch(retrack, &keys, 0, |p, i| {
+        set_cmd(p, &items[i].0, &items[i].1, ttl, retrack);
     })
     .await
     .map(drop)
@@ -599,22 +714,33 @@ pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError
     Ok(n > 0)
 }
 
-pub(crate) async fn pexpire(mut conn: Conn, key: &str, ttl: Duration) -> Result<bool, RedisError> {
-    let n: u64 = redis::cmd("PEXPIRE")
-        .arg(key)
-        .arg(ms(ttl))
-        .query_async(&mut conn)
-        .await?;
+/// `PEXPIRE` (`retrack`: see [`retrack_cmd`]).
+pub(crate) async fn pexpire(
+    mut conn: Conn,
+    key: &str,
+    ttl: Duration,
+    retrack: bool,
+) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    if retrack {
+        pipe.atomic();
+    }
+    pipe.cmd("PEXPIRE").arg(key).arg(ms(ttl));
+    retrack_cmd(&mut pipe, key, retrack);
+    let (n,): (u64,) = pipe.query_async(&mut conn).await?;
     Ok(n > 0)
 }
 
+/// `PEXPIRE` of every key (`retrack`: see [`retrack_cmd`]).
 pub(crate) async fn pexpire_many(
     mut conn: Conn,
     keys: &[String],
     ttl: Duration,
+    retrack: bool,
 ) -> Result<Vec<bool>, RedisError> {
-    conn.pipelined(keys, 1, |p, i| {
+    conn.batch(retrack, keys, 1, |p, i| {
         p.cmd("PEXPIRE").arg(&keys[i]).arg(ms(ttl));
+        retrack_cmd(p, &keys[i], retrack);
     })
     .await?
     .into_iter()
