@@ -224,12 +224,16 @@ fn awkward_input_everywhere() {
         "non-UTF-8 keys are skipped, globs escaped"
     );
     assert_eq!(c.len().unwrap(), 4);
-    // An invalidation for the non-UTF-8 key is ignored without harm.
-    let before = c.stats().invalidations;
-    let _: () = raw.set(b"odd:na*me:\xff\xfe".as_slice(), "again").unwrap();
-    eventually(Duration::from_secs(5), "the push", || {
-        c.stats().invalidations > before
-    });
+    // An invalidation for the non-UTF-8 key is ignored without harm. (Broadcast only: with
+    // key-based tracking a process hears only of keys it read, and no cache reads a key that
+    // does not parse; the router is the same in both modes.)
+    if support::tracking() == flipcache::Tracking::Broadcast {
+        let before = c.stats().invalidations;
+        let _: () = raw.set(b"odd:na*me:\xff\xfe".as_slice(), "again").unwrap();
+        eventually(Duration::from_secs(5), "the push", || {
+            c.stats().invalidations > before
+        });
+    }
     assert_eq!(c.get("a:b:c").unwrap().as_deref(), Some("colons"));
     // Integer caches skip keys that are not canonical integers.
     let n: FlipCache<u64, u64> = FlipCache::builder("oddn")
