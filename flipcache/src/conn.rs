@@ -57,33 +57,9 @@ impl Conn {
         per_key: usize,
         build: impl Fn(&mut Pipeline, usize),
     ) -> Result<Vec<Value>, RedisError> {
-        self.batched(keys, per_key, false, build).await
-    }
-
-    /// [`Conn::pipelined`], each pipeline sent as one `MULTI`/`EXEC` transaction (no other
-    /// client's command runs between its commands).
-    pub(crate) async fn transaction<K: AsRef<[u8]>>(
-        &mut self,
-        keys: &[K],
-        per_key: usize,
-        build: impl Fn(&mut Pipeline, usize),
-    ) -> Result<Vec<Value>, RedisError> {
-        self.batched(keys, per_key, true, build).await
-    }
-
-    async fn batched<K: AsRef<[u8]>>(
-        &mut self,
-        keys: &[K],
-        per_key: usize,
-        atomic: bool,
-        build: impl Fn(&mut Pipeline, usize),
-    ) -> Result<Vec<Value>, RedisError> {
         match self {
             Conn::Single(c) => {
                 let mut pipe = redis::pipe();
-                if atomic {
-                    pipe.atomic();
-                }
                 for i in 0..keys.len() {
                     build(&mut pipe, i);
                 }
@@ -92,7 +68,7 @@ impl Conn {
                 Ok(reply)
             }
             #[cfg(feature = "cluster")]
-            Conn::Cluster(c) => cluster::pipelined(c, keys, per_key, atomic, build).await,
+            Conn::Cluster(c) => cluster::pipelined(c, keys, per_key, build).await,
         }
     }
 
@@ -221,15 +197,11 @@ mod cluster {
         conn: &ClusterConnection,
         keys: &[K],
         per_key: usize,
-        atomic: bool,
         build: impl Fn(&mut Pipeline, usize),
     ) -> Result<Vec<Value>, RedisError> {
         let groups: Vec<Vec<usize>> = by_slot(keys).into_values().collect();
         let runs = groups.iter().map(|idx| {
             let mut pipe = redis::pipe();
-            if atomic {
-                pipe.atomic();
-            }
             for &i in idx {
                 build(&mut pipe, i);
             }

@@ -478,22 +478,60 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX`. With `retrack` (key-based
-/// tracking), `GETEX` is followed by a `PTTL` in one transaction: `GETEX` is a write, which
-/// ends this connection's tracking of the key (silently: `NOLOOP`) and is not tracked itself,
-/// so the read-only `PTTL` has Redis track the key again before anyone else can write it.
+// With key-based tracking, a write made by this connection ends its tracking of the key
+// (silently: `NOLOOP`), and a write command is not tracked itself. A write that leaves a value
+// in the L1 (`SET`, `PEXPIRE` of a held key, `GETEX`) therefore runs in a script that then calls
+// the read-only `PTTL`, so Redis tracks the key for this connection again before any other
+// client can write it. (A script rather than `MULTI`/`EXEC`: an invalidation redirected to this
+// connection by the blocking front's read connections may be written in the middle of an
+// `EXEC` reply, but not into a script's reply.)
+
+/// `SET KEYS[1] ARGV[1] [PX ARGV[2]]`, then track the key.
+const SET_TRACKED: &str = "if ARGV[2] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+    else redis.call('SET', KEYS[1], ARGV[1]) end redis.call('PTTL', KEYS[1]) return 1";
+/// `PEXPIRE KEYS[1] ARGV[1]`, then track the key.
+const PEXPIRE_TRACKED: &str =
+    "local n = redis.call('PEXPIRE', KEYS[1], ARGV[1]) redis.call('PTTL', KEYS[1]) return n";
+/// `GETEX KEYS[1] PX ARGV[1]`, then track the key.
+const GETEX_TRACKED: &str =
+    "local v = redis.call('GETEX', KEYS[1], 'PX', ARGV[1]) redis.call('PTTL', KEYS[1]) return v";
+
+fn getex_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
+    if retrack {
+        pipe.cmd("EVAL")
+            .arg(GETEX_TRACKED)
+            .arg(1)
+            .arg(key)
+            .arg(ms(ttl));
+    } else {
+        pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl));
+    }
+}
+
+fn pexpire_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
+    if retrack {
+        pipe.cmd("EVAL")
+            .arg(PEXPIRE_TRACKED)
+            .arg(1)
+            .arg(key)
+            .arg(ms(ttl));
+    } else {
+        pipe.cmd("PEXPIRE").arg(key).arg(ms(ttl));
+    }
+}
+
+/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX` (`retrack`: see
+/// [`GETEX_TRACKED`]).
 fn read_request(key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     match mode {
-        ReadMode::Plain => pipe.cmd("GET").arg(key),
-        ReadMode::WithTtl => pipe.cmd("GET").arg(key).cmd("PTTL").arg(key),
-        ReadMode::Refresh(ttl) => {
-            pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl));
-            if retrack {
-                pipe.atomic().cmd("PTTL").arg(key).ignore();
-            }
-            &mut pipe
+        ReadMode::Plain => {
+            pipe.cmd("GET").arg(key);
         }
+        ReadMode::WithTtl => {
+            pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        }
+        ReadMode::Refresh(ttl) => getex_cmd(&mut pipe, key, ttl, retrack),
     };
     pipe
 }
@@ -604,12 +642,7 @@ pub(crate) async fn get_many(
         }
         ReadMode::Refresh(ttl) => {
             let raw = conn
-                .batch(retrack, keys, 1, |p, i| {
-                    p.cmd("GETEX").arg(&keys[i]).arg("PX").arg(ms(ttl));
-                    if retrack {
-                        p.cmd("PTTL").arg(&keys[i]).ignore();
-                    }
-                })
+                .pipelined(keys, 1, |p, i| getex_cmd(p, &keys[i], ttl, retrack))
                 .await?;
             raw.into_iter()
                 .map(|v| {
@@ -630,47 +663,21 @@ fn set_cmd<'a>(
     ttl: Option<Duration>,
     retrack: bool,
 ) -> &'a mut redis::Pipeline {
-    pipe.cmd("SET").arg(key).arg(value);
-    if let Some(ttl) = ttl {
-        pipe.arg("PX").arg(ms(ttl));
-    }
-    pipe.ignore();
-    retrack_cmd(pipe, key, retrack)
-}
-
-/// With key-based tracking, a write of this connection ends its tracking of the key
-/// (silently: `NOLOOP`), and write commands are not tracked: a read-only `PTTL` in the same
-/// transaction has Redis track the key again, so the value the write leaves in the L1 hears of
-/// the next foreign write.
-fn retrack_cmd<'a>(
-    pipe: &'a mut redis::Pipeline,
-    key: &str,
-    retrack: bool,
-) -> &'a mut redis::Pipeline {
     if retrack {
-        pipe.cmd("PTTL").arg(key).ignore();
-    }
-    pipe
-}
-
-impl Conn {
-    /// [`Conn::transaction`] when `atomic`, else [`Conn::pipelined`].
-    async fn batch<K: AsRef<[u8]>>(
-        &mut self,
-        atomic: bool,
-        keys: &[K],
-        per_key: usize,
-        build: impl Fn(&mut redis::Pipeline, usize),
-    ) -> Result<Vec<Value>, RedisError> {
-        if atomic {
-            self.transaction(keys, per_key, build).await
-        } else {
-            self.pipelined(keys, per_key, build).await
+        pipe.cmd("EVAL").arg(SET_TRACKED).arg(1).arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            pipe.arg(ms(ttl));
+        }
+    } else {
+        pipe.cmd("SET").arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            pipe.arg("PX").arg(ms(ttl));
         }
     }
+    pipe.ignore()
 }
 
-/// `SET` (`retrack`: see [`retrack_cmd`]).
+/// `SET` (`retrack`: see [`SET_TRACKED`]).
 pub(crate) async fn set(
     mut conn: Conn,
     key: &str,
@@ -679,14 +686,11 @@ pub(crate) async fn set(
     retrack: bool,
 ) -> Result<(), RedisError> {
     let mut pipe = redis::pipe();
-    if retrack {
-        pipe.atomic();
-    }
     set_cmd(&mut pipe, key, value, ttl, retrack);
     pipe.query_async::<()>(&mut conn).await
 }
 
-/// `SET` of every item (`retrack`: see [`retrack_cmd`]).
+/// `SET` of every item (`retrack`: see [`SET_TRACKED`]).
 pub(crate) async fn set_many(
     mut conn: Conn,
     items: &[(String, Vec<u8>)],
@@ -697,7 +701,7 @@ pub(crate) async fn set_many(
         return Ok(());
     }
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-    conn.batch(retrack, &keys, 0, |p, i| {
+    conn.pipelined(&keys, 0, |p, i| {
         set_cmd(p, &items[i].0, &items[i].1, ttl, retrack);
     })
     .await
@@ -714,7 +718,7 @@ pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError
     Ok(n > 0)
 }
 
-/// `PEXPIRE` (`retrack`: see [`retrack_cmd`]).
+/// `PEXPIRE` (`retrack`: see [`PEXPIRE_TRACKED`]).
 pub(crate) async fn pexpire(
     mut conn: Conn,
     key: &str,
@@ -722,30 +726,23 @@ pub(crate) async fn pexpire(
     retrack: bool,
 ) -> Result<bool, RedisError> {
     let mut pipe = redis::pipe();
-    if retrack {
-        pipe.atomic();
-    }
-    pipe.cmd("PEXPIRE").arg(key).arg(ms(ttl));
-    retrack_cmd(&mut pipe, key, retrack);
+    pexpire_cmd(&mut pipe, key, ttl, retrack);
     let (n,): (u64,) = pipe.query_async(&mut conn).await?;
     Ok(n > 0)
 }
 
-/// `PEXPIRE` of every key (`retrack`: see [`retrack_cmd`]).
+/// `PEXPIRE` of every key (`retrack`: see [`PEXPIRE_TRACKED`]).
 pub(crate) async fn pexpire_many(
     mut conn: Conn,
     keys: &[String],
     ttl: Duration,
     retrack: bool,
 ) -> Result<Vec<bool>, RedisError> {
-    conn.batch(retrack, keys, 1, |p, i| {
-        p.cmd("PEXPIRE").arg(&keys[i]).arg(ms(ttl));
-        retrack_cmd(p, &keys[i], retrack);
-    })
-    .await?
-    .into_iter()
-    .map(|v| Ok(redis::from_redis_value::<u64>(v)? > 0))
-    .collect()
+    conn.pipelined(keys, 1, |p, i| pexpire_cmd(p, &keys[i], ttl, retrack))
+        .await?
+        .into_iter()
+        .map(|v| Ok(redis::from_redis_value::<u64>(v)? > 0))
+        .collect()
 }
 
 /// Every key matching `pattern`, by `SCAN` (never `KEYS`), on every primary.
