@@ -15,7 +15,7 @@ use redis::Value;
 ///   use the cache, so it is the mode for fleets and write-heavy caches. The price is server
 ///   memory: a tracking table bounded by `tracking-table-max-keys` (when it is full Redis
 ///   invalidates keys it stops tracking, which only drops them from the L1s that hold them), and
-///   each L1-filling write of this process is sent as `MULTI`/`EXEC` with a `PTTL` so Redis
+///   each L1-filling write of this process runs in a small script with a `PTTL`, so Redis
 ///   tracks the written key for the writer too.
 /// - [`Tracking::Broadcast`]: every write under a cache's prefix (`{name}:`) is pushed to every
 ///   process that has the cache, held or not (`BCAST PREFIX`). No server memory per key, but
