@@ -50,6 +50,7 @@ pub struct MemoOptions<V: 'static> {
     refresh_on_get: bool,
     timeout: Duration,
     redis: Redis,
+    tracking: crate::Tracking,
 }
 
 impl<V: 'static> MemoOptions<V> {
@@ -63,6 +64,7 @@ impl<V: 'static> MemoOptions<V> {
             refresh_on_get: false,
             timeout: DEFAULT_TIMEOUT,
             redis: Redis::Env,
+            tracking: crate::Tracking::default(),
         }
     }
 
@@ -86,6 +88,18 @@ impl<V: 'static> MemoOptions<V> {
     /// `refresh_expire_time_on_get`.
     pub fn refresh_expire_time_on_get(mut self, on: bool) -> Self {
         self.refresh_on_get = on;
+        self
+    }
+
+    /// How Redis reports other processes' writes (see [`crate::Tracking`]).
+    ///
+    /// ```
+    /// use flipcache::__private::{MemoOptions, default_codec};
+    /// let o = MemoOptions::<u64>::new("m", default_codec::<u64>())
+    ///     .tracking(flipcache::Tracking::Broadcast);
+    /// ```
+    pub fn tracking(mut self, mode: crate::Tracking) -> Self {
+        self.tracking = mode;
         self
     }
 
@@ -372,6 +386,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             .refresh_expire_time_on_get(o.refresh_on_get)
             .timeout(o.timeout)
             .connect_timeout(o.timeout)
+            .tracking(o.tracking)
             .lazy_connect(true);
         if let Some(ttl) = o.expire_time {
             b = b.expire_time(ttl);
