@@ -281,3 +281,43 @@ fn child_process_writer() {
     c.set("k", "child").unwrap();
     println!("child wrote");
 }
+
+/// Key-based tracking: when Redis's tracking table is full (`tracking-table-max-keys`) it forgets
+/// keys and sends an invalidation for each; those simply leave the L1, and every key still held
+/// is still tracked, so later foreign writes reach it.
+#[test]
+fn a_full_tracking_table_only_drops_l1_entries() {
+    if support::tracking() != flipcache::Tracking::Keys {
+        return; // broadcasting keeps no table
+    }
+    let server = Server::start();
+    let mut raw = server.raw();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tracking-table-max-keys")
+        .arg(5)
+        .query(&mut raw)
+        .unwrap();
+    let c = cache(&server, "tt");
+    for i in 0..50 {
+        let _: () = raw.set(format!("tt:{i}"), "old").unwrap();
+    }
+    for i in 0..50 {
+        assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("old"));
+    }
+    // Redis trims its table a little per event-loop turn: keep it turning.
+    eventually(PUSH_WAIT, "the table to be trimmed", || {
+        let _: () = redis::cmd("PING").query(&mut raw).unwrap();
+        c.local_len() <= 5
+    });
+    assert!(c.stats().invalidations > 0);
+    for i in 0..50 {
+        let _: () = raw.set(format!("tt:{i}"), "new").unwrap();
+    }
+    eventually(PUSH_WAIT, "every held key to be invalidated", || {
+        c.local_len() == 0
+    });
+    for i in 0..50 {
+        assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("new"));
+    }
+}
