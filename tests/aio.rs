@@ -11,6 +11,7 @@ use support::Server;
 
 async fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
     flipcache::FlipCache::<u64, u64>::builder(name)
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build_async()
         .await
@@ -46,6 +47,7 @@ async fn every_verb() {
     assert!(c.local_keys().is_empty());
     assert!(c.is_empty().await.unwrap());
     let s: FlipCache<String, String> = flipcache::FlipCache::builder("astr")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build_async()
         .await
@@ -143,6 +145,7 @@ async fn blocking_and_async_handles_of_one_name_see_each_other() {
     let url = server.url();
     let b = tokio::task::spawn_blocking(move || {
         flipcache::FlipCache::<u64, u64>::builder("both")
+            .tracking(support::tracking())
             .redis_url(&url)
             .build()
             .unwrap()
@@ -185,6 +188,7 @@ async fn blocking_and_async_handles_of_one_name_see_each_other() {
 async fn concurrent_misses_share_the_connection() {
     let server = Server::start();
     let c: FlipCache<u64, u64> = flipcache::FlipCache::builder("apipe")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build_async()
@@ -223,6 +227,7 @@ fn client_count(server: &Server) -> u64 {
 async fn redis_stopping_and_returning() {
     let mut server = Server::start();
     let c: FlipCache<u64, u64> = flipcache::FlipCache::builder("aoutage")
+        .tracking(support::tracking())
         .timeout(Duration::from_millis(500))
         .redis_url(&server.url())
         .build_async()

@@ -12,6 +12,7 @@ use support::{Server, eventually};
 
 fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
     FlipCache::builder(name)
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .expect("build")
@@ -19,6 +20,7 @@ fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
 
 fn strings(server: &Server, name: &str) -> FlipCache<String, String> {
     FlipCache::builder(name)
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .expect("build")
@@ -28,6 +30,7 @@ fn strings(server: &Server, name: &str) -> FlipCache<String, String> {
 fn the_seed_quickstart_behaves_as_in_python() {
     let server = Server::start();
     let cache: FlipCache<String, String> = FlipCache::builder("my_cache")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
@@ -62,6 +65,7 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
     let ints = nums(&server, "ints");
     assert_eq!(ints.get(&5).unwrap(), Some(10));
     let floats: FlipCache<String, f64> = FlipCache::builder("floats")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
@@ -70,6 +74,7 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
     let e: String = raw.get("floats:e").unwrap();
     assert_eq!(e, "2.5");
     let json: FlipCache<String, serde_json::Value> = FlipCache::builder("json")
+        .tracking(support::tracking())
         .json()
         .redis_url(&server.url())
         .build()
@@ -83,6 +88,7 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
         serde_json::json!({"a": [1, 2]})
     );
     let flags: FlipCache<u32, bool> = FlipCache::builder("flags")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
@@ -102,6 +108,7 @@ struct Shape {
 fn custom_closures_encode_and_decode() {
     let server = Server::start();
     let shapes = FlipCache::<u64, Shape>::builder("custom")
+        .tracking(support::tracking())
         .value_encoder(|s: &Shape| format!("{}||{:?}", s.name, s.dimensions))
         .value_decoder(|s: &str| -> Result<Shape, String> {
             let (name, dims) = s.split_once("||").ok_or("no separator")?;
@@ -137,6 +144,7 @@ fn custom_closures_encode_and_decode() {
 fn an_encoder_without_a_decoder_is_a_config_error() {
     let server = Server::start();
     let err = FlipCache::<u64, Shape>::builder("half")
+        .tracking(support::tracking())
         .value_encoder(|s: &Shape| s.name.clone())
         .redis_url(&server.url())
         .build()
@@ -181,6 +189,7 @@ fn every_verb() {
 fn get_many_is_read_from_redis_in_order_with_an_l1_off() {
     let server = Server::start();
     let c: FlipCache<u64, u64> = FlipCache::builder("gm")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()
@@ -200,6 +209,7 @@ fn the_l1_never_outlives_the_redis_ttl() {
     let server = Server::start();
     // Coherence off: expiry must be enforced by the L1's own deadline, not by a push.
     let c: FlipCache<String, String> = FlipCache::builder("ttl")
+        .tracking(support::tracking())
         .expire_time(Duration::from_millis(300))
         .coherence(false)
         .redis_url(&server.url())
@@ -230,6 +240,7 @@ fn the_l1_never_outlives_the_redis_ttl() {
 fn eviction_keeps_what_is_read_and_is_bounded() {
     let server = Server::start();
     let c: FlipCache<u64, u64> = FlipCache::builder("lru")
+        .tracking(support::tracking())
         .local_max(3)
         .redis_url(&server.url())
         .build()
@@ -242,6 +253,7 @@ fn eviction_keeps_what_is_read_and_is_bounded() {
     let local: HashSet<u64> = c.local_keys().into_iter().collect();
     assert_eq!(local, HashSet::from([1, 3, 4]));
     let big: FlipCache<u64, u64> = FlipCache::builder("lru_big")
+        .tracking(support::tracking())
         .local_max(500)
         .redis_url(&server.url())
         .build()
@@ -255,6 +267,7 @@ fn eviction_keeps_what_is_read_and_is_bounded() {
     );
     // A batch of exactly local_max keys is kept whole, shards or not.
     let fit: FlipCache<String, String> = FlipCache::builder("lru_fit")
+        .tracking(support::tracking())
         .local_max(1000)
         .redis_url(&server.url())
         .build()
@@ -273,6 +286,7 @@ fn eviction_keeps_what_is_read_and_is_bounded() {
 fn defaults_are_fresh_and_only_written_when_asked() {
     let server = Server::start();
     let c: FlipCache<u64, Vec<u8>> = FlipCache::builder("defaults")
+        .tracking(support::tracking())
         .value_encoder_bytes(|v: &Vec<u8>| v.clone())
         .value_decoder_bytes(|b: &[u8]| Ok::<_, String>(b.to_vec()))
         .value_default(vec![1, 2])
@@ -291,6 +305,7 @@ fn defaults_are_fresh_and_only_written_when_asked() {
         "the default is not written by default"
     );
     let w: FlipCache<u64, u64> = FlipCache::builder("defaults_w")
+        .tracking(support::tracking())
         .value_default(0)
         .write_default(true)
         .redis_url(&server.url())
@@ -308,6 +323,7 @@ fn an_empty_string_is_a_value() {
     c.set("k", "").unwrap();
     assert_eq!(c.get("k").unwrap(), Some(String::new()));
     let c2: FlipCache<String, String> = FlipCache::builder("empty")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()
@@ -368,17 +384,20 @@ fn names_with_glob_characters_and_nested_names_stay_apart() {
 fn bad_configuration_is_a_clear_error() {
     let server = Server::start();
     let e = FlipCache::<u64, u64>::builder("")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::Config { .. }), "{e}");
     let e = FlipCache::<u64, u64>::builder("z")
+        .tracking(support::tracking())
         .expire_time(Duration::ZERO)
         .redis_url(&server.url())
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("expire_time"), "{e}");
     let e = FlipCache::<u64, u64>::builder("z")
+        .tracking(support::tracking())
         .redis_url("nope://x")
         .build()
         .unwrap_err();
@@ -416,6 +435,7 @@ fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
         t.join().unwrap();
     }
     let fresh: FlipCache<u64, u64> = FlipCache::builder("hammer")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()
@@ -437,6 +457,7 @@ fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
 fn a_failed_write_leaves_no_local_copy_and_the_cache_recovers() {
     let mut server = Server::start();
     let c: FlipCache<u64, u64> = FlipCache::builder("outage")
+        .tracking(support::tracking())
         .timeout(Duration::from_millis(500))
         .redis_url(&server.url())
         .build()
@@ -467,6 +488,7 @@ fn a_failed_write_leaves_no_local_copy_and_the_cache_recovers() {
 fn refresh_on_get_keeps_hot_keys_alive_in_redis() {
     let server = Server::start();
     let c: FlipCache<String, String> = FlipCache::builder("hot")
+        .tracking(support::tracking())
         .expire_time(Duration::from_millis(400))
         .refresh_expire_time_on_get(true)
         .redis_url(&server.url())
@@ -493,7 +515,11 @@ fn a_blocking_cache_works_inside_a_tokio_runtime() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let c: FlipCache<u64, u64> = FlipCache::builder("in_rt").redis_url(&url).build().unwrap();
+        let c: FlipCache<u64, u64> = FlipCache::builder("in_rt")
+            .tracking(support::tracking())
+            .redis_url(&url)
+            .build()
+            .unwrap();
         c.set(1, 2).unwrap();
         assert_eq!(c.local_len(), 1);
         c.delete(&1).unwrap();
@@ -538,6 +564,7 @@ fn blocking_misses_read_on_a_pooled_connection_of_their_own() {
         clients(&server).len() == 2
     });
     let other: FlipCache<u64, u64> = FlipCache::builder("pooled")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()

@@ -16,6 +16,7 @@ const PUSH_WAIT: Duration = Duration::from_secs(5);
 
 fn cache(server: &Server, name: &str) -> FlipCache<String, String> {
     FlipCache::builder(name)
+        .tracking(support::tracking())
         .local_max(1000)
         .redis_url(&server.url())
         .build()
@@ -111,6 +112,7 @@ fn nested_names_are_both_invalidated() {
 fn coherence_off_keeps_the_originals_behaviour() {
     let server = Server::start();
     let c: FlipCache<String, String> = FlipCache::builder("off")
+        .tracking(support::tracking())
         .coherence(false)
         .redis_url(&server.url())
         .build()
@@ -180,11 +182,15 @@ fn killing_our_connection_empties_the_l1_and_reconnects() {
 fn no_read_returns_older_data_once_the_push_is_processed() {
     let server = Server::start();
     let c: FlipCache<String, u64> = FlipCache::builder("race")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
     let mut raw = server.raw();
     let _: () = raw.set("race:k", 0u64).unwrap();
+    // Read once before the writes start: with key-based tracking, Redis reports writes only to
+    // processes that read the key (each read after an invalidation tracks it again).
+    assert_eq!(c.get("k").unwrap(), Some(0));
     let stop = Arc::new(AtomicBool::new(false));
     let pushed = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
@@ -210,6 +216,12 @@ fn no_read_returns_older_data_once_the_push_is_processed() {
         let before = c.stats().invalidations;
         let _: () = raw.set("race:k", i).unwrap();
         eventually(PUSH_WAIT, "the push", || c.stats().invalidations > before);
+        // With key-based tracking one write may be pushed several times (once per connection
+        // of ours that read the key: the shared one and the redirected read connections), so
+        // the count above may have moved for the previous write's last push. A round trip on
+        // the shared connection is a barrier: Redis queued every push of this write on it
+        // before this command's reply, and they are processed in order.
+        c.ttl("k").unwrap();
         pushed.store(i, Ordering::SeqCst);
         assert_eq!(
             c.get("k").unwrap(),
@@ -267,7 +279,51 @@ fn child_process_writer() {
     let Ok(url) = std::env::var("FLIPCACHE_CHILD_URL") else {
         return;
     };
-    let c: FlipCache<String, String> = FlipCache::builder("xproc").redis_url(&url).build().unwrap();
+    let c: FlipCache<String, String> = FlipCache::builder("xproc")
+        .tracking(support::tracking())
+        .redis_url(&url)
+        .build()
+        .unwrap();
     c.set("k", "child").unwrap();
     println!("child wrote");
+}
+
+/// Key-based tracking: when Redis's tracking table is full (`tracking-table-max-keys`) it forgets
+/// keys and sends an invalidation for each; those simply leave the L1, and every key still held
+/// is still tracked, so later foreign writes reach it.
+#[test]
+fn a_full_tracking_table_only_drops_l1_entries() {
+    if support::tracking() != flipcache::Tracking::Keys {
+        return; // broadcasting keeps no table
+    }
+    let server = Server::start();
+    let mut raw = server.raw();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tracking-table-max-keys")
+        .arg(5)
+        .query(&mut raw)
+        .unwrap();
+    let c = cache(&server, "tt");
+    for i in 0..50 {
+        let _: () = raw.set(format!("tt:{i}"), "old").unwrap();
+    }
+    for i in 0..50 {
+        assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("old"));
+    }
+    // Redis trims its table a little per event-loop turn: keep it turning.
+    eventually(PUSH_WAIT, "the table to be trimmed", || {
+        let _: () = redis::cmd("PING").query(&mut raw).unwrap();
+        c.local_len() <= 5
+    });
+    assert!(c.stats().invalidations > 0);
+    for i in 0..50 {
+        let _: () = raw.set(format!("tt:{i}"), "new").unwrap();
+    }
+    eventually(PUSH_WAIT, "every held key to be invalidated", || {
+        c.local_len() == 0
+    });
+    for i in 0..50 {
+        assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("new"));
+    }
 }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::key::FlipKey;
 use crate::remote::Remote;
 use crate::runtime;
+use crate::tracking::Tracking;
 
 /// Default for [`Builder::local_max`], as in the Python original.
 ///
@@ -82,6 +83,7 @@ pub struct Builder<K, V, C = DefaultCodec> {
     timeout: Duration,
     connect_timeout: Duration,
     coherence: bool,
+    tracking: Tracking,
     lazy: bool,
     fail_open: bool,
     absent_ttl: Option<Duration>,
@@ -135,6 +137,7 @@ impl<K, V> Builder<K, V> {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             coherence: true,
+            tracking: Tracking::default(),
             lazy: false,
             fail_open: true,
             absent_ttl: None,
@@ -165,6 +168,7 @@ impl<K, V, C> Builder<K, V, C> {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             coherence: self.coherence,
+            tracking: self.tracking,
             lazy: self.lazy,
             fail_open: self.fail_open,
             absent_ttl: self.absent_ttl,
@@ -310,6 +314,21 @@ impl<K, V, C> Builder<K, V, C> {
     /// ```
     pub fn coherence(mut self, on: bool) -> Self {
         self.coherence = on;
+        self
+    }
+
+    /// How Redis reports other clients' writes to this process (see [`Tracking`]):
+    /// [`Tracking::Keys`] (the default) tells a process only about keys it read, so Redis's
+    /// cost per write does not grow with the number of processes; [`Tracking::Broadcast`]
+    /// tells every process about every write under the cache's prefix, which costs Redis CPU
+    /// per process per write but no memory per key. The coherence guarantees are the same.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .tracking(flipcache::Tracking::Broadcast);
+    /// ```
+    pub fn tracking(mut self, mode: Tracking) -> Self {
+        self.tracking = mode;
         self
     }
 
@@ -617,7 +636,7 @@ impl<K, V, C> Builder<K, V, C> {
         let target = self.target()?;
         let rt = runtime::handle()
             .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
-        let remote = Remote::shared(target, self.connect_timeout, rt);
+        let remote = Remote::shared(target, self.tracking, self.connect_timeout, rt);
         let Builder {
             name,
             local_max,

@@ -321,6 +321,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Ok(out)
     }
 
+    /// Whether this cache's writes (and `GETEX` reads) must have Redis track their keys again
+    /// (key-based tracking; see `remote::retrack_cmd`).
+    fn retrack(&self) -> bool {
+        self.local.enabled() && self.remote.tracks_keys()
+    }
+
     fn read_mode(&self) -> ReadMode {
         match (self.refresh_on_get, self.ttl) {
             (true, Some(ttl)) => ReadMode::Refresh(ttl),
@@ -416,7 +422,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let fetched = self
             .remote
             .run(self.timeout, |c| {
-                remote::get(c, &rkey, mode, marker.as_deref())
+                remote::get(c, &rkey, mode, marker.as_deref(), self.retrack())
             })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
@@ -588,16 +594,20 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let guard = WriteGuard::begin(&self.local, vec![key]);
         let start = Instant::now();
         let ttl = self.write_ttl(ttl);
-        let write = remote::Write {
-            key: &rkey,
-            value: &bytes,
-            ttl,
-            only_new,
-            clear: marker.as_deref(),
-        };
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set(c, write))
+            .run(self.timeout, |c| {
+                // Decided once connected: whether the connection tracks keys.
+                let write = remote::Write {
+                    key: &rkey,
+                    value: &bytes,
+                    ttl,
+                    only_new,
+                    clear: marker.as_deref(),
+                    retrack: self.retrack(),
+                };
+                remote::set(c, write)
+            })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
@@ -683,7 +693,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let found = self
             .remote
-            .run(self.timeout, |c| remote::pexpire(c, &rkey, ttl))
+            .run(self.timeout, |c| {
+                remote::pexpire(c, &rkey, ttl, self.retrack())
+            })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
         if found {
@@ -707,7 +719,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let fetched = match self
             .remote
-            .run(self.timeout, |c| remote::get_many(c, &rkeys, mode))
+            .run(self.timeout, |c| {
+                remote::get_many(c, &rkeys, mode, self.retrack())
+            })
             .await
         {
             Ok(f) => f,
@@ -738,7 +752,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         match self
             .remote
-            .run(self.timeout, |c| remote::pexpire_many(c, &rkeys, ttl))
+            .run(self.timeout, |c| {
+                remote::pexpire_many(c, &rkeys, ttl, self.retrack())
+            })
             .await
         {
             Ok(found) => {
@@ -859,7 +875,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let fetched = self
             .remote
-            .run(self.timeout, |c| remote::get_many(c, &rkeys, mode))
+            .run(self.timeout, |c| {
+                remote::get_many(c, &rkeys, mode, self.retrack())
+            })
             .await
             .map_err(|f| self.fail(None, f))?;
         for (((&i, rkey), ticket), f) in missing.iter().zip(&rkeys).zip(tickets).zip(fetched) {
@@ -903,7 +921,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let ttls: Vec<Option<Duration>> = encoded.iter().map(|_| self.write_ttl(None)).collect();
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set_many(c, &encoded, &ttls))
+            .run(self.timeout, |c| {
+                remote::set_many(c, &encoded, &ttls, self.retrack())
+            })
             .await;
         for (rkey, _) in &encoded {
             self.remote.registry.local_write(rkey.as_bytes(), self.id());

@@ -88,6 +88,7 @@ pub use load::{Load, LoadError, Loaded};
 pub use memo::ClusterNodes;
 pub use memo::{MemoKey, write_escaped_key};
 pub use stats::Stats;
+pub use tracking::Tracking;
 pub use value::FlipValue;
 
 #[doc = include_str!("memoize.md")]

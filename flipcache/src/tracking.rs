@@ -1,11 +1,60 @@
-//! Coherence: which caches live on a connection, which key prefixes Redis tracks for us
-//! (`CLIENT TRACKING ON BCAST PREFIX ... NOLOOP`), and routing of invalidations (pushes from
-//! Redis, and writes made by other caches of this process) to every L1 they concern.
+//! Coherence: how Redis tracks for us ([`Tracking`]: the keys this process read, or every key
+//! under its caches' prefixes), which caches live on a connection, which prefixes are tracked,
+//! and routing of invalidations (pushes from Redis, and writes made by other caches of this
+//! process) to every L1 they concern.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use redis::Value;
+
+/// How Redis tells a process that a key it may hold in an L1 changed (`CLIENT TRACKING`).
+///
+/// - [`Tracking::Keys`] (the default): Redis remembers which keys each process read and tells
+///   only those processes about a write. Redis CPU per write stays flat however many processes
+///   use the cache, so it is the mode for fleets and write-heavy caches. The price is server
+///   memory: a tracking table bounded by `tracking-table-max-keys` (when it is full Redis
+///   invalidates keys it stops tracking, which only drops them from the L1s that hold them), and
+///   each L1-filling write of this process runs in a small script with a `PTTL`, so Redis
+///   tracks the written key for the writer too.
+/// - [`Tracking::Broadcast`]: every write under a cache's prefix (`{name}:`) is pushed to every
+///   process that has the cache, held or not (`BCAST PREFIX`). No server memory per key, but
+///   Redis spends CPU per write per process: measured, 50 processes make a `SET` cost Redis 15x
+///   the CPU of no process at all. Fits a few processes, or a server whose memory is tight.
+///
+/// Caches of one process with different modes use different connections; the coherence
+/// guarantees are the same in both modes (see the README).
+///
+/// ```no_run
+/// # fn main() -> flipcache::Result<()> {
+/// let cache = flipcache::FlipCache::<String, String>::builder("users")
+///     .tracking(flipcache::Tracking::Broadcast)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Tracking {
+    /// Key-based tracking (Redis's default mode): only processes that read a key hear of its
+    /// writes (reads of missing keys included).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("k").tracking(flipcache::Tracking::Keys);
+    /// ```
+    #[default]
+    Keys,
+    /// Broadcast tracking (`BCAST PREFIX {name}:`): every process with the cache hears of every
+    /// write under its prefix.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .tracking(flipcache::Tracking::Broadcast);
+    /// ```
+    Broadcast,
+}
+
+/// The channel a RESP2 connection in Pub/Sub mode receives redirected invalidations on.
+pub(crate) const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
 
 /// What the registry needs from a cache: drop one key, or everything.
 pub(crate) trait Sink: Send + Sync {
@@ -128,6 +177,15 @@ impl Registry {
             .push(prefix);
     }
 
+    /// Whether tracking is on for the current connection.
+    pub(crate) fn tracking(&self) -> bool {
+        !self
+            .tracked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     /// Marks tracking as refused by the server.
     pub(crate) fn mark_unsupported(&self) -> bool {
         !self.unsupported.swap(true, Ordering::AcqRel)
@@ -138,7 +196,20 @@ impl Registry {
         self.unsupported.load(Ordering::Acquire)
     }
 
+    /// Handles a message on [`INVALIDATE_CHANNEL`] (`[channel, keys or nil]`), the form
+    /// redirected invalidations take when their target is a RESP2 Pub/Sub connection; other
+    /// channels are ignored. (A RESP3 target, like ours, gets them as `invalidate` pushes.)
+    pub(crate) fn on_message(&self, data: &[Value]) {
+        if let [Value::BulkString(channel), payload] = data
+            && channel.as_slice() == INVALIDATE_CHANNEL
+        {
+            self.on_push(std::slice::from_ref(payload));
+        }
+    }
+
     /// Handles an `invalidate` push: `[array of keys]`, or `[nil]` after FLUSHDB/FLUSHALL.
+    /// Keys Redis stops tracking because its tracking table is full (`tracking-table-max-keys`)
+    /// arrive the same way, and are simply dropped from the L1s.
     pub(crate) fn on_push(&self, data: &[Value]) {
         match data.first() {
             Some(Value::Array(keys)) => {

@@ -171,3 +171,15 @@ pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// The tracking mode the suites run in: `FLIPCACHE_TEST_TRACKING=broadcast` or `keys` (unset:
+/// the library's default), so CI runs the coherence, fault and cluster suites in both modes.
+/// Any other value fails loudly rather than silently testing the default twice.
+pub fn tracking() -> flipcache::Tracking {
+    match std::env::var("FLIPCACHE_TEST_TRACKING").as_deref() {
+        Err(_) | Ok("") => flipcache::Tracking::default(),
+        Ok("keys") => flipcache::Tracking::Keys,
+        Ok("broadcast") => flipcache::Tracking::Broadcast,
+        Ok(other) => panic!("FLIPCACHE_TEST_TRACKING must be `keys` or `broadcast`, not `{other}`"),
+    }
+}

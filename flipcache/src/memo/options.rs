@@ -19,6 +19,7 @@ pub struct MemoOptions<V: 'static> {
     refresh_on_get: bool,
     timeout: Duration,
     redis: Redis,
+    tracking: crate::Tracking,
     absent_ttl: Option<Duration>,
     jitter: Option<Duration>,
     stale_for: Option<Duration>,
@@ -38,6 +39,7 @@ impl<V: 'static> MemoOptions<V> {
             refresh_on_get: false,
             timeout: DEFAULT_TIMEOUT,
             redis: Redis::Env,
+            tracking: crate::Tracking::default(),
             absent_ttl: None,
             jitter: None,
             stale_for: None,
@@ -67,6 +69,18 @@ impl<V: 'static> MemoOptions<V> {
     /// `refresh_expire_time_on_get`.
     pub fn refresh_expire_time_on_get(mut self, on: bool) -> Self {
         self.refresh_on_get = on;
+        self
+    }
+
+    /// How Redis reports other processes' writes (see [`crate::Tracking`]).
+    ///
+    /// ```
+    /// use flipcache::__private::{MemoOptions, default_codec};
+    /// let o = MemoOptions::<u64>::new("m", default_codec::<u64>())
+    ///     .tracking(flipcache::Tracking::Broadcast);
+    /// ```
+    pub fn tracking(mut self, mode: crate::Tracking) -> Self {
+        self.tracking = mode;
         self
     }
 
@@ -129,6 +143,7 @@ impl<V: 'static> MemoOptions<V> {
             .refresh_expire_time_on_get(self.refresh_on_get)
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
+            .tracking(self.tracking)
             .lazy_connect(true);
         if let Some(ttl) = self.expire_time {
             b = b.expire_time(ttl);
