@@ -73,7 +73,7 @@ impl BlockingReads {
         op: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
     ) -> Option<Result<T, RedisError>> {
         let pooled = {
-            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = crate::lock::lock(&self.inner.idle);
             idle.retain(|i| i.generation == generation);
             idle.pop()
         };
@@ -121,7 +121,7 @@ impl BlockingReads {
 
 impl Inner {
     fn put(&self, conn: Idle) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = crate::lock::lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }

@@ -88,15 +88,13 @@ impl Remote {
         connect_timeout: Duration,
         rt: &'static Handle,
     ) -> Arc<Remote> {
-        let mut map = endpoints().lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::lock::lock(endpoints());
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
             return remote;
         }
-        let reads = match &target {
-            Target::Direct(client) => Some(BlockingReads::new(client.clone())),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
+        let reads = target
+            .direct_client()
+            .map(|client| BlockingReads::new(client.clone()));
         let remote = Arc::new(Remote {
             reads,
             endpoint,
@@ -119,18 +117,14 @@ impl Remote {
     }
 
     fn current(&self) -> Option<(u64, Conn)> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .current
-            .clone()
+        crate::lock::lock(&self.state).current.clone()
     }
 
     /// Forgets connection `generation` (if it is still the current one) and empties every L1
     /// on it: what it missed while down cannot be known.
     pub(crate) fn lost(&self, generation: u64) {
         let was_current = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = crate::lock::lock(&self.state);
             let hit = st.current.as_ref().is_some_and(|(g, _)| *g == generation);
             if hit {
                 st.current = None;
@@ -145,7 +139,7 @@ impl Remote {
 
     /// Whether `now` differs from the topology seen when connection `generation` was made.
     fn topology_changed(&self, generation: u64, now: &[String]) -> bool {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = crate::lock::lock(&self.state);
         st.current.as_ref().is_some_and(|(g, _)| *g == generation) && st.topology != now
     }
 
@@ -172,7 +166,7 @@ impl Remote {
     /// Caller holds `connecting`.
     async fn connect_locked(self: &Arc<Self>) -> Result<(u64, Conn), RedisError> {
         let generation = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = crate::lock::lock(&self.state);
             st.generation += 1;
             st.generation
         };
@@ -242,7 +236,7 @@ impl Remote {
                 Err(e) => return Err(e),
             }
         }
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = crate::lock::lock(&self.state);
         st.current = Some((generation, conn.clone()));
         st.topology = topology;
         st.run_id = run_id;
@@ -306,7 +300,7 @@ impl Remote {
     ) -> Option<Result<T, Failure>> {
         let reads = self.reads.as_ref()?;
         let (generation, server) = {
-            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let st = crate::lock::lock(&self.state);
             (st.current.as_ref()?.0, st.run_id.clone()?)
         };
         match reads.run(

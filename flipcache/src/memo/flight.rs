@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::pin::pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::Notify;
+
+use crate::lock::{lock, wait};
 
 /// The in-flight computations of one memoized function, by key.
 pub(crate) struct Flights<V> {
@@ -50,12 +52,6 @@ pub(crate) struct Lead<'a, V> {
     key: String,
     flight: Arc<Flight<V>>,
     finished: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here is a single assignment or map operation: a panic cannot
-    // leave the data half-updated, so a poisoned lock is safe to use.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<V: Clone> Flights<V> {
@@ -129,7 +125,7 @@ impl<V: Clone> Flight<V> {
     pub(crate) fn wait(&self) -> Landed<V> {
         let mut state = lock(&self.state);
         while matches!(*state, State::Running) {
-            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = wait(&self.done, state);
         }
         drop(state);
         self.landed().unwrap_or(Landed::TakeOver)

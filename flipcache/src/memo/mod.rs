@@ -1,4 +1,4 @@
-//! Runtime support for `#[flipcache]` (reached through `flipcache::__private`; not a public
+//! Runtime support for `#[flipcache]` (reached through `flipcache::__private01`; not a public
 //! API): one lazily built cache per memoized function, argument keys, single-flight and
 //! fail-open.
 //!
@@ -127,6 +127,7 @@ pub enum Redis {
 /// }
 /// ```
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub struct ClusterNodes(Vec<String>);
 
 #[cfg(feature = "cluster")]
@@ -135,6 +136,10 @@ impl ClusterNodes {
     ///
     /// ```
     /// let seeds = flipcache::ClusterNodes::new(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    ///
+    /// // `Debug` hides passwords.
+    /// let seeds = flipcache::ClusterNodes::new(["redis://app:s3cret@10.0.0.1:7000"]);
+    /// assert_eq!(format!("{seeds:?}"), r#"ClusterNodes(["redis://app:***@10.0.0.1:7000"])"#);
     /// ```
     pub fn new(nodes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         ClusterNodes(nodes.into_iter().map(Into::into).collect())
@@ -244,10 +249,13 @@ pub trait Shape<R> {
 }
 
 /// The whole return value is cached.
+#[derive(Debug)]
 pub struct Whole;
 /// Only `Ok` values are cached.
+#[derive(Debug)]
 pub struct OkOnly;
 /// Only `Some` values are cached.
+#[derive(Debug)]
 pub struct SomeOnly;
 
 impl<R> Shape<R> for Whole {
@@ -309,6 +317,7 @@ thread_local! {
 }
 
 /// What [`Memo::lookup`] found.
+#[derive(Debug)]
 pub enum Found<V> {
     /// The L1 had it.
     Hit(V),
@@ -466,7 +475,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
     }
 
     fn build_sync(&'static self, force: bool) -> Result<&'static FlipCache<String, V>> {
-        let _guard = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = crate::lock::lock(&self.build_lock);
         if let Some(c) = self.cache.get() {
             return Ok(c);
         }
@@ -788,6 +797,65 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
 fn probe_ms() -> u64 {
     u64::try_from(PROBE_EVERY.as_millis()).unwrap_or(u64::MAX)
+}
+
+// ---- Debug: names and settings, never codecs, closures or passwords -----------------------
+
+impl<V> std::fmt::Debug for MemoOptions<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoOptions")
+            .field("name", &self.name)
+            .field("local_max", &self.local_max)
+            .field("expire_time", &self.expire_time)
+            .field("refresh_on_get", &self.refresh_on_get)
+            .field("timeout", &self.timeout)
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Redis::Env => f.write_str("Env"),
+            Redis::Url(url) => f
+                .debug_tuple("Url")
+                .field(&crate::builder::redact_url(url))
+                .finish(),
+            // redis-rs's `Debug` for connection settings hides the password.
+            Redis::Client(client) => f
+                .debug_tuple("Client")
+                .field(client.get_connection_info())
+                .finish(),
+            #[cfg(feature = "cluster")]
+            Redis::Cluster(nodes) => f.debug_tuple("Cluster").field(&redacted(nodes)).finish(),
+        }
+    }
+}
+
+/// Shows the seed nodes, with any password in them replaced by `***`.
+#[cfg(feature = "cluster")]
+impl std::fmt::Debug for ClusterNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ClusterNodes")
+            .field(&redacted(&self.0))
+            .finish()
+    }
+}
+
+#[cfg(feature = "cluster")]
+fn redacted(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|u| crate::builder::redact_url(u)).collect()
+}
+
+impl<V> std::fmt::Debug for Memo<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("name", &self.name.get())
+            .field("built", &self.cache.get().is_some())
+            .field("degraded", &self.degraded.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
