@@ -109,7 +109,9 @@ pub(crate) fn redact_url(url: &str) -> String {
 ///
 /// `C` is the codec choice: the type's default encoding until [`json`](Builder::json),
 /// [`value_encoder`](Builder::value_encoder)/[`value_decoder`](Builder::value_decoder) or
-/// [`value_codec`](Builder::value_codec) picks another.
+/// [`value_codec`](Builder::value_codec) picks another. While only one closure of an
+/// encoder/decoder pair is set, `C` is [`MissingDecoder`] or [`MissingEncoder`] and the builder
+/// has no `build`: a cache that cannot read back what it writes does not compile.
 ///
 /// ```no_run
 /// use flipcache::{et, FlipCache};
