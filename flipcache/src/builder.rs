@@ -695,3 +695,23 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
         self.map_codec(|c| c.with_decoder(|c| c.decoder_bytes(g)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let cases = [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://app:s3cret@h:6379/0", "redis://app:***@h:6379/0"),
+            ("rediss://:s3cret@h:6380", "rediss://:***@h:6380"),
+            ("redis://s3cret@h", "redis://***@h"),
+            ("redis://a:b:c@h/0?x=@", "redis://a:***@h/0?x=@"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}
