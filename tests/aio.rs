@@ -9,15 +9,6 @@ use flipcache::aio::FlipCache;
 use redis::Commands;
 use support::Server;
 
-async fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
-    flipcache::FlipCache::<u64, u64>::builder(name)
-        .tracking(support::tracking())
-        .redis_url(&server.url())
-        .build_async()
-        .await
-        .expect("build")
-}
-
 fn assert_send<T: Send>(t: T) -> T {
     t
 }
@@ -25,7 +16,7 @@ fn assert_send<T: Send>(t: T) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_verb() {
     let server = Server::start();
-    let c = nums(&server, "averbs").await;
+    let c = server.cache_async::<u64, u64>("averbs").await;
     assert_send(c.get(&1)).await.unwrap();
     assert_send(c.set(1, 10)).await.unwrap();
     assert_eq!(c.get(&1).await.unwrap(), Some(10));
@@ -59,7 +50,7 @@ async fn every_verb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_tasks_on_overlapping_keys_leave_l1_and_redis_agreeing() {
     let server = Server::start();
-    let c = nums(&server, "atasks").await;
+    let c = server.cache_async::<u64, u64>("atasks").await;
     let mut tasks = Vec::new();
     for t in 0..1000u64 {
         let c = c.clone();
@@ -94,7 +85,7 @@ async fn a_thousand_tasks_on_overlapping_keys_leave_l1_and_redis_agreeing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_calls_leave_the_cache_consistent() {
     let server = Server::start();
-    let c = nums(&server, "acancel").await;
+    let c = server.cache_async::<u64, u64>("acancel").await;
     for k in 0..20 {
         c.set(k, 1).await.unwrap();
     }
@@ -141,7 +132,7 @@ async fn cancelled_calls_leave_the_cache_consistent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_and_async_handles_of_one_name_see_each_other() {
     let server = Server::start();
-    let a = nums(&server, "both").await;
+    let a = server.cache_async::<u64, u64>("both").await;
     let url = server.url();
     let b = tokio::task::spawn_blocking(move || {
         flipcache::FlipCache::<u64, u64>::builder("both")

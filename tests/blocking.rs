@@ -10,22 +10,6 @@ use flipcache::{Error, FlipCache};
 use redis::Commands;
 use support::{Server, eventually};
 
-fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
-    FlipCache::builder(name)
-        .tracking(support::tracking())
-        .redis_url(&server.url())
-        .build()
-        .expect("build")
-}
-
-fn strings(server: &Server, name: &str) -> FlipCache<String, String> {
-    FlipCache::builder(name)
-        .tracking(support::tracking())
-        .redis_url(&server.url())
-        .build()
-        .expect("build")
-}
-
 #[test]
 fn the_seed_quickstart_behaves_as_in_python() {
     let server = Server::start();
@@ -39,7 +23,7 @@ fn the_seed_quickstart_behaves_as_in_python() {
     assert_eq!(cache.get("unknown").unwrap(), None);
     assert!(cache.contains("my_key").unwrap());
     assert!(!cache.contains("unknown").unwrap());
-    let nums = nums(&server, "nums");
+    let nums = server.cache::<u64, u64>("nums");
     nums.set(123, 246).unwrap();
     assert_eq!(nums.get(&123).unwrap(), Some(246));
     // Same layout as Python: `{name}:{key}` holding text.
@@ -62,7 +46,7 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
             r#"{"state": 1, "orders": [1, 2, 3, 4], "items": {"foo": 1, "bar": true, "baz": []}}"#,
         )
         .unwrap();
-    let ints = nums(&server, "ints");
+    let ints = server.cache::<u64, u64>("ints");
     assert_eq!(ints.get(&5).unwrap(), Some(10));
     let floats: FlipCache<String, f64> = FlipCache::builder("floats")
         .tracking(support::tracking())
@@ -141,22 +125,9 @@ fn custom_closures_encode_and_decode() {
 }
 
 #[test]
-fn an_encoder_without_a_decoder_is_a_config_error() {
-    let server = Server::start();
-    let err = FlipCache::<u64, Shape>::builder("half")
-        .tracking(support::tracking())
-        .value_encoder(|s: &Shape| s.name.clone())
-        .redis_url(&server.url())
-        .build()
-        .unwrap_err();
-    assert!(matches!(err, Error::Config { .. }), "{err}");
-    assert!(err.to_string().contains("value_decoder"), "{err}");
-}
-
-#[test]
 fn every_verb() {
     let server = Server::start();
-    let c = nums(&server, "verbs");
+    let c = server.cache::<u64, u64>("verbs");
     assert_eq!(c.len().unwrap(), 0);
     assert!(c.is_empty().unwrap());
     c.set_many([(1, 10), (2, 20), (3, 30)]).unwrap();
@@ -319,7 +290,7 @@ fn defaults_are_fresh_and_only_written_when_asked() {
 #[test]
 fn an_empty_string_is_a_value() {
     let server = Server::start();
-    let c = strings(&server, "empty");
+    let c = server.cache::<String, String>("empty");
     c.set("k", "").unwrap();
     assert_eq!(c.get("k").unwrap(), Some(String::new()));
     let c2: FlipCache<String, String> = FlipCache::builder("empty")
@@ -334,7 +305,7 @@ fn an_empty_string_is_a_value() {
 #[test]
 fn values_other_clients_wrote_in_other_formats_are_decode_errors() {
     let server = Server::start();
-    let c = nums(&server, "mixed");
+    let c = server.cache::<u64, u64>("mixed");
     let mut raw = server.raw();
     let _: () = raw.set("mixed:7", "not a number").unwrap();
     let _: () = raw.set("mixed:8", vec![0xffu8, 0xfe]).unwrap();
@@ -356,9 +327,9 @@ fn values_other_clients_wrote_in_other_formats_are_decode_errors() {
 #[test]
 fn names_with_glob_characters_and_nested_names_stay_apart() {
     let server = Server::start();
-    let star = strings(&server, "a*b?[c]");
-    let other = strings(&server, "aXb?[c]");
-    let plain = strings(&server, "a");
+    let star = server.cache::<String, String>("a*b?[c]");
+    let other = server.cache::<String, String>("aXb?[c]");
+    let plain = server.cache::<String, String>("a");
     star.set("1", "x").unwrap();
     other.set("1", "y").unwrap();
     plain.set("1", "z").unwrap();
@@ -366,8 +337,8 @@ fn names_with_glob_characters_and_nested_names_stay_apart() {
     assert_eq!(star.keys().unwrap(), ["1"]);
     assert_eq!(star.clear().unwrap(), 1);
     assert_eq!(other.get("1").unwrap().as_deref(), Some("y"));
-    let p = strings(&server, "p");
-    let pq = strings(&server, "p:q");
+    let p = server.cache::<String, String>("p");
+    let pq = server.cache::<String, String>("p:q");
     p.set("a", "1").unwrap();
     pq.set("b", "2").unwrap();
     assert_eq!(
@@ -407,7 +378,7 @@ fn bad_configuration_is_a_clear_error() {
 #[test]
 fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
     let server = Server::start();
-    let c = nums(&server, "hammer");
+    let c = server.cache::<u64, u64>("hammer");
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
             let c = c.clone();
@@ -555,7 +526,7 @@ fn clients(server: &Server) -> Vec<(u64, String)> {
 #[test]
 fn blocking_misses_read_on_a_pooled_connection_of_their_own() {
     let server = Server::start();
-    let c = nums(&server, "pooled");
+    let c = server.cache::<u64, u64>("pooled");
     c.set_many((0..100u64).map(|i| (i, i))).unwrap();
     let shared = clients(&server);
     assert_eq!(shared.len(), 1, "one shared connection: {shared:?}");

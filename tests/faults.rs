@@ -10,22 +10,17 @@ use flipcache::{Error, FlipCache};
 use redis::Commands;
 use support::{Server, eventually};
 
-fn with_url(server: &Server, name: &str, timeout_ms: u64) -> FlipCache<String, String> {
-    FlipCache::builder(name)
-        .tracking(support::tracking())
-        .timeout(Duration::from_millis(timeout_ms))
-        .redis_url(&server.url())
-        .build()
-        .expect("build")
-}
-
 /// A server that stops answering (CLIENT PAUSE) makes calls fail with `Error::Timeout` in
 /// about the configured time, never hang; the keep-alive notices and empties the L1 (its
 /// invalidations could be stuck too); after the pause the cache works again.
 #[test]
 fn a_paused_server_gives_timeouts_not_hangs() {
     let server = Server::start();
-    let c = with_url(&server, "paused", 300);
+    let c = server
+        .builder::<String, String>("paused")
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("build");
     c.set("k", "v").unwrap();
     assert_eq!(c.local_len(), 1);
     let flushes = c.stats().flushes;
@@ -69,7 +64,11 @@ fn a_paused_server_gives_timeouts_not_hangs() {
 #[test]
 fn a_sleeping_server_gives_timeouts() {
     let server = Server::start();
-    let c = with_url(&server, "sleepy", 200);
+    let c = server
+        .builder::<String, String>("sleepy")
+        .timeout(Duration::from_millis(200))
+        .build()
+        .expect("build");
     c.set("k", "v").unwrap();
     let url = server.url();
     let sleeper = std::thread::spawn(move || {
@@ -94,7 +93,11 @@ fn a_sleeping_server_gives_timeouts() {
 #[test]
 fn a_killed_connection_reconnects_without_stale_reads() {
     let server = Server::start();
-    let c = with_url(&server, "killed", 1000);
+    let c = server
+        .builder::<String, String>("killed")
+        .timeout(Duration::from_millis(1000))
+        .build()
+        .expect("build");
     c.set("k", "old").unwrap();
     let mut raw = server.raw();
     let flushes = c.stats().flushes;
@@ -193,7 +196,11 @@ fn a_user_without_client_permission_falls_back_to_ttl_bounded_entries() {
 #[test]
 fn awkward_input_everywhere() {
     let server = Server::start();
-    let c = with_url(&server, "odd:na*me", 5000);
+    let c = server
+        .builder::<String, String>("odd:na*me")
+        .timeout(Duration::from_millis(5000))
+        .build()
+        .expect("build");
     let big = "x".repeat(16 * 1024 * 1024);
     c.set("big", big.clone()).unwrap();
     let c2 = FlipCache::<String, String>::builder("odd:na*me")

@@ -367,7 +367,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     }
 
     /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
-    /// round trip.
+    /// round trip (on a cluster, one pipeline per hash slot, sent at once). With
+    /// [`write_default`](crate::Builder::write_default), each key Redis lacks then costs one
+    /// `SET` of the default.
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
@@ -379,7 +381,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         self.core.get_many(keys).await
     }
 
-    /// Stores every pair in one pipelined round trip.
+    /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {

@@ -87,7 +87,7 @@ impl BlockingReads {
     ) -> Option<(Result<T, RedisError>, bool)> {
         let generation = at.0;
         let pooled = {
-            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = crate::lock::lock(&self.inner.idle);
             idle.retain(|i| i.generation == generation);
             idle.pop()
         };
@@ -147,7 +147,7 @@ impl Inner {
     /// are (their number is bounded by how many threads read at once, since one is made only
     /// when none is idle).
     fn put(&self, conn: Idle) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = crate::lock::lock(&self.idle);
         if conn.tracked || idle.len() < MAX_IDLE {
             idle.push(conn);
         }

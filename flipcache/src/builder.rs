@@ -4,7 +4,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::{ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, ValueCodec};
+use crate::codec::{
+    ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, MissingDecoder, MissingEncoder, ValueCodec,
+};
 use crate::core::{Core, Settings};
 use crate::endpoint::Target;
 use crate::error::{Error, Result};
@@ -42,7 +44,8 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 enum Source {
     Env,
     Url(String),
-    Client(redis::Client),
+    // Boxed: with the `tls` feature a client is far larger than the other variants.
+    Client(Box<redis::Client>),
     #[cfg(feature = "sentinel")]
     Sentinel {
         sentinels: Vec<String>,
@@ -53,11 +56,63 @@ enum Source {
     Cluster(Vec<String>),
 }
 
+/// Shows where a source points, with any password in a URL replaced by `***`.
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Env => f.write_str("Env"),
+            Source::Url(url) => f.debug_tuple("Url").field(&redact_url(url)).finish(),
+            // redis-rs's `Debug` for connection settings hides the password.
+            Source::Client(client) => f
+                .debug_tuple("Client")
+                .field(client.get_connection_info())
+                .finish(),
+            #[cfg(feature = "sentinel")]
+            Source::Sentinel {
+                sentinels,
+                service,
+                node,
+            } => f
+                .debug_struct("Sentinel")
+                .field(
+                    "sentinels",
+                    &sentinels.iter().map(|s| redact_url(s)).collect::<Vec<_>>(),
+                )
+                .field("service", service)
+                .field("node", node)
+                .finish(),
+            #[cfg(feature = "cluster")]
+            Source::Cluster(nodes) => f
+                .debug_tuple("Cluster")
+                .field(&nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `url` with the password (between `user:` and `@`) replaced by `***`, for `Debug` output.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or_default();
+    let password = if rest[..at].contains(':') { ":***" } else { "" };
+    let user = if password.is_empty() { "***" } else { user };
+    format!("{}{user}{password}{}", &url[..scheme_end], &rest[at..])
+}
+
 /// Configures a cache; made by [`FlipCache::builder`](crate::FlipCache::builder).
 ///
 /// `C` is the codec choice: the type's default encoding until [`json`](Builder::json),
 /// [`value_encoder`](Builder::value_encoder)/[`value_decoder`](Builder::value_decoder) or
-/// [`value_codec`](Builder::value_codec) picks another.
+/// [`value_codec`](Builder::value_codec) picks another. While only one closure of an
+/// encoder/decoder pair is set, `C` is [`MissingDecoder`] or [`MissingEncoder`] and the builder
+/// has no `build`: a cache that cannot read back what it writes does not compile.
 ///
 /// ```no_run
 /// use flipcache::{et, FlipCache};
@@ -69,6 +124,18 @@ enum Source {
 ///     .redis_url("redis://127.0.0.1:6379/0")
 ///     .build()?;
 /// # Ok(()) }
+/// ```
+///
+/// Its `Debug` output shows the settings, never a password or a closure:
+///
+/// ```
+/// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+///     .redis_url("redis://app:s3cret@10.0.0.5:6379/0")
+///     .value_encoder(|v: &u64| v.to_string())
+///     .value_decoder(|s: &str| s.parse::<u64>());
+/// let shown = format!("{b:?}");
+/// assert!(shown.contains(r#"Url("redis://app:***@10.0.0.5:6379/0")"#), "{shown}");
+/// assert!(!shown.contains("s3cret"), "{shown}");
 /// ```
 #[must_use = "a builder does nothing until `.build()` or `.build_async()`"]
 pub struct Builder<K, V, C = DefaultCodec> {
@@ -105,21 +172,101 @@ pub struct Builder<K, V, C = DefaultCodec> {
 /// ```
 pub const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(1);
 
-/// A codec choice that custom closures can start from or continue.
+/// A codec state that custom closures can start from or continue: the builder's typestate for
+/// encoder/decoder pairs (default → [`MissingDecoder`] or [`MissingEncoder`] → [`ClosureCodec`]).
 #[doc(hidden)]
 pub trait ClosureStart<V> {
-    fn into_closures(self) -> ClosureCodec<V>;
+    /// The state after an encoder is set.
+    type WithEncoder;
+    /// The state after a decoder is set.
+    type WithDecoder;
+    /// Sets the encoder through `set`.
+    fn with_encoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> Self::WithEncoder;
+    /// Sets the decoder through `set`.
+    fn with_decoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> Self::WithDecoder;
 }
 
 impl<V: 'static> ClosureStart<V> for DefaultCodec {
-    fn into_closures(self) -> ClosureCodec<V> {
-        ClosureCodec::new()
+    type WithEncoder = MissingDecoder<V>;
+    type WithDecoder = MissingEncoder<V>;
+    fn with_encoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingDecoder<V> {
+        MissingDecoder(set(ClosureCodec::new()))
+    }
+    fn with_decoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingEncoder<V> {
+        MissingEncoder(set(ClosureCodec::new()))
     }
 }
 
+impl<V: 'static> ClosureStart<V> for MissingDecoder<V> {
+    type WithEncoder = MissingDecoder<V>;
+    type WithDecoder = ClosureCodec<V>;
+    fn with_encoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingDecoder<V> {
+        MissingDecoder(set(self.0))
+    }
+    fn with_decoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self.0)
+    }
+}
+
+impl<V: 'static> ClosureStart<V> for MissingEncoder<V> {
+    type WithEncoder = ClosureCodec<V>;
+    type WithDecoder = MissingEncoder<V>;
+    fn with_encoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self.0)
+    }
+    fn with_decoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingEncoder<V> {
+        MissingEncoder(set(self.0))
+    }
+}
+
+/// Both closures set: setting one again replaces it.
 impl<V: 'static> ClosureStart<V> for ClosureCodec<V> {
-    fn into_closures(self) -> ClosureCodec<V> {
-        self
+    type WithEncoder = ClosureCodec<V>;
+    type WithDecoder = ClosureCodec<V>;
+    fn with_encoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self)
+    }
+    fn with_decoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self)
+    }
+}
+
+/// Shows the settings; closures and passwords are not shown, and the default value only as
+/// whether one is set (`V` need not be `Debug`).
+impl<K, V, C> std::fmt::Debug for Builder<K, V, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("local_max", &self.local_max)
+            .field("expire_time", &self.expire_time)
+            .field("refresh_expire_time_on_get", &self.refresh_on_get)
+            .field("value_default", &self.default.as_ref().map(|_| ".."))
+            .field("write_default", &self.write_default)
+            .field("codec", &std::any::type_name::<C>())
+            .field("source", &self.source)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("coherence", &self.coherence)
+            .field("lazy_connect", &self.lazy)
+            .finish()
     }
 }
 
@@ -279,7 +426,7 @@ impl<K, V, C> Builder<K, V, C> {
     /// let b = flipcache::FlipCache::<u64, u64>::builder("b").redis_client(client);
     /// ```
     pub fn redis_client(mut self, client: redis::Client) -> Self {
-        self.source = Source::Client(client);
+        self.source = Source::Client(Box::new(client));
         self
     }
 
@@ -346,6 +493,7 @@ impl<K, V, C> Builder<K, V, C> {
     ///     .redis_cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
     /// ```
     #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn redis_cluster(mut self, nodes: &[&str]) -> Self {
         self.source = Source::Cluster(nodes.iter().map(|s| (*s).to_owned()).collect());
         self
@@ -362,6 +510,7 @@ impl<K, V, C> Builder<K, V, C> {
     ///     .redis_sentinel(&["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "mymaster");
     /// ```
     #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
     pub fn redis_sentinel(mut self, sentinels: &[&str], service: &str) -> Self {
         self.source = Source::Sentinel {
             sentinels: sentinels.iter().map(|s| (*s).to_owned()).collect(),
@@ -381,6 +530,7 @@ impl<K, V, C> Builder<K, V, C> {
     ///     .redis_sentinel_node(node);
     /// ```
     #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
     pub fn redis_sentinel_node(mut self, info: redis::RedisConnectionInfo) -> Self {
         if let Source::Sentinel { node, .. } = &mut self.source {
             *node = info;
@@ -578,7 +728,7 @@ impl<K, V, C> Builder<K, V, C> {
 
     fn client(&self) -> Result<redis::Client> {
         let url = match &self.source {
-            Source::Client(c) => return Ok(c.clone()),
+            Source::Client(c) => return Ok((**c).clone()),
             Source::Url(u) => u.clone(),
             #[cfg(feature = "sentinel")]
             Source::Sentinel { .. } => {
@@ -727,7 +877,8 @@ impl<K, V, C> Builder<K, V, C> {
 
 impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     /// Encodes values with `f`, which gives the text stored in Redis (the Python original's
-    /// `value_encoder`). Pair it with [`value_decoder`](Builder::value_decoder).
+    /// `value_encoder`). Pair it with [`value_decoder`](Builder::value_decoder): until both are
+    /// set the builder has no `build` (see [`MissingDecoder`]).
     ///
     /// ```
     /// let b = flipcache::FlipCache::<u64, (i32, i32)>::builder("points")
@@ -740,8 +891,8 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder(
         self,
         f: impl Fn(&V) -> String + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().encoder(f))
+    ) -> Builder<K, V, C::WithEncoder> {
+        self.map_codec(|c| c.with_encoder(|c| c.encoder(f)))
     }
 
     /// Decodes values with `g`, given the stored text; its error becomes [`Error::Decode`].
@@ -754,8 +905,8 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder<E: std::fmt::Display>(
         self,
         g: impl Fn(&str) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().decoder(g))
+    ) -> Builder<K, V, C::WithDecoder> {
+        self.map_codec(|c| c.with_decoder(|c| c.decoder(g)))
     }
 
     /// Encodes values with `f` into raw bytes.
@@ -768,8 +919,8 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder_bytes(
         self,
         f: impl Fn(&V) -> Vec<u8> + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().encoder_bytes(f))
+    ) -> Builder<K, V, C::WithEncoder> {
+        self.map_codec(|c| c.with_encoder(|c| c.encoder_bytes(f)))
     }
 
     /// Decodes values with `g` from raw bytes.
@@ -782,7 +933,27 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder_bytes<E: std::fmt::Display>(
         self,
         g: impl Fn(&[u8]) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().decoder_bytes(g))
+    ) -> Builder<K, V, C::WithDecoder> {
+        self.map_codec(|c| c.with_decoder(|c| c.decoder_bytes(g)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let cases = [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://app:s3cret@h:6379/0", "redis://app:***@h:6379/0"),
+            ("rediss://:s3cret@h:6380", "rediss://:***@h:6380"),
+            ("redis://s3cret@h", "redis://***@h"),
+            ("redis://a:b:c@h/0?x=@", "redis://a:***@h/0?x=@"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

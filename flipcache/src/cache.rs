@@ -377,7 +377,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     }
 
     /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
-    /// round trip.
+    /// round trip (on a cluster, one pipeline per hash slot, sent at once). With
+    /// [`write_default`](crate::Builder::write_default), each key Redis lacks then costs one
+    /// `SET` of the default.
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
@@ -389,7 +391,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         block_on(self.core.rt(), self.core.get_many(keys))
     }
 
-    /// Stores every pair in one pipelined round trip.
+    /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {

@@ -17,10 +17,10 @@ use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
 use crate::load::flight::Flights;
 use crate::load::health::Health;
 use crate::local::{Freshness, Local, Lookup, Ticket};
+use crate::lock::lock;
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
 use crate::stats::{Counters, Stats};
-use crate::sync::lock;
 use crate::tracking::Sink;
 
 /// How many keys `decode_errors_as_misses` remembers having warned about.

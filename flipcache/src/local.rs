@@ -248,7 +248,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         // A panic while holding the lock cannot leave state half-written (the map and the
         // order are updated by single calls that do not panic), so a poisoned lock is safe to
         // keep using.
-        shard.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(shard)
     }
 
     /// Nanoseconds from [`Local::base`] to `t`.
@@ -632,7 +632,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         self.global.fetch_add(1, Ordering::AcqRel);
         let guard = self.map.guard();
         for shard in self.shards.iter() {
-            let mut shard = shard.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut shard = crate::lock::lock(&shard.0);
             let n = shard.order.len();
             for (k, ()) in shard.order.iter() {
                 self.map.remove(k, &guard);

@@ -96,15 +96,13 @@ impl Remote {
         rt: &'static Handle,
     ) -> Arc<Remote> {
         let identity = format!("{identity}|{mode:?}");
-        let mut map = endpoints().lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::lock::lock(endpoints());
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
             return remote;
         }
-        let reads = match &target {
-            Target::Direct(client) => Some(BlockingReads::new(client.clone())),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
+        let reads = target
+            .direct_client()
+            .map(|client| BlockingReads::new(client.clone()));
         let remote = Arc::new(Remote {
             reads,
             mode,
@@ -128,18 +126,14 @@ impl Remote {
     }
 
     fn current(&self) -> Option<(u64, Conn)> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .current
-            .clone()
+        crate::lock::lock(&self.state).current.clone()
     }
 
     /// Forgets connection `generation` (if it is still the current one) and empties every L1
     /// on it: what it missed while down cannot be known.
     pub(crate) fn lost(&self, generation: u64) {
         let was_current = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = crate::lock::lock(&self.state);
             let hit = st.current.as_ref().is_some_and(|(g, _)| *g == generation);
             if hit {
                 st.current = None;
@@ -154,7 +148,7 @@ impl Remote {
 
     /// Whether `now` differs from the topology seen when connection `generation` was made.
     fn topology_changed(&self, generation: u64, now: &[String]) -> bool {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = crate::lock::lock(&self.state);
         st.current.as_ref().is_some_and(|(g, _)| *g == generation) && st.topology != now
     }
 
@@ -181,7 +175,7 @@ impl Remote {
     /// Caller holds `connecting`.
     async fn connect_locked(self: &Arc<Self>) -> Result<(u64, Conn), RedisError> {
         let generation = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = crate::lock::lock(&self.state);
             st.generation += 1;
             st.generation
         };
@@ -265,7 +259,7 @@ impl Remote {
         // Tracking covers every prefix from here on; what the L1s kept while there was no
         // connection was never covered (another process may have changed it meanwhile).
         self.registry.connected_all();
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = crate::lock::lock(&self.state);
         st.current = Some((generation, conn.clone()));
         st.topology = topology;
         st.run_id = run_id;
@@ -347,7 +341,7 @@ impl Remote {
     ) -> Option<Result<T, Failure>> {
         let reads = self.reads.as_ref()?;
         let (generation, server, client_id) = {
-            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let st = crate::lock::lock(&self.state);
             (st.current.as_ref()?.0, st.run_id.clone()?, st.client_id)
         };
         // With key-based tracking a read is tracked by the connection that makes it: pooled

@@ -24,7 +24,9 @@ pub struct Stats {
     pub misses: u64,
     /// Invalidations Redis pushed for this cache's keys.
     pub invalidations: u64,
-    /// Times the whole L1 was emptied (connection lost, `FLUSHDB`, `clear`).
+    /// Times the whole L1 was emptied by something other than this cache's own calls: its
+    /// connection was lost, a `FLUSHDB`/`FLUSHALL` was pushed, or another cache of this process
+    /// whose name covers this one's ran `clear`. This cache's own `clear` is not counted.
     pub flushes: u64,
     /// Calls that returned an error.
     pub errors: u64,

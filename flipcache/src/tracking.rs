@@ -105,7 +105,7 @@ impl Registry {
     /// Adds a cache; returns its id.
     pub(crate) fn join(&self, prefix: String, coherent: bool, sink: Weak<dyn Sink>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        let mut members = crate::lock::write(&self.members);
         members.retain(|m| m.sink.strong_count() > 0);
         members.push(Member {
             id,
@@ -118,13 +118,13 @@ impl Registry {
 
     /// Removes a cache.
     pub(crate) fn leave(&self, id: u64) {
-        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        let mut members = crate::lock::write(&self.members);
         members.retain(|m| m.id != id && m.sink.strong_count() > 0);
     }
 
     /// Prefixes of other caches nested strictly inside `prefix` (cache `p:q` inside `p`).
     pub(crate) fn nested_prefixes(&self, prefix: &str) -> Vec<String> {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let members = crate::lock::read(&self.members);
         let mut out: Vec<String> = members
             .iter()
             .filter(|m| {
@@ -141,7 +141,7 @@ impl Registry {
     /// The smallest set of prefixes covering every coherent cache (Redis refuses overlapping
     /// prefixes on one client, and a shorter prefix covers the longer ones).
     pub(crate) fn wanted_prefixes(&self) -> Vec<String> {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let members = crate::lock::read(&self.members);
         let mut all: Vec<&str> = members
             .iter()
             .filter(|m| m.coherent && m.sink.strong_count() > 0)
@@ -154,7 +154,7 @@ impl Registry {
 
     /// How `prefix` relates to the prefixes tracked now.
     pub(crate) fn coverage(&self, prefix: &str) -> Coverage {
-        let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        let tracked = crate::lock::lock(&self.tracked);
         if tracked.iter().any(|t| prefix.starts_with(t.as_str())) {
             Coverage::Covered
         } else if tracked.iter().any(|t| t.starts_with(prefix)) {
@@ -166,24 +166,17 @@ impl Registry {
 
     /// Records the prefixes now tracked on the current connection.
     pub(crate) fn set_tracked(&self, prefixes: Vec<String>) {
-        *self.tracked.lock().unwrap_or_else(|p| p.into_inner()) = prefixes;
+        *crate::lock::lock(&self.tracked) = prefixes;
     }
 
     /// Records one more tracked prefix.
     pub(crate) fn add_tracked(&self, prefix: String) {
-        self.tracked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(prefix);
+        crate::lock::lock(&self.tracked).push(prefix);
     }
 
     /// Whether tracking is on for the current connection.
     pub(crate) fn tracking(&self) -> bool {
-        !self
-            .tracked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
+        !crate::lock::lock(&self.tracked).is_empty()
     }
 
     /// Marks tracking as refused by the server.
@@ -275,7 +268,7 @@ impl Registry {
     /// last one (its owner dropped it meanwhile), and dropping it makes the cache `leave`,
     /// which takes the lock for writing.
     fn live(&self, pick: impl Fn(&Member) -> bool) -> Vec<(Arc<dyn Sink>, usize)> {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let members = crate::lock::read(&self.members);
         members
             .iter()
             .filter(|m| pick(m))

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use flipcache::{FlipKey, FlipValue};
 use redis_test::server::RedisServer;
 
 /// A private Redis for one test.
@@ -75,6 +76,29 @@ impl Server {
             redis::ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}"),
             other => panic!("unexpected address {other:?}"),
         }
+    }
+
+    /// A builder for the cache `name` on this server (every other setting at its default).
+    pub fn builder<K: FlipKey, V: Clone + Send + Sync + 'static>(
+        &self,
+        name: &str,
+    ) -> flipcache::Builder<K, V> {
+        flipcache::FlipCache::<K, V>::builder(name)
+            .redis_url(&self.url())
+            .tracking(tracking())
+    }
+
+    /// The blocking cache `name` on this server, default settings.
+    pub fn cache<K: FlipKey, V: FlipValue>(&self, name: &str) -> flipcache::FlipCache<K, V> {
+        self.builder(name).build().expect("build")
+    }
+
+    /// The async cache `name` on this server, default settings.
+    pub async fn cache_async<K: FlipKey, V: FlipValue>(
+        &self,
+        name: &str,
+    ) -> flipcache::aio::FlipCache<K, V> {
+        self.builder(name).build_async().await.expect("build")
     }
 
     /// A plain client of its own: a "foreign writer" as far as a cache is concerned.

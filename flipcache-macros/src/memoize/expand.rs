@@ -1,6 +1,8 @@
 //! The model → tokens: the memoized function, its companions (`_cache`, `_invalidate`,
-//! `_prime`, `_uncached`) and the hidden accessor of its `static` cache. Every runtime item is
-//! named through `::flipcache::__private`.
+//! `_prime`, `_uncached`) and the hidden accessor of its `static` cache. Runtime helpers are
+//! named through `::flipcache::__private01`; the public types that appear in the companions'
+//! signatures (`::flipcache::FlipCache`, `::flipcache::aio::FlipCache`, `::flipcache::Result`)
+//! by their public paths, so rustdoc and error messages show them as users know them.
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -146,7 +148,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
             quote!(__flipcache_memo.ready_async().await;),
             quote!(__flipcache_memo.#finish_async(
                 __flipcache_found,
-                ::flipcache::__private::#shape,
+                ::flipcache::__private01::#shape,
                 #body_fn,
             ).await),
         )
@@ -155,7 +157,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
             quote!(__flipcache_memo.ready();),
             quote!(__flipcache_memo.#finish_sync(
                 __flipcache_found,
-                ::flipcache::__private::#shape,
+                ::flipcache::__private01::#shape,
                 #body_fn,
             )),
         )
@@ -275,9 +277,9 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         }
     };
     let codec = if o.json.is_some() {
-        quote_spanned!(value.span()=> ::flipcache::__private::json_codec::<#value>())
+        quote_spanned!(value.span()=> ::flipcache::__private01::json_codec::<#value>())
     } else {
-        quote_spanned!(value.span()=> ::flipcache::__private::default_codec::<#value>())
+        quote_spanned!(value.span()=> ::flipcache::__private01::default_codec::<#value>())
     };
     let mut setters = Vec::new();
     if let Some(e) = &o.local_max {
@@ -319,10 +321,10 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         #[doc(hidden)]
         #[inline]
         #(#cfg)*
-        fn #memo_fn() -> &'static ::flipcache::__private::Memo<#value> {
-            static __FLIPCACHE_MEMO: ::flipcache::__private::Memo<#value> =
-                ::flipcache::__private::Memo::new(|| {
-                    ::flipcache::__private::MemoOptions::new(#name, #codec) #(#setters)*
+        fn #memo_fn() -> &'static ::flipcache::__private01::Memo<#value> {
+            static __FLIPCACHE_MEMO: ::flipcache::__private01::Memo<#value> =
+                ::flipcache::__private01::Memo::new(|| {
+                    ::flipcache::__private01::MemoOptions::new(#name, #codec) #(#setters)*
                 });
             &__FLIPCACHE_MEMO
         }
@@ -344,7 +346,7 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
             .enumerate()
             .map(|(i, (e, span))| {
                 let first = i == 0;
-                quote_spanned!(span=> ::flipcache::__private::write_part(__flipcache_key, #first, &#e);)
+                quote_spanned!(span=> ::flipcache::__private01::write_part(__flipcache_key, #first, &#e);)
             })
             .collect::<TokenStream>()
     };
@@ -353,7 +355,7 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
             parts(t.elems.iter().map(|e| (quote!((#e)), e.span())).collect())
         }
         Some(e) => {
-            quote_spanned!(e.span()=> ::flipcache::__private::write_alone(__flipcache_key, &(#e));)
+            quote_spanned!(e.span()=> ::flipcache::__private01::write_alone(__flipcache_key, &(#e));)
         }
         None => {
             let args: Vec<(TokenStream, proc_macro2::Span)> = f
@@ -365,7 +367,7 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
                 0 => quote!(let _ = __flipcache_key;),
                 1 => {
                     let (e, span) = &args[0];
-                    quote_spanned!(*span=> ::flipcache::__private::write_alone(__flipcache_key, &#e);)
+                    quote_spanned!(*span=> ::flipcache::__private01::write_alone(__flipcache_key, &#e);)
                 }
                 _ => parts(args),
             }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::Notify;
 
 use crate::error::Error;
-use crate::sync::lock;
+use crate::lock::lock;
 
 /// A loader error shared with the waiters of a flight (they downcast it to their own type).
 pub(crate) type SharedError = Arc<dyn Any + Send + Sync>;
@@ -142,7 +142,7 @@ impl<V: Clone> Flight<V> {
             if let State::Landed(l) = &*state {
                 return l.clone();
             }
-            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = crate::lock::wait(&self.done, state);
         }
     }
 

@@ -23,7 +23,7 @@ use crate::load::PROBE_EVERY;
 use crate::load::call::{Ask, Got, Produced, Start, Unshared};
 use crate::load::health::now_ms;
 use crate::load::{Load, Loaded};
-use crate::sync::lock;
+use crate::lock::lock;
 
 thread_local! {
     /// Where hit-path keys are built, so a hit allocates nothing.
@@ -31,6 +31,7 @@ thread_local! {
 }
 
 /// What [`Memo::lookup`] found.
+#[derive(Debug)]
 pub enum Found<V> {
     /// The L1 had it.
     Hit(V),
@@ -462,6 +463,15 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Some(ttl) => cache.set_with_ttl(key, value, ttl).await,
             None => cache.set(key, value).await,
         }
+    }
+}
+
+impl<V> std::fmt::Debug for Memo<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("name", &self.name.get())
+            .field("built", &self.core.get().is_some())
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Runtime support for `#[flipcache]` (reached through `flipcache::__private`; not a public
+//! Runtime support for `#[flipcache]` (reached through `flipcache::__private01`; not a public
 //! API): one lazily built cache per memoized function, loaded through the crate's loader layer.
 //!
 //! - [`options`]: what the attribute configures, and where the cache connects;

@@ -75,7 +75,7 @@ impl<V: 'static> MemoOptions<V> {
     /// How Redis reports other processes' writes (see [`crate::Tracking`]).
     ///
     /// ```
-    /// use flipcache::__private::{MemoOptions, default_codec};
+    /// use flipcache::__private01::{MemoOptions, default_codec};
     /// let o = MemoOptions::<u64>::new("m", default_codec::<u64>())
     ///     .tracking(flipcache::Tracking::Broadcast);
     /// ```
@@ -237,6 +237,7 @@ pub enum Redis {
 /// }
 /// ```
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub struct ClusterNodes(Vec<String>);
 
 #[cfg(feature = "cluster")]
@@ -245,6 +246,10 @@ impl ClusterNodes {
     ///
     /// ```
     /// let seeds = flipcache::ClusterNodes::new(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    ///
+    /// // `Debug` hides passwords.
+    /// let seeds = flipcache::ClusterNodes::new(["redis://app:s3cret@10.0.0.1:7000"]);
+    /// assert_eq!(format!("{seeds:?}"), r#"ClusterNodes(["redis://app:***@10.0.0.1:7000"])"#);
     /// ```
     pub fn new(nodes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         ClusterNodes(nodes.into_iter().map(Into::into).collect())
@@ -299,4 +304,55 @@ impl<T: IntoRedis> IntoRedis for Option<T> {
     fn into_redis(self) -> Redis {
         self.map_or(Redis::Env, IntoRedis::into_redis)
     }
+}
+
+// ---- Debug: names and settings, never codecs, closures or passwords -----------------------
+
+impl<V> std::fmt::Debug for MemoOptions<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoOptions")
+            .field("name", &self.name)
+            .field("local_max", &self.local_max)
+            .field("expire_time", &self.expire_time)
+            .field("refresh_on_get", &self.refresh_on_get)
+            .field("timeout", &self.timeout)
+            .field("redis", &self.redis)
+            .field("stale_for", &self.stale_for)
+            .field("fail_safe", &self.fail_safe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Redis::Env => f.write_str("Env"),
+            Redis::Url(url) => f
+                .debug_tuple("Url")
+                .field(&crate::builder::redact_url(url))
+                .finish(),
+            // redis-rs's `Debug` for connection settings hides the password.
+            Redis::Client(client) => f
+                .debug_tuple("Client")
+                .field(client.get_connection_info())
+                .finish(),
+            #[cfg(feature = "cluster")]
+            Redis::Cluster(nodes) => f.debug_tuple("Cluster").field(&redacted(nodes)).finish(),
+        }
+    }
+}
+
+/// Shows the seed nodes, with any password in them replaced by `***`.
+#[cfg(feature = "cluster")]
+impl std::fmt::Debug for ClusterNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ClusterNodes")
+            .field(&redacted(&self.0))
+            .finish()
+    }
+}
+
+#[cfg(feature = "cluster")]
+fn redacted(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|u| crate::builder::redact_url(u)).collect()
 }

@@ -57,12 +57,16 @@ pub trait Shape<R> {
 }
 
 /// The whole return value is cached.
+#[derive(Debug)]
 pub struct Whole;
 /// Only `Ok` values are cached.
+#[derive(Debug)]
 pub struct OkOnly;
 /// Only `Some` values are cached (and `None`, with `cache_absent`).
+#[derive(Debug)]
 pub struct SomeOnly;
 /// Only `Ok(Some)` values are cached (and `Ok(None)`, with `cache_absent`).
+#[derive(Debug)]
 pub struct OkSome;
 
 impl<R> Shape<R> for Whole {
