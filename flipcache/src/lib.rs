@@ -69,6 +69,7 @@ mod remote;
 mod runtime;
 mod stats;
 mod sync;
+mod tags;
 mod tracking;
 mod value;
 

@@ -773,7 +773,10 @@ pub(crate) async fn scan(mut conn: Conn, pattern: &str) -> Result<Vec<Vec<u8>>, 
 }
 
 /// Unlinks `keys` in batches (by hash slot on a cluster); returns how many existed.
-pub(crate) async fn unlink(mut conn: Conn, keys: &[Vec<u8>]) -> Result<usize, RedisError> {
+pub(crate) async fn unlink<K: AsRef<[u8]> + redis::ToRedisArgs>(
+    mut conn: Conn,
+    keys: &[K],
+) -> Result<usize, RedisError> {
     let mut removed = 0;
     for group in conn.key_groups(keys) {
         for batch in group.chunks(1000) {

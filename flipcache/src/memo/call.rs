@@ -330,7 +330,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Stores one entry (`<fn>_prime(args, value)`).
     pub fn prime(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl } = value.into_loaded();
+        let Loaded { value, ttl, .. } = value.into_loaded();
         let cache = self.cache()?;
         match ttl {
             Some(ttl) => cache.set_with_ttl(key, value, ttl),
@@ -340,7 +340,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Stores one entry (`<fn>_prime(args, value).await`).
     pub async fn prime_async(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl } = value.into_loaded();
+        let Loaded { value, ttl, .. } = value.into_loaded();
         let cache = self.cache_async().await?;
         match ttl {
             Some(ttl) => cache.set_with_ttl(key, value, ttl).await,
