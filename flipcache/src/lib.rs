@@ -104,6 +104,7 @@ pub mod __private {
         decode_value, encode_value, read_variant, unknown_variant, write_variant,
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
+    pub use crate::load::Loaded;
     pub use crate::memo::{
         Found, IntoRedis, IntoTtl, Memo, MemoKey, MemoOptions, OkOnly, OkSome, Shape, SomeOnly,
         Storable, Whole, default_codec, json_codec, write_alone, write_part,

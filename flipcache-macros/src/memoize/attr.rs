@@ -23,6 +23,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "in_impl",
     "cache_absent",
     "expire_jitter",
+    "tags",
 ];
 
 /// The options as written; `None` where the runtime default applies.
@@ -40,6 +41,8 @@ pub(crate) struct Options {
     pub in_impl: Option<Path>,
     pub cache_absent: Option<Expr>,
     pub expire_jitter: Option<Expr>,
+    /// `tags = ["user:{id}", ...]`: format strings over the arguments.
+    pub tags: Option<Expr>,
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, path: &Path, errors: &mut Errors) {
@@ -113,6 +116,7 @@ impl Options {
                         "timeout_ms" => set(&mut options.timeout_ms, v, &path, errors),
                         "cache_absent" => set(&mut options.cache_absent, v, &path, errors),
                         "expire_jitter" => set(&mut options.expire_jitter, v, &path, errors),
+                        "tags" => set(&mut options.tags, v, &path, errors),
                         _ => errors.push(syn::Error::new_spanned(
                             &path,
                             format!("`{name}` takes no value"),

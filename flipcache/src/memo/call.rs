@@ -50,14 +50,22 @@ pub struct Memo<V: 'static> {
     build_retry_at: AtomicU64,
 }
 
-/// What the body's result means for the cache.
-fn produce<S, R, V>(r: &R, absent: bool) -> Produced<V, Unshared>
+impl<V> Found<V> {
+    /// Whether the L1 missed (the call loads: its tags are worth building).
+    #[inline]
+    pub fn is_miss(&self) -> bool {
+        matches!(self, Found::Miss(_))
+    }
+}
+
+/// What the body's result means for the cache (stored under `tags`, if any).
+fn produce<S, R, V>(r: &R, absent: bool, tags: Vec<String>) -> Produced<V, Unshared>
 where
     S: Shape<R, Value = V>,
     V: Clone,
 {
     if let Some(v) = S::cacheable(r) {
-        return Ok(Some(Loaded::new(v.clone())));
+        return Ok(Some(Loaded::new(v.clone()).tags(tags)));
     }
     if absent && S::is_absent(r) {
         return Ok(None);
@@ -241,19 +249,34 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Finishes a blocking call: the hit's value, or a load with the body as the loader.
     #[inline]
-    pub fn finish<S, R>(&'static self, found: Found<V>, _shape: S, body: impl FnOnce() -> R) -> R
+    pub fn finish<S, R>(&'static self, found: Found<V>, shape: S, body: impl FnOnce() -> R) -> R
+    where
+        S: Shape<R, Value = V>,
+    {
+        self.finish_tagged(found, shape, Vec::new(), body)
+    }
+
+    /// [`Memo::finish`], storing a loaded result under `tags` (`tags = [...]`).
+    #[inline]
+    pub fn finish_tagged<S, R>(
+        &'static self,
+        found: Found<V>,
+        _shape: S,
+        tags: Vec<String>,
+        body: impl FnOnce() -> R,
+    ) -> R
     where
         S: Shape<R, Value = V>,
     {
         match found {
             Found::Hit(v) => S::wrap(v),
-            Found::Miss(key) => self.miss::<S, R>(key, body),
+            Found::Miss(key) => self.miss::<S, R>(key, tags, body),
         }
     }
 
     /// The miss path, kept out of line so the hit path stays small.
     #[inline(never)]
-    fn miss<S, R>(&'static self, key: String, body: impl FnOnce() -> R) -> R
+    fn miss<S, R>(&'static self, key: String, tags: Vec<String>, body: impl FnOnce() -> R) -> R
     where
         S: Shape<R, Value = V>,
     {
@@ -265,14 +288,31 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Start::Done(got) => Self::settled::<S, R>(got, body),
             Start::Load(loading) => {
                 let r = body();
-                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent));
+                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent, tags));
                 r
             }
         }
     }
 
     /// Finishes an async call: the hit's value, or a load with the body as the loader.
-    pub async fn finish_async<S, R, F, Fut>(&'static self, found: Found<V>, _shape: S, body: F) -> R
+    pub async fn finish_async<S, R, F, Fut>(&'static self, found: Found<V>, shape: S, body: F) -> R
+    where
+        S: Shape<R, Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        self.finish_async_tagged(found, shape, Vec::new(), body)
+            .await
+    }
+
+    /// [`Memo::finish_async`], storing a loaded result under `tags` (`tags = [...]`).
+    pub async fn finish_async_tagged<S, R, F, Fut>(
+        &'static self,
+        found: Found<V>,
+        _shape: S,
+        tags: Vec<String>,
+        body: F,
+    ) -> R
     where
         S: Shape<R, Value = V>,
         F: FnOnce() -> Fut,
@@ -292,7 +332,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Start::Done(_) => body().await,
             Start::Load(loading) => {
                 let r = body().await;
-                loading.finish(produce::<S, R, V>(&r, ask.absent)).await;
+                loading
+                    .finish(produce::<S, R, V>(&r, ask.absent, tags))
+                    .await;
                 r
             }
         }
@@ -330,22 +372,25 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Stores one entry (`<fn>_prime(args, value)`).
     pub fn prime(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl, .. } = value.into_loaded();
-        let cache = self.cache()?;
-        match ttl {
-            Some(ttl) => cache.set_with_ttl(key, value, ttl),
-            None => cache.set(key, value),
-        }
+        let Loaded { value, ttl, tags } = value.into_loaded();
+        let core = match self.core.get() {
+            Some(c) => c,
+            None => self.build_sync(true)?,
+        };
+        crate::runtime::block_on(core.rt(), core.write_tagged(key, value, ttl, false, &tags))
+            .map(drop)
     }
 
     /// Stores one entry (`<fn>_prime(args, value).await`).
     pub async fn prime_async(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl, .. } = value.into_loaded();
-        let cache = self.cache_async().await?;
-        match ttl {
-            Some(ttl) => cache.set_with_ttl(key, value, ttl).await,
-            None => cache.set(key, value).await,
-        }
+        let Loaded { value, ttl, tags } = value.into_loaded();
+        let core = match self.core.get() {
+            Some(c) => c,
+            None => self.build_async(true).await?,
+        };
+        core.write_tagged(key, value, ttl, false, &tags)
+            .await
+            .map(drop)
     }
 }
 
