@@ -266,7 +266,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// and from this process's local layer; other processes drop their local copies when
     /// Redis's invalidation reaches them, as for [`delete`](FlipCache::delete). An entry tagged
     /// while this runs is either removed or written after it, and then stays listed for a later
-    /// removal: no value written before the call survives it. Batches of 1,000 keep each Redis
+    /// removal: no value written before the call survives it. Batches of 500 keep each Redis
     /// command short (a few milliseconds at most), also on a cluster.
     ///
     /// ```no_run

@@ -4,7 +4,7 @@
 //! a memo's `tags = [...]`) is listed in one index per tag, a sorted set at
 //! `__flipcache__:tag:{name}:{tag}` (outside the `{name}:{key}` layout: `len`, `keys`, `clear`
 //! and Python FlipCache never see it). `remove_by_tag` deletes the listed keys themselves in
-//! Redis, in batches of [`BATCH`] with `UNLINK` (per hash slot on a cluster), so Redis's
+//! Redis, in batches of [`BATCH`] (500: each claim script then stays around a millisecond or two) with `UNLINK` (per hash slot on a cluster), so Redis's
 //! tracking invalidations carry the removal to every process's L1 and Python readers see the
 //! keys gone.
 //!
@@ -61,7 +61,7 @@ use crate::key::{FlipKey, RESERVED};
 use crate::remote::Write;
 
 /// Members claimed, and keys unlinked, per step of a removal.
-pub(crate) const BATCH: usize = 1000;
+pub(crate) const BATCH: usize = 500;
 /// How long past its score a member stays listed (covers the time between indexing an entry
 /// and writing it, when the entry's TTL starts).
 pub(crate) const GRACE_MS: u64 = 2_000;
@@ -91,7 +91,7 @@ pub(crate) fn index_keys(name: &str, tags: &[String]) -> Vec<String> {
 
 /// Lists `ARGV[1]` in the index `KEYS[1]`, expiring `ARGV[2]` ms from now (`""`: never);
 /// trims members dead for more than the grace; sets the index's expiry past its last member.
-const INDEX: &str = r"
+const INDEX: &str = r"-- flipcache: index a tagged write
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -117,16 +117,21 @@ return 1
 /// (unlinked since). Releases the previous batch (members still bearing its claim), then
 /// claims the next: unclaimed members first, then claims whose lease ran out. Returns
 /// `{claim, members, live claims of other removers}`.
-const CLAIM: &str = r"
+const CLAIM: &str = r"-- flipcache: claim a batch to remove
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local prev = tonumber(ARGV[4])
-for i = 5, #ARGV do
-  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if s and tonumber(s) == prev then redis.call('ZREM', KEYS[1], ARGV[i]) end
+if #ARGV >= 5 then
+  local members = {unpack(ARGV, 5)}
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  local done = {}
+  for i, s in ipairs(members) do
+    if scores[i] and tonumber(scores[i]) == prev then done[#done + 1] = s end
+  end
+  if #done > 0 then redis.call('ZREM', KEYS[1], unpack(done)) end
 end
 local live = -(now * 1024)
 local got = redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf', 'LIMIT', 0, n)
