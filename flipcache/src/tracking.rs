@@ -232,6 +232,7 @@ mod tests {
         }
         fn flush(&self) {}
         fn count_invalidation(&self) {}
+        fn connected(&self) {}
     }
 
     impl Drop for Leaving {
