@@ -45,7 +45,7 @@ fn slowlog(raw: &mut redis::Connection) -> Vec<(u64, String)> {
 
 fn report(what: &str, took: Duration, removed: usize, log: &[(u64, String)]) {
     let mut log = log.to_vec();
-    log.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    log.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
     println!(
         "{what}: removed {removed} in {took:?}; {} commands logged",
         log.len()
