@@ -493,7 +493,7 @@ fn absence_is_remembered_for_every_process_until_anyone_writes() {
     );
     // Deleting the key forgets the absence too: the loader runs again.
     cache.delete("row").unwrap();
-    assert_eq!(absent_in_child(&server.url()).0, true);
+    assert!(absent_in_child(&server.url()).0);
     // `clear` removes markers as well.
     cache.optionally_get_with("gone", none).unwrap();
     cache.clear().unwrap();
