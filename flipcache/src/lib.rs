@@ -95,6 +95,7 @@ mod memo;
 mod remote;
 mod runtime;
 mod stats;
+mod tags;
 mod tracking;
 mod value;
 
@@ -138,6 +139,7 @@ pub mod __private01 {
         decode_value, encode_value, read_variant, unknown_variant, write_variant,
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
+    pub use crate::load::Loaded;
     pub use crate::memo::{
         Found, IntoRedis, IntoTtl, Memo, MemoKey, MemoOptions, OkOnly, OkSome, Shape, SomeOnly,
         Storable, Whole, default_codec, json_codec, write_alone, write_part,
