@@ -4,6 +4,10 @@
 //! - `loader_miss`: an L1 miss whose value is in Redis, through a memoized sync function and
 //!   through `get_with`, against a blocking `get` miss (target: at most 1.1x).
 //!
+//! - `resilience_hit`: a stale-while-revalidate hit (the stale value served while its refresh
+//!   is throttled) and a fail-safe hit during a Redis outage, against a fresh L1 hit (targets:
+//!   at most 1.2x and 2x).
+//!
 //! Runs against a private redis-server it starts: `cargo bench --bench loader`, then
 //! `cargo run --release --example perf_table` for the ratios.
 
@@ -106,10 +110,82 @@ fn misses(c: &mut Criterion, server: &support::Server) {
     assert!(after.remote_hits > before.remote_hits);
 }
 
+fn resilience(c: &mut Criterion) {
+    let mut server = support::Server::start();
+    let build = |name: &str| {
+        FlipCache::<u64, u64>::builder(name)
+            .local_max(KEYS as usize)
+            .redis_url(&server.url())
+            .expire_time(Duration::from_millis(200))
+            .stale_for(Duration::from_secs(3600))
+            .fail_safe(true)
+            .fail_safe_throttle(Duration::from_secs(3600))
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
+    let fresh = FlipCache::<u64, u64>::builder("bench_fresh")
+        .local_max(KEYS as usize)
+        .redis_url(&server.url())
+        .expire_time(Duration::from_secs(3600))
+        .stale_for(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let stale = build("bench_stale");
+    let outage = build("bench_outage");
+    for i in 0..KEYS {
+        fresh.get_with(&i, move || i).unwrap();
+        stale.get_with(&i, move || i).unwrap();
+        outage
+            .set_with_ttl(i, i, Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!(outage.get(&i).unwrap(), Some(i));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Every stale entry claims its refresh once; the loader fails, so they stay stale and the
+    // next claims wait for the (hour-long) throttle.
+    for i in 0..KEYS {
+        let _ = stale.try_get_with(&i, || Err::<u64, &str>("down"));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut g = c.benchmark_group("resilience_hit");
+    let mut i = 0u64;
+    g.bench_function("fresh", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(fresh.get_with(&i, move || i).unwrap())
+        })
+    });
+    g.bench_function("stale", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(stale.try_get_with(&i, || Err::<u64, &str>("down")).unwrap())
+        })
+    });
+    let served = stale.stats().stale_served;
+    assert!(served > KEYS, "the bench must measure stale hits: {served}");
+    server.stop();
+    // The outage is noticed (the keep-alive or a call fails), then hot keys keep serving.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while outage.stats().fail_safe == 0 && std::time::Instant::now() < until {
+        let _ = outage.get(&0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(outage.stats().fail_safe > 0, "the outage must be on");
+    g.bench_function("outage_fail_safe", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(outage.get_with(&i, move || i).unwrap())
+        })
+    });
+    g.finish();
+}
+
 fn all(c: &mut Criterion) {
     let server = support::Server::start();
     hits(c, &server);
     misses(c, &server);
+    resilience(c);
 }
 
 criterion_group! {

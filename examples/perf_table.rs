@@ -127,6 +127,20 @@ const ROWS: &[(&str, &str, &str, f64, Kind)] = &[
         1.1,
         Kind::AtMost,
     ),
+    (
+        "stale-while-revalidate hit vs fresh L1 hit",
+        "resilience_hit/stale",
+        "resilience_hit/fresh",
+        1.2,
+        Kind::AtMost,
+    ),
+    (
+        "fail-safe hit during a Redis outage vs fresh L1 hit",
+        "resilience_hit/outage_fail_safe",
+        "resilience_hit/fresh",
+        2.0,
+        Kind::AtMost,
+    ),
 ];
 
 #[derive(Clone, Copy)]

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
@@ -424,27 +423,11 @@ fn absent_cache(url: &str) -> FlipCache<String, String> {
 
 /// Runs `optionally_get_with("row")` in a fresh process; says (ran the loader, value).
 fn absent_in_child(url: &str) -> (bool, Option<String>) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_absent_reader",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LOADER_CHILD_URL", url)
-        .output()
-        .expect("spawn the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("LOADER_CHILD ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| {
-            panic!(
-                "the child said nothing: {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let line = support::run_child(
+        "child_absent_reader",
+        &[("LOADER_CHILD_URL", url.to_owned())],
+        "LOADER_CHILD ",
+    );
     let (ran, value) = line.split_once(' ').unwrap();
     let value = value.strip_prefix("value=").unwrap();
     (ran == "ran=true", (value != "-").then(|| value.to_owned()))
@@ -591,23 +574,13 @@ fn set_if_absent_writes_only_new_keys() {
 
 /// Runs `set(key, value)` on the cache `name` from a fresh process.
 fn write_in_child(url: &str, name: &str, key: &str, value: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LOADER_CHILD_URL", url)
-        .env("LOADER_CHILD_WRITE", format!("{name}\n{key}\n{value}"))
-        .output()
-        .expect("spawn the child");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("LOADER_CHILD wrote"),
-        "the child failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    support::run_child(
+        "child_writer",
+        &[
+            ("LOADER_CHILD_URL", url.to_owned()),
+            ("LOADER_CHILD_WRITE", format!("{name}\n{key}\n{value}")),
+        ],
+        "LOADER_CHILD wrote",
     );
 }
 

@@ -215,23 +215,13 @@ fn fail_safe_keeps_hot_keys_up_through_a_redis_stop_then_errors() {
 
 /// Runs a writer in a fresh process (this test binary's `child_writer`).
 fn write_in_child(url: &str, key: u64, value: u64) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RESILIENCE_CHILD_URL", url)
-        .env("RESILIENCE_CHILD_WRITE", format!("{key}={value}"))
-        .output()
-        .expect("spawn the child");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("RESILIENCE_CHILD wrote"),
-        "the child failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    support::run_child(
+        "child_writer",
+        &[
+            ("RESILIENCE_CHILD_URL", url.to_owned()),
+            ("RESILIENCE_CHILD_WRITE", format!("{key}={value}")),
+        ],
+        "RESILIENCE_CHILD wrote",
     );
 }
 

@@ -207,3 +207,31 @@ pub fn tracking() -> flipcache::Tracking {
         Ok(other) => panic!("FLIPCACHE_TEST_TRACKING must be `keys` or `broadcast`, not `{other}`"),
     }
 }
+
+/// Runs the `#[ignore]`d test `entry` of this test binary as a child process, with `envs` set
+/// (the child entry fails unless they are), and gives back what it printed after `marker` (the
+/// rest of the first line that holds it). Fails the test, with the child's output, otherwise.
+pub fn run_child(entry: &str, envs: &[(&str, String)], marker: &str) -> String {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--exact",
+        entry,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("spawn the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.split_once(marker).map(|(_, rest)| rest.to_owned()))
+        .unwrap_or_else(|| {
+            panic!(
+                "the child `{entry}` said nothing after `{marker}`: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}

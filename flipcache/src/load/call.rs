@@ -733,15 +733,19 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
+    /// A load that asks for a value never settles as absent (its loader always gives one, and
+    /// it neither reads markers nor takes another caller's absence): should it, this error.
+    fn no_value(&self) -> Error {
+        Error::Config {
+            cache: self.name.clone(),
+            message: "a load that needs a value settled as absent".into(),
+        }
+    }
+
     fn value_of(&self, got: Got<V, Infallible>) -> Result<V> {
         match self.option_of(got)? {
             Some(v) => Ok(v),
-            // A load that asks for a value never settles as absent (its loader always gives
-            // one, and it neither reads markers nor takes another caller's absence).
-            None => Err(Error::Config {
-                cache: self.name.clone(),
-                message: "a load that needs a value settled as absent".into(),
-            }),
+            None => Err(self.no_value()),
         }
     }
 
@@ -762,10 +766,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 source,
             }),
             Got::Cache(e) | Got::Unstored(_, e) => Err(LoadError::Cache(e)),
-            Got::Absent => Err(LoadError::Cache(Error::Config {
-                cache: self.name.clone(),
-                message: "a load that needs a value settled as absent".into(),
-            })),
+            Got::Absent => Err(LoadError::Cache(self.no_value())),
         }
     }
 }
