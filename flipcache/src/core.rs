@@ -13,16 +13,18 @@ use tokio::sync::mpsc;
 use crate::codec::ValueCodec;
 use crate::error::{Error, Result};
 use crate::key::{FlipKey, escape_glob, redis_key};
-use crate::local::{Local, Lookup, Ticket};
+use crate::local::{Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
 use crate::stats::{Counters, Stats};
 use crate::tracking::Sink;
 
 /// Everything the builder decided, minus the codec and the connection.
-pub(crate) struct Settings<V> {
+pub(crate) struct Settings<K, V> {
     pub(crate) name: String,
     pub(crate) local_max: usize,
+    pub(crate) local_max_bytes: Option<usize>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) expire_time: Option<Duration>,
     pub(crate) refresh_on_get: bool,
     pub(crate) default: Option<V>,
@@ -50,58 +52,18 @@ pub(crate) struct Core<K, V> {
     refresher: OnceLock<mpsc::UnboundedSender<K>>,
 }
 
-/// A write (one key or a pipelined batch) in flight. Finishing it settles the L1; dropping it
-/// unfinished (failure, or a cancelled future) removes every key it touched from the L1, since
-/// its outcome in Redis is unknown.
-struct WriteGuard<'a, K: FlipKey, V: Clone> {
-    local: &'a Local<K, V>,
-    keys: Vec<K>,
-    tickets: Vec<Ticket>,
-    done: bool,
-}
-
-impl<'a, K: FlipKey, V: Clone> WriteGuard<'a, K, V> {
-    fn begin(local: &'a Local<K, V>, keys: Vec<K>) -> Self {
-        let tickets = local.begin_writes(keys.iter().map(|k| local.hash(k)));
-        WriteGuard {
-            local,
-            keys,
-            tickets,
-            done: false,
-        }
-    }
-
-    /// Redis acknowledged the batch: `values` (one per key, in order) may fill the L1.
-    fn finish(mut self, values: Vec<V>, deadline: Option<Instant>) {
-        self.done = true;
-        self.local.release(&self.tickets);
-        for ((key, ticket), value) in self.keys.iter().zip(&self.tickets).zip(values) {
-            self.local.settle(key, Some((value, deadline)), *ticket);
-        }
-    }
-}
-
-impl<K: FlipKey, V: Clone> Drop for WriteGuard<'_, K, V> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.local.release(&self.tickets);
-            for (key, ticket) in self.keys.iter().zip(&self.tickets) {
-                self.local.settle(key, None, *ticket);
-            }
-        }
-    }
-}
-
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// Builds the cache, joins its connection's registry and makes sure Redis tracks its keys.
     pub(crate) async fn start(
-        settings: Settings<V>,
+        settings: Settings<K, V>,
         codec: Arc<dyn ValueCodec<V>>,
         remote: Arc<Remote>,
     ) -> Result<Arc<Self>> {
         let Settings {
             name,
             local_max,
+            local_max_bytes,
+            weigher,
             expire_time,
             refresh_on_get,
             default,
@@ -114,11 +76,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             (true, Some(ttl)) => Some(ttl / 4),
             _ => None,
         };
+        let limits = Limits {
+            max_entries: local_max,
+            max_bytes: local_max_bytes,
+            weigher,
+        };
+        let l1 = limits.enabled();
         let prefix = format!("{name}:");
         let core = Arc::new(Core {
             name: name.into(),
             prefix: prefix.clone(),
-            local: Local::new(local_max, refresh_every),
+            local: Local::with_limits(limits, refresh_every),
             codec,
             remote,
             ttl: expire_time,
@@ -135,10 +103,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let id = core
             .remote
             .registry
-            .join(prefix.clone(), coherence && local_max > 0, sink);
+            .join(prefix.clone(), coherence && l1, sink);
         let _ = core.id.set(id);
         let ready = async {
-            if coherence && local_max > 0 {
+            if coherence && l1 {
                 core.remote
                     .ensure_tracked(&prefix)
                     .await
@@ -307,7 +275,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 let value = self.decode(rkey, &bytes)?;
                 Counters::bump(&self.counters.remote_hits);
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
-                self.local.fill(key, value.clone(), deadline, ticket);
+                self.local
+                    .fill_sized(key, value.clone(), deadline, bytes.len(), ticket);
                 Ok(Ok(value))
             }
             None => {
@@ -341,7 +310,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
             Ok(()) => {
-                guard.finish(vec![value], ttl.map(|t| start + t));
+                guard.finish(vec![(value, bytes.len())], ttl.map(|t| start + t));
                 Ok(())
             }
             Err(f) => {
@@ -516,8 +485,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     let value = self.decode(rkey, &bytes)?;
                     Counters::bump(&self.counters.remote_hits);
                     let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
-                    self.local
-                        .fill(keys[i].clone(), value.clone(), deadline, ticket);
+                    self.local.fill_sized(
+                        keys[i].clone(),
+                        value.clone(),
+                        deadline,
+                        bytes.len(),
+                        ticket,
+                    );
                     out[i] = Some(value);
                 }
                 None => {
@@ -536,7 +510,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             let bytes = self.encode(&rkey, v)?;
             encoded.push((rkey, bytes));
         }
-        let (keys, values): (Vec<K>, Vec<V>) = items.into_iter().unzip();
+        let (keys, values): (Vec<K>, Vec<(V, usize)>) = items
+            .into_iter()
+            .zip(&encoded)
+            .map(|((k, v), (_, bytes))| (k, (v, bytes.len())))
+            .unzip();
         let guard = WriteGuard::begin(&self.local, keys);
         let start = Instant::now();
         let ttl = self.ttl;
@@ -564,7 +542,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     pub(crate) fn put_local(&self, key: K, value: V) {
         let ticket = self.local.begin_write(self.local.hash(&key));
         let deadline = self.ttl.map(|t| Instant::now() + t);
-        self.local.end_write(&key, Some((value, deadline)), ticket);
+        // Weighed by its encoded length when that matters (a byte bound, no weigher).
+        let len = match self.local.max_bytes() {
+            Some(_) => self
+                .encode(&redis_key(&self.prefix, &key), &value)
+                .map_or(0, |b| b.len()),
+            None => 0,
+        };
+        self.local
+            .end_write_sized(&key, Some((value, deadline)), len, ticket);
     }
 
     pub(crate) fn local_len(&self) -> usize {

@@ -67,6 +67,7 @@ mod memo;
 mod remote;
 mod runtime;
 mod stats;
+mod sync;
 mod tracking;
 mod value;
 

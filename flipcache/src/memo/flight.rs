@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::pin::pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 

@@ -1,0 +1,204 @@
+//! Eviction: S3-FIFO, one instance per shard.
+//!
+//! S3-FIFO (Yang, Zhang, Qiu, Yue, Rashmi: "FIFO queues are all you need for cache eviction",
+//! SOSP 2023) keeps three FIFO queues: a *small* one that new entries enter, a *main* one, and a
+//! *ghost* one that remembers the ids (not the values) of entries recently evicted from the
+//! small queue. When room is needed:
+//! - while the small queue holds at least a tenth of the shard's weight, its oldest entry
+//!   leaves it: to the main queue if it was read since it came in, otherwise out of the cache
+//!   (its id into the ghost queue);
+//! - otherwise the main queue's oldest entry is evicted if it was not read since the queue
+//!   last passed it, else it goes to the back with one read fewer counted (at most 3 count).
+//!
+//! A new entry whose id is in the ghost queue goes straight to the main queue: it was evicted
+//! too early. So a scan (many keys read once) only ever churns the small queue, and the hot set
+//! in the main queue survives it; the paper measures lower miss ratios than LRU, ARC, LIRS
+//! and TinyLFU on most of 6,594 production traces. Hits do no more than bump the entry's
+//! saturating counter (no list to reorder), which keeps them lock-free.
+//!
+//! Queues hold *items*: an entry's id with a 7-bit generation in its low byte. An entry's
+//! `state` holds the generation and which queue it is in; an item that no longer matches its
+//! entry (removed by an invalidation, replaced since) is skipped when it reaches the front, and
+//! the queues are compacted when such items make up half of them. The ghost queue is an array
+//! of 32-bit fingerprints indexed by id, one per entry the shard holds (rounded up to a power of
+//! two): a newer id overwrites an older one of its index, an approximate FIFO at 4 bytes an id.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use super::storage::{Entry, ID_LOW_BITS, MAX_FREQ, Table};
+
+/// `state` bit: the entry is in the main queue.
+const MAIN: u8 = 0x80;
+const GEN: u8 = 0x7F;
+/// Fewest ghost slots.
+const MIN_GHOST: usize = 64;
+
+/// One shard's queues and what they hold.
+#[derive(Default)]
+pub(super) struct S3Fifo {
+    small: VecDeque<u64>,
+    main: VecDeque<u64>,
+    ghost: Vec<u32>,
+    /// Entries held and their weight, in all and in the small queue.
+    count: usize,
+    weight: usize,
+    small_weight: usize,
+    next_gen: u8,
+}
+
+impl S3Fifo {
+    /// Items queued (live or not).
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.small.len() + self.main.len()
+    }
+}
+
+/// Whether an entry of `state` is in the main queue.
+pub(super) fn in_main(state: u8) -> bool {
+    state & MAIN != 0
+}
+
+fn fingerprint(id: u64) -> u32 {
+    (id >> 32) as u32 | 1
+}
+
+impl S3Fifo {
+    fn ghost_index(&self, id: u64) -> Option<usize> {
+        let n = self.ghost.len();
+        (n > 0).then(|| (id >> 16) as usize & (n - 1))
+    }
+
+    /// Takes in a new entry of `weight` (into the main queue when `to_main`, or when it was
+    /// evicted recently); returns the `state` the entry must carry.
+    pub(super) fn admit(&mut self, id: u64, weight: usize, to_main: bool) -> u8 {
+        let ghosted = self
+            .ghost_index(id)
+            .is_some_and(|i| self.ghost[i] == fingerprint(id));
+        if ghosted && let Some(i) = self.ghost_index(id) {
+            self.ghost[i] = 0;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1) & GEN;
+        let item = id | u64::from(self.next_gen);
+        self.count += 1;
+        self.weight += weight;
+        if self.count > self.ghost.len() {
+            // Resized, the ghost forgets: rare (powers of two) and only costs early evictions.
+            self.ghost = vec![0; self.count.next_power_of_two().max(MIN_GHOST)];
+        }
+        if to_main || ghosted {
+            self.main.push_back(item);
+            self.next_gen | MAIN
+        } else {
+            self.small.push_back(item);
+            self.small_weight += weight;
+            self.next_gen
+        }
+    }
+
+    /// An entry of `state` and `weight` left `table` by other means (invalidation, expiry,
+    /// replacement): its item stays queued until it reaches the front and is skipped, or the
+    /// queues are compacted.
+    pub(super) fn forget<K, V>(
+        &mut self,
+        table: &Table<K, V>,
+        guard: &impl papaya::Guard,
+        state: u8,
+        weight: usize,
+    ) {
+        self.count = self.count.saturating_sub(1);
+        self.weight = self.weight.saturating_sub(weight);
+        if state & MAIN == 0 {
+            self.small_weight = self.small_weight.saturating_sub(weight);
+        }
+        if self.small.len() + self.main.len() > 2 * self.count + MIN_GHOST {
+            self.small
+                .retain(|&it| live(table, guard, it, false).is_some());
+            self.main
+                .retain(|&it| live(table, guard, it, true).is_some());
+        }
+    }
+
+    /// Evicts one entry of this shard from `table`, returning its weight; `None` when the
+    /// shard holds nothing.
+    pub(super) fn evict<K, V>(
+        &mut self,
+        table: &Table<K, V>,
+        guard: &impl papaya::Guard,
+    ) -> Option<usize> {
+        // Every item is looked at most MAX_FREQ + 2 times before its entry leaves.
+        let mut steps = (usize::from(MAX_FREQ) + 2) * (self.small.len() + self.main.len()) + 1;
+        while steps > 0 {
+            steps -= 1;
+            let from_small = !self.small.is_empty()
+                && (self.main.is_empty() || self.small_weight * 10 >= self.weight);
+            let queue = if from_small {
+                &mut self.small
+            } else {
+                &mut self.main
+            };
+            let item = queue.pop_front()?;
+            let Some(e) = live(table, guard, item, !from_small) else {
+                continue;
+            };
+            let id = item & !ID_LOW_BITS;
+            let w = e.weight();
+            let freq = e.freq.load(Ordering::Relaxed);
+            if from_small && freq > 0 {
+                // Read while in the small queue: it goes on to the main one.
+                e.freq.store(0, Ordering::Relaxed);
+                e.state
+                    .store(e.state.load(Ordering::Relaxed) | MAIN, Ordering::Relaxed);
+                self.small_weight = self.small_weight.saturating_sub(w);
+                self.main.push_back(item);
+            } else if freq > 0 {
+                e.freq.store(freq - 1, Ordering::Relaxed);
+                self.main.push_back(item);
+            } else {
+                if from_small {
+                    self.small_weight = self.small_weight.saturating_sub(w);
+                    if let Some(i) = self.ghost_index(id) {
+                        self.ghost[i] = fingerprint(id);
+                    }
+                }
+                table.remove(&id, guard);
+                self.count = self.count.saturating_sub(1);
+                self.weight = self.weight.saturating_sub(w);
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    /// Removes every entry of this shard from `table`; returns how many and their weight.
+    pub(super) fn clear<K, V>(
+        &mut self,
+        table: &Table<K, V>,
+        guard: &impl papaya::Guard,
+    ) -> (usize, usize) {
+        for (queue, main) in [(&self.small, false), (&self.main, true)] {
+            for &item in queue {
+                if live(table, guard, item, main).is_some() {
+                    table.remove(&(item & !ID_LOW_BITS), guard);
+                }
+            }
+        }
+        let held = (self.count, self.weight);
+        *self = S3Fifo::default();
+        held
+    }
+}
+
+/// The entry `item` stands for, if it is still that entry and in that queue.
+fn live<'g, K, V>(
+    table: &'g Table<K, V>,
+    guard: &'g impl papaya::Guard,
+    item: u64,
+    main: bool,
+) -> Option<&'g Entry<K, V>> {
+    let e = table.get(&(item & !ID_LOW_BITS), guard)?;
+    let state = e.state.load(Ordering::Relaxed);
+    let wanted = (item & ID_LOW_BITS) as u8 | if main { MAIN } else { 0 };
+    (state == wanted).then_some(e)
+}
