@@ -64,6 +64,8 @@ pub mod flipcodec;
 mod key;
 mod local;
 mod memo;
+#[cfg(all(test, feature = "shuttle"))]
+mod model_checks;
 mod remote;
 mod runtime;
 mod stats;

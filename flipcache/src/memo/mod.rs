@@ -45,7 +45,9 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 pub struct MemoOptions<V: 'static> {
     name: &'static str,
     codec: &'static dyn ValueCodec<V>,
-    local_max: usize,
+    /// `None`: the builder's default (no entry bound of its own under `local_max_bytes`).
+    local_max: Option<usize>,
+    local_max_bytes: Option<usize>,
     expire_time: Option<Duration>,
     refresh_on_get: bool,
     timeout: Duration,
@@ -58,7 +60,8 @@ impl<V: 'static> MemoOptions<V> {
         Self {
             name,
             codec,
-            local_max: crate::DEFAULT_LOCAL_MAX,
+            local_max: None,
+            local_max_bytes: None,
             expire_time: None,
             refresh_on_get: false,
             timeout: DEFAULT_TIMEOUT,
@@ -68,7 +71,14 @@ impl<V: 'static> MemoOptions<V> {
 
     /// `local_max = n`.
     pub fn local_max(mut self, n: usize) -> Self {
-        self.local_max = n;
+        self.local_max = Some(n);
+        self
+    }
+
+    /// `local_max_bytes = n`: at most `n` bytes in the L1, by the entries' encoded lengths
+    /// (plus a fixed overhead each), as well as at most `local_max` entries if that is given.
+    pub fn local_max_bytes(mut self, n: usize) -> Self {
+        self.local_max_bytes = Some(n);
         self
     }
 
@@ -368,13 +378,18 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let o = (self.options)();
         let _ = self.name.set(o.name);
         let mut b = FlipCache::<String, V>::builder(o.name)
-            .local_max(o.local_max)
             .refresh_expire_time_on_get(o.refresh_on_get)
             .timeout(o.timeout)
             .connect_timeout(o.timeout)
             .lazy_connect(true);
         if let Some(ttl) = o.expire_time {
             b = b.expire_time(ttl);
+        }
+        if let Some(n) = o.local_max {
+            b = b.local_max(n);
+        }
+        if let Some(n) = o.local_max_bytes {
+            b = b.local_max_bytes(n);
         }
         b = match o.redis {
             Redis::Env => b,
