@@ -103,6 +103,7 @@ pub mod __private {
         decode_value, encode_value, read_variant, unknown_variant, write_variant,
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
+    pub use crate::local::BareL1;
     pub use crate::memo::{
         Found, IntoRedis, Memo, MemoKey, MemoOptions, OkOnly, Shape, SomeOnly, Storable, Whole,
         default_codec, json_codec, write_alone, write_part,

@@ -593,6 +593,49 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     }
 }
 
+/// The L1 alone, without Redis: what the benchmarks that compare its policy and its memory with
+/// other caches measure (`examples/l1_*.rs`). Not public API; it may change in any release.
+#[doc(hidden)]
+pub struct BareL1<K, V>(Local<K, V>);
+
+impl<K: Hash + Eq + Clone, V: Clone> BareL1<K, V> {
+    /// An L1 of at most `max_entries` entries and `max_bytes` bytes (each entry weighing 64).
+    pub fn new(max_entries: usize, max_bytes: Option<usize>) -> Self {
+        BareL1(Local::with_limits(
+            Limits {
+                max_entries,
+                max_bytes,
+                weigher: None,
+            },
+            None,
+        ))
+    }
+
+    /// A lookup, as a cache read starts.
+    pub fn get(&self, key: &K) -> Option<V> {
+        match self.0.get(key) {
+            Lookup::Hit { value, .. } => Some(value),
+            Lookup::Miss => None,
+        }
+    }
+
+    /// A fill, as a read that missed ends; false when the entry was not kept.
+    pub fn insert(&self, key: K, value: V) -> bool {
+        let ticket = self.0.read_ticket(self.0.hash(&key));
+        self.0.fill_sized(key, value, None, 0, ticket)
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+}
+
 /// `every` in (wrapping) milliseconds, at least 1.
 fn refresh_ms(every: Duration) -> u32 {
     every.as_millis().clamp(1, i32::MAX as u128) as u32
