@@ -20,10 +20,10 @@
 //! Queues hold *items*: an entry's id with a 7-bit generation in its low byte. An entry's
 //! `state` holds the generation and which queue it is in; an item that no longer matches its
 //! entry (removed by an invalidation, replaced since) is skipped when it reaches the front, and
-//! the queues are compacted when such items make up half of them. The ghost queue is an array
-//! of 32-bit fingerprints indexed by id, one per two entries the shard holds (rounded up to a
-//! power of two): a newer id overwrites an older one of its index, an approximate FIFO at 4
-//! bytes an id.
+//! the queues are compacted when such items make up half of them. The ghost queue holds 16-bit
+//! fingerprints of ids in two generations of tables indexed by id (see [`Ghost`]): an
+//! approximate FIFO of the last evicted ids, at about 4 bytes per entry held. A fingerprint
+//! that matches by chance only sends an entry to the main queue early.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -39,17 +39,18 @@ const MIN_GHOST: usize = 64;
 /// traces with scans (see `examples/l1_hit_ratio.rs`) 3 does better (hot entries spend less
 /// time in the small queue), and is the share quick_cache gives its cold section.
 const SMALL_PERCENT: usize = 3;
-/// Ghost slots per entry held, in percent (rounded up to a power of two): measured on the same
-/// traces, a ghost of half the entries beats one of as many (fewer stale ids send entries
-/// straight to the main queue).
-const GHOST_PERCENT: usize = 50;
+/// How many evicted ids the ghost remembers, in percent of the entries held: measured on the
+/// same traces, three quarters beats as many as the entries (fewer stale ids send entries
+/// straight to the main queue) and half.
+const GHOST_PERCENT: usize = 75;
 
 /// One shard's queues and what they hold.
 #[derive(Default)]
 pub(super) struct S3Fifo {
     small: VecDeque<u64>,
     main: VecDeque<u64>,
-    ghost: Vec<u32>,
+    /// The ghost: fingerprints of recently evicted ids, in two generations (see [`Ghost`]).
+    ghost: Ghost,
     /// Entries held and their weight, in all and in the small queue.
     count: usize,
     weight: usize,
@@ -65,39 +66,86 @@ impl S3Fifo {
     }
 }
 
+/// Recently evicted ids, as 16-bit fingerprints: an approximate FIFO of about `span` ids in two
+/// generations. Ids go into the current generation; once it has taken `span / 2`, it becomes
+/// the previous one and the one before is forgotten. An id is remembered if either generation
+/// holds it, so the ghost remembers the last `span / 2` to `span` evicted ids. Each generation is
+/// a table of twice its ids (a newer id may overwrite an older one of the same index).
+#[derive(Default)]
+struct Ghost {
+    now: Vec<u16>,
+    before: Vec<u16>,
+    /// Ids the current generation has taken.
+    taken: usize,
+    /// Ids a generation takes.
+    per_generation: usize,
+}
+
+impl Ghost {
+    /// Makes room for `span` ids (forgetting everything when it must grow, which happens
+    /// at powers of two only).
+    fn fit(&mut self, span: usize) {
+        let per_generation = (span / 2).max(MIN_GHOST);
+        if per_generation > self.per_generation {
+            let slots = (per_generation * 2).next_power_of_two();
+            self.per_generation = slots / 2;
+            self.now = vec![0; slots];
+            self.before = vec![0; slots];
+            self.taken = 0;
+        }
+    }
+
+    fn index(&self, id: u64) -> Option<usize> {
+        let n = self.now.len();
+        (n > 0).then(|| (id >> 16) as usize & (n - 1))
+    }
+
+    fn put(&mut self, id: u64) {
+        let Some(i) = self.index(id) else { return };
+        self.now[i] = fingerprint(id);
+        self.taken += 1;
+        if self.taken >= self.per_generation {
+            std::mem::swap(&mut self.now, &mut self.before);
+            self.now.fill(0);
+            self.taken = 0;
+        }
+    }
+
+    /// Whether `id` is remembered; it is forgotten if so.
+    fn take(&mut self, id: u64) -> bool {
+        let Some(i) = self.index(id) else {
+            return false;
+        };
+        let fp = fingerprint(id);
+        let found = self.now[i] == fp || self.before[i] == fp;
+        if found {
+            self.now[i] = 0;
+            self.before[i] = 0;
+        }
+        found
+    }
+}
+
 /// Whether an entry of `state` is in the main queue.
 pub(super) fn in_main(state: u8) -> bool {
     state & MAIN != 0
 }
 
-fn fingerprint(id: u64) -> u32 {
-    (id >> 32) as u32 | 1
+/// 16 bits of the id (apart from those that index the ghost); never 0, which marks a free slot.
+fn fingerprint(id: u64) -> u16 {
+    (id >> 48) as u16 | 1
 }
 
 impl S3Fifo {
-    fn ghost_index(&self, id: u64) -> Option<usize> {
-        let n = self.ghost.len();
-        (n > 0).then(|| (id >> 16) as usize & (n - 1))
-    }
-
     /// Takes in a new entry of `weight` (into the main queue when `to_main`, or when it was
     /// evicted recently); returns the `state` the entry must carry.
     pub(super) fn admit(&mut self, id: u64, weight: usize, to_main: bool) -> u8 {
-        let ghosted = self
-            .ghost_index(id)
-            .is_some_and(|i| self.ghost[i] == fingerprint(id));
-        if ghosted && let Some(i) = self.ghost_index(id) {
-            self.ghost[i] = 0;
-        }
+        let ghosted = self.ghost.take(id);
         self.next_gen = self.next_gen.wrapping_add(1) & GEN;
         let item = id | u64::from(self.next_gen);
         self.count += 1;
         self.weight += weight;
-        let ghosts = self.count * GHOST_PERCENT / 100;
-        if ghosts > self.ghost.len() {
-            // Resized, the ghost forgets: rare (powers of two) and only costs early evictions.
-            self.ghost = vec![0; ghosts.next_power_of_two().max(MIN_GHOST)];
-        }
+        self.ghost.fit(self.count * GHOST_PERCENT / 100);
         if to_main || ghosted {
             self.main.push_back(item);
             self.next_gen | MAIN
@@ -169,9 +217,7 @@ impl S3Fifo {
             } else {
                 if from_small {
                     self.small_weight = self.small_weight.saturating_sub(w);
-                    if let Some(i) = self.ghost_index(id) {
-                        self.ghost[i] = fingerprint(id);
-                    }
+                    self.ghost.put(id);
                 }
                 table.remove(&id, guard);
                 self.count = self.count.saturating_sub(1);
