@@ -7,7 +7,7 @@
 
 use std::num::NonZeroUsize;
 
-use flipcache::__private::BareL1;
+use flipcache::__private01::BareL1;
 
 const KEYS: u64 = 1_000_000;
 const CAPACITY: usize = 10_000;

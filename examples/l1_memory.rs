@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::process::Command;
 use std::sync::Mutex;
 
-use flipcache::__private::BareL1;
+use flipcache::__private01::BareL1;
 
 const N: u64 = 1_000_000;
 const KINDS: [&str; 4] = ["flipcache", "mutex_lru", "quick_cache", "moka"];

@@ -1,7 +1,7 @@
 //! Prints the performance ratios against their targets from the criterion results of one run
 //! of `cargo bench` (the medians in `target/criterion/*/*/new/estimates.json`).
 //!
-//! `cargo bench --bench peers --bench memoize -p flipcache-workspace && cargo bench -p flipcache
+//! `cargo bench --bench peers --bench memoize --bench loader -p flipcache-workspace && cargo bench -p flipcache
 //! --bench flipcodec && cargo run --release --example perf_table`
 
 use std::path::{Path, PathBuf};
@@ -97,6 +97,34 @@ const ROWS: &[(&str, &str, &str, f64, Kind)] = &[
         "memo_hit_u64/flipcache",
         "memo_hit_u64/cached",
         1.5,
+        Kind::AtMost,
+    ),
+    (
+        "get_with on an L1 hit vs get on an L1 hit",
+        "loader_hit/get_with",
+        "loader_hit/get",
+        1.1,
+        Kind::AtMost,
+    ),
+    (
+        "get_with on an L1 hit vs moka get_with hit",
+        "loader_hit/get_with",
+        "loader_hit/moka_get_with",
+        1.0,
+        Kind::AtMost,
+    ),
+    (
+        "memoized sync miss (value in Redis) vs blocking get miss",
+        "loader_miss/memo_sync",
+        "loader_miss/get",
+        1.1,
+        Kind::AtMost,
+    ),
+    (
+        "get_with miss (value in Redis) vs blocking get miss",
+        "loader_miss/get_with",
+        "loader_miss/get",
+        1.1,
         Kind::AtMost,
     ),
 ];

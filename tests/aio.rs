@@ -9,14 +9,6 @@ use flipcache::aio::FlipCache;
 use redis::Commands;
 use support::Server;
 
-async fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
-    flipcache::FlipCache::<u64, u64>::builder(name)
-        .redis_url(&server.url())
-        .build_async()
-        .await
-        .expect("build")
-}
-
 fn assert_send<T: Send>(t: T) -> T {
     t
 }
@@ -24,7 +16,7 @@ fn assert_send<T: Send>(t: T) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_verb() {
     let server = Server::start();
-    let c = nums(&server, "averbs").await;
+    let c = server.cache_async::<u64, u64>("averbs").await;
     assert_send(c.get(&1)).await.unwrap();
     assert_send(c.set(1, 10)).await.unwrap();
     assert_eq!(c.get(&1).await.unwrap(), Some(10));
@@ -46,6 +38,7 @@ async fn every_verb() {
     assert!(c.local_keys().is_empty());
     assert!(c.is_empty().await.unwrap());
     let s: FlipCache<String, String> = flipcache::FlipCache::builder("astr")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build_async()
         .await
@@ -57,7 +50,7 @@ async fn every_verb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_tasks_on_overlapping_keys_leave_l1_and_redis_agreeing() {
     let server = Server::start();
-    let c = nums(&server, "atasks").await;
+    let c = server.cache_async::<u64, u64>("atasks").await;
     let mut tasks = Vec::new();
     for t in 0..1000u64 {
         let c = c.clone();
@@ -92,7 +85,7 @@ async fn a_thousand_tasks_on_overlapping_keys_leave_l1_and_redis_agreeing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_calls_leave_the_cache_consistent() {
     let server = Server::start();
-    let c = nums(&server, "acancel").await;
+    let c = server.cache_async::<u64, u64>("acancel").await;
     for k in 0..20 {
         c.set(k, 1).await.unwrap();
     }
@@ -139,10 +132,11 @@ async fn cancelled_calls_leave_the_cache_consistent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_and_async_handles_of_one_name_see_each_other() {
     let server = Server::start();
-    let a = nums(&server, "both").await;
+    let a = server.cache_async::<u64, u64>("both").await;
     let url = server.url();
     let b = tokio::task::spawn_blocking(move || {
         flipcache::FlipCache::<u64, u64>::builder("both")
+            .tracking(support::tracking())
             .redis_url(&url)
             .build()
             .unwrap()
@@ -185,6 +179,7 @@ async fn blocking_and_async_handles_of_one_name_see_each_other() {
 async fn concurrent_misses_share_the_connection() {
     let server = Server::start();
     let c: FlipCache<u64, u64> = flipcache::FlipCache::builder("apipe")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build_async()
@@ -223,6 +218,7 @@ fn client_count(server: &Server) -> u64 {
 async fn redis_stopping_and_returning() {
     let mut server = Server::start();
     let c: FlipCache<u64, u64> = flipcache::FlipCache::builder("aoutage")
+        .tracking(support::tracking())
         .timeout(Duration::from_millis(500))
         .redis_url(&server.url())
         .build_async()

@@ -10,24 +10,11 @@ use flipcache::{Error, FlipCache};
 use redis::Commands;
 use support::{Server, eventually};
 
-fn nums(server: &Server, name: &str) -> FlipCache<u64, u64> {
-    FlipCache::builder(name)
-        .redis_url(&server.url())
-        .build()
-        .expect("build")
-}
-
-fn strings(server: &Server, name: &str) -> FlipCache<String, String> {
-    FlipCache::builder(name)
-        .redis_url(&server.url())
-        .build()
-        .expect("build")
-}
-
 #[test]
 fn the_seed_quickstart_behaves_as_in_python() {
     let server = Server::start();
     let cache: FlipCache<String, String> = FlipCache::builder("my_cache")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
@@ -36,7 +23,7 @@ fn the_seed_quickstart_behaves_as_in_python() {
     assert_eq!(cache.get("unknown").unwrap(), None);
     assert!(cache.contains("my_key").unwrap());
     assert!(!cache.contains("unknown").unwrap());
-    let nums = nums(&server, "nums");
+    let nums = server.cache::<u64, u64>("nums");
     nums.set(123, 246).unwrap();
     assert_eq!(nums.get(&123).unwrap(), Some(246));
     // Same layout as Python: `{name}:{key}` holding text.
@@ -59,9 +46,10 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
             r#"{"state": 1, "orders": [1, 2, 3, 4], "items": {"foo": 1, "bar": true, "baz": []}}"#,
         )
         .unwrap();
-    let ints = nums(&server, "ints");
+    let ints = server.cache::<u64, u64>("ints");
     assert_eq!(ints.get(&5).unwrap(), Some(10));
     let floats: FlipCache<String, f64> = FlipCache::builder("floats")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
@@ -70,6 +58,7 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
     let e: String = raw.get("floats:e").unwrap();
     assert_eq!(e, "2.5");
     let json: FlipCache<String, serde_json::Value> = FlipCache::builder("json")
+        .tracking(support::tracking())
         .json()
         .redis_url(&server.url())
         .build()
@@ -83,6 +72,7 @@ fn reads_what_python_wrote_and_writes_what_python_reads() {
         serde_json::json!({"a": [1, 2]})
     );
     let flags: FlipCache<u32, bool> = FlipCache::builder("flags")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
@@ -102,6 +92,7 @@ struct Shape {
 fn custom_closures_encode_and_decode() {
     let server = Server::start();
     let shapes = FlipCache::<u64, Shape>::builder("custom")
+        .tracking(support::tracking())
         .value_encoder(|s: &Shape| format!("{}||{:?}", s.name, s.dimensions))
         .value_decoder(|s: &str| -> Result<Shape, String> {
             let (name, dims) = s.split_once("||").ok_or("no separator")?;
@@ -134,21 +125,9 @@ fn custom_closures_encode_and_decode() {
 }
 
 #[test]
-fn an_encoder_without_a_decoder_is_a_config_error() {
-    let server = Server::start();
-    let err = FlipCache::<u64, Shape>::builder("half")
-        .value_encoder(|s: &Shape| s.name.clone())
-        .redis_url(&server.url())
-        .build()
-        .unwrap_err();
-    assert!(matches!(err, Error::Config { .. }), "{err}");
-    assert!(err.to_string().contains("value_decoder"), "{err}");
-}
-
-#[test]
 fn every_verb() {
     let server = Server::start();
-    let c = nums(&server, "verbs");
+    let c = server.cache::<u64, u64>("verbs");
     assert_eq!(c.len().unwrap(), 0);
     assert!(c.is_empty().unwrap());
     c.set_many([(1, 10), (2, 20), (3, 30)]).unwrap();
@@ -181,6 +160,7 @@ fn every_verb() {
 fn get_many_is_read_from_redis_in_order_with_an_l1_off() {
     let server = Server::start();
     let c: FlipCache<u64, u64> = FlipCache::builder("gm")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()
@@ -200,6 +180,7 @@ fn the_l1_never_outlives_the_redis_ttl() {
     let server = Server::start();
     // Coherence off: expiry must be enforced by the L1's own deadline, not by a push.
     let c: FlipCache<String, String> = FlipCache::builder("ttl")
+        .tracking(support::tracking())
         .expire_time(Duration::from_millis(300))
         .coherence(false)
         .redis_url(&server.url())
@@ -230,6 +211,7 @@ fn the_l1_never_outlives_the_redis_ttl() {
 fn eviction_keeps_what_is_read_and_is_bounded() {
     let server = Server::start();
     let c: FlipCache<u64, u64> = FlipCache::builder("lru")
+        .tracking(support::tracking())
         .local_max(3)
         .redis_url(&server.url())
         .build()
@@ -242,6 +224,7 @@ fn eviction_keeps_what_is_read_and_is_bounded() {
     let local: HashSet<u64> = c.local_keys().into_iter().collect();
     assert_eq!(local, HashSet::from([1, 3, 4]));
     let big: FlipCache<u64, u64> = FlipCache::builder("lru_big")
+        .tracking(support::tracking())
         .local_max(500)
         .redis_url(&server.url())
         .build()
@@ -255,6 +238,7 @@ fn eviction_keeps_what_is_read_and_is_bounded() {
     );
     // A batch of exactly local_max keys is kept whole, shards or not.
     let fit: FlipCache<String, String> = FlipCache::builder("lru_fit")
+        .tracking(support::tracking())
         .local_max(1000)
         .redis_url(&server.url())
         .build()
@@ -273,6 +257,7 @@ fn eviction_keeps_what_is_read_and_is_bounded() {
 fn defaults_are_fresh_and_only_written_when_asked() {
     let server = Server::start();
     let c: FlipCache<u64, Vec<u8>> = FlipCache::builder("defaults")
+        .tracking(support::tracking())
         .value_encoder_bytes(|v: &Vec<u8>| v.clone())
         .value_decoder_bytes(|b: &[u8]| Ok::<_, String>(b.to_vec()))
         .value_default(vec![1, 2])
@@ -291,6 +276,7 @@ fn defaults_are_fresh_and_only_written_when_asked() {
         "the default is not written by default"
     );
     let w: FlipCache<u64, u64> = FlipCache::builder("defaults_w")
+        .tracking(support::tracking())
         .value_default(0)
         .write_default(true)
         .redis_url(&server.url())
@@ -304,10 +290,11 @@ fn defaults_are_fresh_and_only_written_when_asked() {
 #[test]
 fn an_empty_string_is_a_value() {
     let server = Server::start();
-    let c = strings(&server, "empty");
+    let c = server.cache::<String, String>("empty");
     c.set("k", "").unwrap();
     assert_eq!(c.get("k").unwrap(), Some(String::new()));
     let c2: FlipCache<String, String> = FlipCache::builder("empty")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()
@@ -318,7 +305,7 @@ fn an_empty_string_is_a_value() {
 #[test]
 fn values_other_clients_wrote_in_other_formats_are_decode_errors() {
     let server = Server::start();
-    let c = nums(&server, "mixed");
+    let c = server.cache::<u64, u64>("mixed");
     let mut raw = server.raw();
     let _: () = raw.set("mixed:7", "not a number").unwrap();
     let _: () = raw.set("mixed:8", vec![0xffu8, 0xfe]).unwrap();
@@ -340,9 +327,9 @@ fn values_other_clients_wrote_in_other_formats_are_decode_errors() {
 #[test]
 fn names_with_glob_characters_and_nested_names_stay_apart() {
     let server = Server::start();
-    let star = strings(&server, "a*b?[c]");
-    let other = strings(&server, "aXb?[c]");
-    let plain = strings(&server, "a");
+    let star = server.cache::<String, String>("a*b?[c]");
+    let other = server.cache::<String, String>("aXb?[c]");
+    let plain = server.cache::<String, String>("a");
     star.set("1", "x").unwrap();
     other.set("1", "y").unwrap();
     plain.set("1", "z").unwrap();
@@ -350,8 +337,8 @@ fn names_with_glob_characters_and_nested_names_stay_apart() {
     assert_eq!(star.keys().unwrap(), ["1"]);
     assert_eq!(star.clear().unwrap(), 1);
     assert_eq!(other.get("1").unwrap().as_deref(), Some("y"));
-    let p = strings(&server, "p");
-    let pq = strings(&server, "p:q");
+    let p = server.cache::<String, String>("p");
+    let pq = server.cache::<String, String>("p:q");
     p.set("a", "1").unwrap();
     pq.set("b", "2").unwrap();
     assert_eq!(
@@ -368,17 +355,20 @@ fn names_with_glob_characters_and_nested_names_stay_apart() {
 fn bad_configuration_is_a_clear_error() {
     let server = Server::start();
     let e = FlipCache::<u64, u64>::builder("")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::Config { .. }), "{e}");
     let e = FlipCache::<u64, u64>::builder("z")
+        .tracking(support::tracking())
         .expire_time(Duration::ZERO)
         .redis_url(&server.url())
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("expire_time"), "{e}");
     let e = FlipCache::<u64, u64>::builder("z")
+        .tracking(support::tracking())
         .redis_url("nope://x")
         .build()
         .unwrap_err();
@@ -388,7 +378,7 @@ fn bad_configuration_is_a_clear_error() {
 #[test]
 fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
     let server = Server::start();
-    let c = nums(&server, "hammer");
+    let c = server.cache::<u64, u64>("hammer");
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
             let c = c.clone();
@@ -416,6 +406,7 @@ fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
         t.join().unwrap();
     }
     let fresh: FlipCache<u64, u64> = FlipCache::builder("hammer")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()
@@ -437,6 +428,7 @@ fn eight_threads_hammering_shared_keys_leave_l1_and_redis_agreeing() {
 fn a_failed_write_leaves_no_local_copy_and_the_cache_recovers() {
     let mut server = Server::start();
     let c: FlipCache<u64, u64> = FlipCache::builder("outage")
+        .tracking(support::tracking())
         .timeout(Duration::from_millis(500))
         .redis_url(&server.url())
         .build()
@@ -467,6 +459,7 @@ fn a_failed_write_leaves_no_local_copy_and_the_cache_recovers() {
 fn refresh_on_get_keeps_hot_keys_alive_in_redis() {
     let server = Server::start();
     let c: FlipCache<String, String> = FlipCache::builder("hot")
+        .tracking(support::tracking())
         .expire_time(Duration::from_millis(400))
         .refresh_expire_time_on_get(true)
         .redis_url(&server.url())
@@ -493,7 +486,11 @@ fn a_blocking_cache_works_inside_a_tokio_runtime() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let c: FlipCache<u64, u64> = FlipCache::builder("in_rt").redis_url(&url).build().unwrap();
+        let c: FlipCache<u64, u64> = FlipCache::builder("in_rt")
+            .tracking(support::tracking())
+            .redis_url(&url)
+            .build()
+            .unwrap();
         c.set(1, 2).unwrap();
         assert_eq!(c.local_len(), 1);
         c.delete(&1).unwrap();
@@ -529,7 +526,7 @@ fn clients(server: &Server) -> Vec<(u64, String)> {
 #[test]
 fn blocking_misses_read_on_a_pooled_connection_of_their_own() {
     let server = Server::start();
-    let c = nums(&server, "pooled");
+    let c = server.cache::<u64, u64>("pooled");
     c.set_many((0..100u64).map(|i| (i, i))).unwrap();
     let shared = clients(&server);
     assert_eq!(shared.len(), 1, "one shared connection: {shared:?}");
@@ -538,6 +535,7 @@ fn blocking_misses_read_on_a_pooled_connection_of_their_own() {
         clients(&server).len() == 2
     });
     let other: FlipCache<u64, u64> = FlipCache::builder("pooled")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_url(&server.url())
         .build()

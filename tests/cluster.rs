@@ -108,6 +108,7 @@ impl Cluster {
         let seeds = self.seeds();
         let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
         FlipCache::builder(name)
+            .tracking(support::tracking())
             .local_max(10_000)
             .timeout(Duration::from_millis(500))
             .redis_cluster(&seeds[..n])
@@ -218,6 +219,7 @@ fn every_verb_spans_the_primaries() {
 
     // A cache with an L1 off reads with one pipeline per slot too.
     let plain: FlipCache<String, String> = FlipCache::builder("cl")
+        .tracking(support::tracking())
         .local_max(0)
         .redis_cluster(&[&cluster.seeds()[1]])
         .build()
@@ -504,6 +506,7 @@ async fn the_async_front_works_on_a_cluster() {
     let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
     let seeds = cluster.seeds();
     let c: flipcache::aio::FlipCache<u64, u64> = FlipCache::builder("ca")
+        .tracking(support::tracking())
         .local_max(1000)
         .redis_cluster(&[seeds[0].as_str()])
         .build_async()

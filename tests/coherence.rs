@@ -14,14 +14,6 @@ use support::{Server, eventually};
 
 const PUSH_WAIT: Duration = Duration::from_secs(5);
 
-fn cache(server: &Server, name: &str) -> FlipCache<String, String> {
-    FlipCache::builder(name)
-        .local_max(1000)
-        .redis_url(&server.url())
-        .build()
-        .expect("build")
-}
-
 /// Waits until the cache has processed more invalidations than `before`.
 fn await_push(c: &FlipCache<String, String>, before: u64) {
     eventually(PUSH_WAIT, "the invalidation push", || {
@@ -38,7 +30,7 @@ fn local_hit(c: &FlipCache<String, String>, key: &str) -> bool {
 #[test]
 fn foreign_writes_deletes_and_expiry_are_seen() {
     let server = Server::start();
-    let c = cache(&server, "co");
+    let c = server.cache::<String, String>("co");
     let mut raw = server.raw();
     c.set("k", "v1").unwrap();
     assert!(local_hit(&c, "k"));
@@ -69,7 +61,7 @@ fn foreign_writes_deletes_and_expiry_are_seen() {
 #[test]
 fn flushdb_empties_the_l1() {
     let server = Server::start();
-    let c = cache(&server, "fl");
+    let c = server.cache::<String, String>("fl");
     c.set_many([("a", "1"), ("b", "2")]).unwrap();
     assert_eq!(c.local_len(), 2);
     let flushes = c.stats().flushes;
@@ -82,8 +74,8 @@ fn flushdb_empties_the_l1() {
 #[test]
 fn nested_names_are_both_invalidated() {
     let server = Server::start();
-    let p = cache(&server, "p");
-    let pq = cache(&server, "p:q");
+    let p = server.cache::<String, String>("p");
+    let pq = server.cache::<String, String>("p:q");
     p.set("q:x", "1").unwrap();
     assert_eq!(pq.get("x").unwrap().as_deref(), Some("1"));
     let before = pq.stats().invalidations;
@@ -95,8 +87,8 @@ fn nested_names_are_both_invalidated() {
     assert_eq!(p.get("q:x").unwrap().as_deref(), Some("2"));
     assert_eq!(pq.get("x").unwrap().as_deref(), Some("2"));
     // A cache created after another whose prefix it covers still gets pushes.
-    let late = cache(&server, "l:m");
-    let short = cache(&server, "l");
+    let late = server.cache::<String, String>("l:m");
+    let short = server.cache::<String, String>("l");
     late.set("k", "1").unwrap();
     short.set("m:k", "2").unwrap(); // same Redis key, written through the other cache
     assert_eq!(late.get("k").unwrap().as_deref(), Some("2"));
@@ -111,6 +103,7 @@ fn nested_names_are_both_invalidated() {
 fn coherence_off_keeps_the_originals_behaviour() {
     let server = Server::start();
     let c: FlipCache<String, String> = FlipCache::builder("off")
+        .tracking(support::tracking())
         .coherence(false)
         .redis_url(&server.url())
         .build()
@@ -126,7 +119,7 @@ fn coherence_off_keeps_the_originals_behaviour() {
 #[test]
 fn a_restarted_server_never_serves_pre_restart_data() {
     let mut server = Server::start();
-    let c = cache(&server, "rs");
+    let c = server.cache::<String, String>("rs");
     c.set("k", "before").unwrap();
     assert!(local_hit(&c, "k"));
     server.restart();
@@ -154,7 +147,7 @@ fn a_restarted_server_never_serves_pre_restart_data() {
 #[test]
 fn killing_our_connection_empties_the_l1_and_reconnects() {
     let server = Server::start();
-    let c = cache(&server, "ck");
+    let c = server.cache::<String, String>("ck");
     c.set("k", "v").unwrap();
     let flushes = c.stats().flushes;
     let _: () = redis::cmd("CLIENT")
@@ -180,11 +173,15 @@ fn killing_our_connection_empties_the_l1_and_reconnects() {
 fn no_read_returns_older_data_once_the_push_is_processed() {
     let server = Server::start();
     let c: FlipCache<String, u64> = FlipCache::builder("race")
+        .tracking(support::tracking())
         .redis_url(&server.url())
         .build()
         .unwrap();
     let mut raw = server.raw();
     let _: () = raw.set("race:k", 0u64).unwrap();
+    // Read once before the writes start: with key-based tracking, Redis reports writes only to
+    // processes that read the key (each read after an invalidation tracks it again).
+    assert_eq!(c.get("k").unwrap(), Some(0));
     let stop = Arc::new(AtomicBool::new(false));
     let pushed = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
@@ -210,6 +207,12 @@ fn no_read_returns_older_data_once_the_push_is_processed() {
         let before = c.stats().invalidations;
         let _: () = raw.set("race:k", i).unwrap();
         eventually(PUSH_WAIT, "the push", || c.stats().invalidations > before);
+        // With key-based tracking one write may be pushed several times (once per connection
+        // of ours that read the key: the shared one and the redirected read connections), so
+        // the count above may have moved for the previous write's last push. A round trip on
+        // the shared connection is a barrier: Redis queued every push of this write on it
+        // before this command's reply, and they are processed in order.
+        c.ttl("k").unwrap();
         pushed.store(i, Ordering::SeqCst);
         assert_eq!(
             c.get("k").unwrap(),
@@ -230,11 +233,8 @@ fn no_read_returns_older_data_once_the_push_is_processed() {
 /// A second process running the crate: its writes reach our L1 through Redis.
 #[test]
 fn another_process_writes_are_seen() {
-    if std::env::var("FLIPCACHE_CHILD_URL").is_ok() {
-        return; // we are the child, see `child_process_writer`
-    }
     let server = Server::start();
-    let c = cache(&server, "xproc");
+    let c = server.cache::<String, String>("xproc");
     c.set("k", "parent").unwrap();
     assert!(local_hit(&c, "k"));
     let before = c.stats().invalidations;
@@ -242,6 +242,7 @@ fn another_process_writes_are_seen() {
         .args([
             "--exact",
             "child_process_writer",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -261,13 +262,54 @@ fn another_process_writes_are_seen() {
     assert_eq!(c.get("k").unwrap().as_deref(), Some("child"));
 }
 
-/// Runs only as the child of `another_process_writes_are_seen`.
+/// The child's side of `another_process_writes_are_seen`, which starts it with `--ignored`
+/// and the server's URL; ignored in a normal run, and it fails if started any other way.
 #[test]
+#[ignore = "the child process of `another_process_writes_are_seen`, which runs it"]
 fn child_process_writer() {
-    let Ok(url) = std::env::var("FLIPCACHE_CHILD_URL") else {
-        return;
-    };
+    let url = std::env::var("FLIPCACHE_CHILD_URL")
+        .expect("set by `another_process_writes_are_seen`, which runs this test");
     let c: FlipCache<String, String> = FlipCache::builder("xproc").redis_url(&url).build().unwrap();
     c.set("k", "child").unwrap();
     println!("child wrote");
+}
+
+/// Key-based tracking: when Redis's tracking table is full (`tracking-table-max-keys`) it forgets
+/// keys and sends an invalidation for each; those simply leave the L1, and every key still held
+/// is still tracked, so later foreign writes reach it.
+#[test]
+fn a_full_tracking_table_only_drops_l1_entries() {
+    if support::tracking() != flipcache::Tracking::Keys {
+        return; // broadcasting keeps no table
+    }
+    let server = Server::start();
+    let mut raw = server.raw();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tracking-table-max-keys")
+        .arg(5)
+        .query(&mut raw)
+        .unwrap();
+    let c: FlipCache<String, String> = server.cache("tt");
+    for i in 0..50 {
+        let _: () = raw.set(format!("tt:{i}"), "old").unwrap();
+    }
+    for i in 0..50 {
+        assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("old"));
+    }
+    // Redis trims its table a little per event-loop turn: keep it turning.
+    eventually(PUSH_WAIT, "the table to be trimmed", || {
+        let _: () = redis::cmd("PING").query(&mut raw).unwrap();
+        c.local_len() <= 5
+    });
+    assert!(c.stats().invalidations > 0);
+    for i in 0..50 {
+        let _: () = raw.set(format!("tt:{i}"), "new").unwrap();
+    }
+    eventually(PUSH_WAIT, "every held key to be invalidated", || {
+        c.local_len() == 0
+    });
+    for i in 0..50 {
+        assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("new"));
+    }
 }

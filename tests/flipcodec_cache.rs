@@ -4,7 +4,7 @@
 
 mod support;
 
-use flipcache::{FlipCache, FlipCodec};
+use flipcache::FlipCodec;
 use support::Server;
 
 mod v1 {
@@ -38,18 +38,14 @@ fn womp() -> v1::Shape {
     }
 }
 
-fn cache<V: flipcache::FlipValue>(server: &Server, name: &str) -> FlipCache<u64, V> {
-    FlipCache::<u64, V>::builder(name)
-        .redis_url(&server.url())
-        .local_max(0)
-        .build()
-        .expect("cache")
-}
-
 #[test]
 fn derived_values_round_trip_through_redis_with_a_version_header() {
     let server = Server::start();
-    let shapes = cache::<v1::Shape>(&server, "fc_round_trip");
+    let shapes = server
+        .builder::<u64, v1::Shape>("fc_round_trip")
+        .local_max(0)
+        .build()
+        .expect("cache");
     shapes.set(123, womp()).unwrap();
     assert_eq!(shapes.get(&123).unwrap(), Some(womp()));
     assert_eq!(shapes.get(&321).unwrap(), None);
@@ -66,10 +62,18 @@ fn derived_values_round_trip_through_redis_with_a_version_header() {
 #[test]
 fn a_value_from_another_version_of_the_type_is_a_decode_error_then_a_miss_to_refill() {
     let server = Server::start();
-    let old = cache::<v1::Shape>(&server, "fc_versions");
+    let old = server
+        .builder::<u64, v1::Shape>("fc_versions")
+        .local_max(0)
+        .build()
+        .expect("cache");
     old.set(1, womp()).unwrap();
 
-    let new = cache::<v2::Shape>(&server, "fc_versions");
+    let new = server
+        .builder::<u64, v2::Shape>("fc_versions")
+        .local_max(0)
+        .build()
+        .expect("cache");
     let err = new.get(&1).unwrap_err();
     assert!(err.is_decode(), "{err}");
     let message = err.to_string();
@@ -101,7 +105,11 @@ fn a_value_from_another_version_of_the_type_is_a_decode_error_then_a_miss_to_ref
 #[test]
 fn text_written_by_another_client_is_a_decode_error_naming_the_type() {
     let server = Server::start();
-    let shapes = cache::<v1::Shape>(&server, "fc_foreign");
+    let shapes = server
+        .builder::<u64, v1::Shape>("fc_foreign")
+        .local_max(0)
+        .build()
+        .expect("cache");
     let _: () = redis::cmd("SET")
         .arg("fc_foreign:7")
         .arg(r#"{"name": "womp"}"#)

@@ -204,6 +204,7 @@ fn in_child(url: &str, n: u64) -> (bool, u64) {
         .args([
             "--exact",
             "child_process_entry",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -228,16 +229,15 @@ fn in_child(url: &str, n: u64) -> (bool, u64) {
     )
 }
 
-/// The child's side of `a_second_process_reads_the_first_ones_results` (does nothing in a
-/// normal run).
+/// The child's side of `a_second_process_reads_the_first_ones_results`, which starts it with
+/// `--ignored` and the variables it needs; ignored in a normal run, and it fails if started
+/// any other way (it can never pass without doing its work).
 #[test]
+#[ignore = "the child process of `a_second_process_reads_the_first_ones_results`, which runs it"]
 fn child_process_entry() {
-    let (Ok(url), Ok(arg)) = (
-        std::env::var("MEMO_CHILD_URL"),
-        std::env::var("MEMO_CHILD_ARG"),
-    ) else {
-        return;
-    };
+    let run_by = "set by `a_second_process_reads_the_first_ones_results`, which runs this test";
+    let url = std::env::var("MEMO_CHILD_URL").expect(run_by);
+    let arg = std::env::var("MEMO_CHILD_ARG").expect(run_by);
     SHARED_URL.set(url).unwrap();
     let value = shared(arg.parse().unwrap());
     println!("MEMO_CHILD ran={} value={value}", runs(&SHARED_RUNS) > 0);

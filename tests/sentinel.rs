@@ -63,6 +63,7 @@ fn a_failover_moves_the_cache_to_the_new_primary() {
     assert_eq!(sentinel_master(&sentinel), Some(primary.port()));
 
     let cache: FlipCache<String, String> = FlipCache::builder("sent")
+        .tracking(support::tracking())
         .timeout(Duration::from_millis(500))
         .redis_sentinel(&[&sentinel.url()], "mymaster")
         .build()

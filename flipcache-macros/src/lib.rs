@@ -2,14 +2,22 @@
 //! `#[flipcache]` (memoization).
 //!
 //! Use them through the `flipcache` crate, which re-exports them next to the runtime items
-//! the generated code calls (always through `::flipcache::__private`, never through the
-//! caller's imports).
+//! the generated code calls. Runtime helpers are named through `::flipcache::__private01`
+//! (versioned: the two crates are released together and `flipcache` pins this one with `=`),
+//! never through the caller's imports; the public types in the signatures of generated items
+//! (`FlipCache`, `aio::FlipCache`, `Result`) are named by their public paths.
 //!
-//! Each macro is a pipeline in its own directory: `ast.rs` (syn input → a model of our
-//! concepts) → `attr.rs` (our attributes, parsed once) → `valid.rs` (every misuse becomes a
-//! `syn::Error` spanned at the offending tokens) → `expand.rs` (model → tokens), with
-//! `fallback.rs` emitting a stub impl when the input is invalid, so one mistake does not
-//! cascade into many.
+//! Each macro is a pipeline in its own directory:
+//!
+//! - `codec/` (`#[derive(FlipCodec)]`): `ast.rs` (syn input → a model of our concepts) →
+//!   `attr.rs` (our attributes, parsed once) → `valid.rs` (every misuse becomes a `syn::Error`
+//!   spanned at the offending tokens) → `expand.rs` (model → tokens, with `schema.rs` for the
+//!   fingerprint). On invalid input, `fallback.rs` emits the errors plus a stub impl, so one
+//!   mistake does not cascade into "`T: FlipCodec` is not satisfied" everywhere `T` is used.
+//! - `memoize/` (`#[flipcache]`): `attr.rs` (the options) → `ast.rs` (the function) →
+//!   `valid.rs` → `expand.rs`. On invalid input the function is re-emitted unchanged next to
+//!   the errors (no fallback stub is needed: the function itself still exists), so the rest of
+//!   the crate and IDE completion keep working.
 
 #![forbid(unsafe_code)]
 

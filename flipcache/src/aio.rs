@@ -7,6 +7,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::builder::Builder;
 use crate::core::Core;
 use crate::error::Result;
 use crate::key::FlipKey;
+use crate::load::{Load, LoadError};
 use crate::stats::Stats;
 use crate::value::FlipValue;
 
@@ -111,6 +113,143 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
             return Ok(Some(v));
         }
         self.core.fetch(key.to_owned()).await
+    }
+
+    /// The value under `key`, or, when neither layer has it, the value of `load` (a future,
+    /// polled only if needed), stored in Redis and the L1.
+    ///
+    /// An L1 hit returns at once; otherwise one Redis round trip; otherwise `load` runs **once
+    /// per key per process**, however many tasks ask at the same time: the others wait and get
+    /// a clone of its value. If the loading task is cancelled or panics, one waiter takes over.
+    /// A value in Redis that does not decode counts as a miss and is overwritten. If Redis is
+    /// unreachable or slow, the loader's value is returned anyway (see
+    /// [`Builder::fail_open`](crate::Builder::fail_open)). `load` may give the value or a
+    /// [`Loaded`](crate::Loaded) with a TTL of its own. With
+    /// [`stale_for`](crate::Builder::stale_for) or
+    /// [`eager_refresh`](crate::Builder::eager_refresh), a hit on a stale (or nearly stale) entry
+    /// returns at once and `load` refreshes the key in a task of its own; that is why it is
+    /// `Send + 'static`, as `tokio::spawn`'s futures are (write `async move { .. }` with what
+    /// it needs moved in).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let users: flipcache::aio::FlipCache<u64, String> = flipcache::aio::FlipCache::new("users").await?;
+    /// let name = users.get_with(&42, async { "Ada".to_string() }).await?;
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub async fn get_with<Q, T>(
+        &self,
+        key: &Q,
+        load: impl Future<Output = T> + Send + 'static,
+    ) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+    {
+        self.core.get_with(key, load).await
+    }
+
+    /// [`get_with`](FlipCache::get_with) with a fallible loader. Its error is returned as
+    /// [`LoadError::Loader`] (never cached); tasks that waited on the same load share it
+    /// (`Arc<E>`). Redis errors (only with `fail_open(false)`) come as [`LoadError::Cache`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let users: flipcache::aio::FlipCache<u64, String> = flipcache::aio::FlipCache::new("users").await?;
+    /// let name = users
+    ///     .try_get_with(&42, async { Ok::<_, std::io::Error>("Ada".to_string()) })
+    ///     .await;
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub async fn try_get_with<Q, T, E>(
+        &self,
+        key: &Q,
+        load: impl Future<Output = std::result::Result<T, E>> + Send + 'static,
+    ) -> std::result::Result<V, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        E: Send + Sync + 'static,
+    {
+        self.core.try_get_with(key, load).await
+    }
+
+    /// [`get_with`](FlipCache::get_with) with a loader that may find nothing; `None` is
+    /// remembered in Redis only with [`cache_absent`](crate::Builder::cache_absent).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let users: flipcache::aio::FlipCache<u64, String> = flipcache::aio::FlipCache::new("users").await?;
+    /// let found = users.optionally_get_with(&404, async { None::<String> }).await?;
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub async fn optionally_get_with<Q, T>(
+        &self,
+        key: &Q,
+        load: impl Future<Output = Option<T>> + Send + 'static,
+    ) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+    {
+        self.core.optionally_get_with(key, load).await
+    }
+
+    /// [`set`](FlipCache::set) with a TTL of its own instead of the cache's `expire_time`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let tokens: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("tokens").await?;
+    /// tokens.set_with_ttl("api", "secret", std::time::Duration::from_secs(540)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_with_ttl(
+        &self,
+        key: impl Arg<K>,
+        value: impl Arg<V>,
+        ttl: Duration,
+    ) -> Result<()> {
+        self.core
+            .write(key.into_arg(), value.into_arg(), Some(ttl), false)
+            .await
+            .map(drop)
+    }
+
+    /// Stores `value` only if `key` has no value in Redis (`SET NX`); says whether it did.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let owners: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("owners").await?;
+    /// let mine = owners.set_if_absent("job:7", "worker-1").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_if_absent(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<bool> {
+        self.core
+            .write(key.into_arg(), value.into_arg(), None, true)
+            .await
+    }
+
+    /// The remaining TTL of `key` in Redis: `None` when the key does not exist or never
+    /// expires.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let tokens: flipcache::aio::FlipCache<String, String> = flipcache::aio::FlipCache::new("tokens").await?;
+    /// let left = tokens.ttl("api").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn ttl<Q>(&self, key: &Q) -> Result<Option<Duration>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.core.ttl_of(key.to_owned()).await
     }
 
     /// Stores `value` under `key` in Redis (with the TTL, if any), then in the L1. If Redis
@@ -228,7 +367,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     }
 
     /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
-    /// round trip.
+    /// round trip (on a cluster, one pipeline per hash slot, sent at once). With
+    /// [`write_default`](crate::Builder::write_default), each key Redis lacks then costs one
+    /// `SET` of the default.
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
@@ -240,7 +381,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         self.core.get_many(keys).await
     }
 
-    /// Stores every pair in one pipelined round trip.
+    /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {

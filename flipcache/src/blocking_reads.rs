@@ -10,12 +10,21 @@
 //! connection belongs to one generation of the shared connection and one server run (its
 //! `run_id`): after a reconnect or a server restart, old ones are dropped and new ones are
 //! checked against the server the shared connection talks to.
+//!
+//! With key-based tracking, Redis tracks a key for the connection that read it: each pooled
+//! connection is made with `CLIENT TRACKING ON REDIRECT <id of the shared connection>`, so the
+//! invalidations of what it reads arrive on the shared connection as `invalidate` pushes (a
+//! RESP3 target gets pushes; a RESP2 one would need Pub/Sub on `__redis__:invalidate`). A
+//! reconnect makes a new shared connection with a new id: the new generation's pooled
+//! connections redirect to it. Redis forgets what a closed connection read, so while its
+//! generation is current a pooled connection is never closed by the pool (no idle cap), and
+//! one that fails is reported, so the caller can treat it as a lost connection.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::{Connection, RedisError};
+use redis::{Connection, ErrorKind, RedisError};
 use tokio::runtime::Handle;
 
 /// Most idle connections kept.
@@ -37,6 +46,9 @@ struct Inner {
 /// socket has now (set again only when a caller wants another).
 struct Idle {
     generation: u64,
+    /// Tracks what it reads (redirected to the shared connection): never dropped while
+    /// `generation` is current.
+    tracked: bool,
     timeout: Duration,
     conn: Connection,
 }
@@ -59,26 +71,28 @@ impl BlockingReads {
         }
     }
 
-    /// Runs `op` on an idle connection belonging to `generation`. `None` when there is none:
-    /// the read should go through the shared connection, while a new connection is made in the
-    /// background (never on the caller's time: a handshake with a stalled server must not
-    /// outlast the caller's timeout) and checked to reach server run `server`.
+    /// Runs `op` on an idle connection belonging to `generation` (`at`: the generation, the
+    /// server run, and the client id to redirect invalidations to, with key-based tracking).
+    /// `None` when there is none: the read should go through the shared connection, while a new
+    /// connection is made in the background (never on the caller's time: a handshake with a
+    /// stalled server must not outlast the caller's timeout) and checked to reach server run
+    /// `server`. Otherwise the result, and whether the connection was dropped (it failed).
     pub(crate) fn run<T>(
         &self,
         rt: &Handle,
-        generation: u64,
-        server: &str,
+        at: (u64, &str, Option<u64>),
         connect_timeout: Duration,
         timeout: Duration,
         op: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
-    ) -> Option<Result<T, RedisError>> {
+    ) -> Option<(Result<T, RedisError>, bool)> {
+        let generation = at.0;
         let pooled = {
-            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = crate::lock::lock(&self.inner.idle);
             idle.retain(|i| i.generation == generation);
             idle.pop()
         };
         let Some(mut idle) = pooled else {
-            self.grow(rt, generation, server, connect_timeout);
+            self.grow(rt, at, connect_timeout);
             return None;
         };
         if idle.timeout != timeout {
@@ -87,29 +101,38 @@ impl BlockingReads {
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| idle.conn.set_write_timeout(Some(timeout)))
             {
-                return Some(Err(e));
+                return Some((Err(e), idle.tracked));
             }
             idle.timeout = timeout;
         }
         let result = op(&mut idle.conn);
-        // A connection that failed (or timed out half-way) may hold a stray reply: drop it.
-        if result.is_ok() {
+        // A connection that failed on the way (or timed out half-way) may hold a stray reply:
+        // drop it. An error reply from the server ends a whole exchange (redis-rs reads every
+        // reply of a pipeline), so that connection is kept. A tracked connection that is not
+        // kept loses what it tracked: the caller is told.
+        let clean = match &result {
+            Ok(_) => true,
+            Err(e) => matches!(e.kind(), ErrorKind::Server(_)),
+        };
+        let dropped = !clean && idle.tracked;
+        if clean {
             self.inner.put(idle);
         }
-        Some(result)
+        Some((result, dropped))
     }
 
     /// Makes one more connection in the background, unless one is on its way.
-    fn grow(&self, rt: &Handle, generation: u64, server: &str, connect_timeout: Duration) {
+    fn grow(&self, rt: &Handle, at: (u64, &str, Option<u64>), connect_timeout: Duration) {
         if self.inner.creating.swap(true, Ordering::AcqRel) {
             return;
         }
         let inner = self.inner.clone();
-        let server = server.to_owned();
+        let (generation, server, redirect) = (at.0, at.1.to_owned(), at.2);
         rt.spawn_blocking(move || {
-            if let Ok(Some(conn)) = inner.connect(&server, connect_timeout) {
+            if let Ok(Some(conn)) = inner.connect(&server, redirect, connect_timeout) {
                 inner.put(Idle {
                     generation,
+                    tracked: redirect.is_some(),
                     timeout: connect_timeout,
                     conn,
                 });
@@ -120,24 +143,40 @@ impl BlockingReads {
 }
 
 impl Inner {
+    /// Pools `conn`. Untracked connections beyond [`MAX_IDLE`] are closed; tracked ones never
+    /// are (their number is bounded by how many threads read at once, since one is made only
+    /// when none is idle).
     fn put(&self, conn: Idle) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
+        let mut idle = crate::lock::lock(&self.idle);
+        if conn.tracked || idle.len() < MAX_IDLE {
             idle.push(conn);
         }
     }
 
-    /// A new connection, if it reaches server run `server`.
+    /// A new connection, if it reaches server run `server`; with `redirect`, tracking the keys
+    /// it reads for the shared connection with that client id.
     fn connect(
         &self,
         server: &str,
+        redirect: Option<u64>,
         connect_timeout: Duration,
     ) -> Result<Option<Connection>, RedisError> {
         let mut conn = self.client.get_connection_with_timeout(connect_timeout)?;
         conn.set_read_timeout(Some(connect_timeout))?;
         conn.set_write_timeout(Some(connect_timeout))?;
         let info: String = redis::cmd("INFO").arg("server").query(&mut conn)?;
-        Ok((run_id(&info) == Some(server)).then_some(conn))
+        if run_id(&info) != Some(server) {
+            return Ok(None);
+        }
+        if let Some(id) = redirect {
+            redis::cmd("CLIENT")
+                .arg("TRACKING")
+                .arg("ON")
+                .arg("REDIRECT")
+                .arg(id)
+                .query::<()>(&mut conn)?;
+        }
+        Ok(Some(conn))
     }
 }
 

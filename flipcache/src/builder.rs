@@ -4,7 +4,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::{ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, ValueCodec};
+use crate::codec::{
+    ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, MissingDecoder, MissingEncoder, ValueCodec,
+};
 use crate::core::{Core, Settings};
 use crate::endpoint::Target;
 use crate::error::{Error, Result};
@@ -12,6 +14,7 @@ use crate::key::FlipKey;
 use crate::local::Weigher;
 use crate::remote::Remote;
 use crate::runtime;
+use crate::tracking::Tracking;
 
 /// Default for [`Builder::local_max`], as in the Python original.
 ///
@@ -42,7 +45,8 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 enum Source {
     Env,
     Url(String),
-    Client(redis::Client),
+    // Boxed: with the `tls` feature a client is far larger than the other variants.
+    Client(Box<redis::Client>),
     #[cfg(feature = "sentinel")]
     Sentinel {
         sentinels: Vec<String>,
@@ -53,11 +57,63 @@ enum Source {
     Cluster(Vec<String>),
 }
 
+/// Shows where a source points, with any password in a URL replaced by `***`.
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Env => f.write_str("Env"),
+            Source::Url(url) => f.debug_tuple("Url").field(&redact_url(url)).finish(),
+            // redis-rs's `Debug` for connection settings hides the password.
+            Source::Client(client) => f
+                .debug_tuple("Client")
+                .field(client.get_connection_info())
+                .finish(),
+            #[cfg(feature = "sentinel")]
+            Source::Sentinel {
+                sentinels,
+                service,
+                node,
+            } => f
+                .debug_struct("Sentinel")
+                .field(
+                    "sentinels",
+                    &sentinels.iter().map(|s| redact_url(s)).collect::<Vec<_>>(),
+                )
+                .field("service", service)
+                .field("node", node)
+                .finish(),
+            #[cfg(feature = "cluster")]
+            Source::Cluster(nodes) => f
+                .debug_tuple("Cluster")
+                .field(&nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `url` with the password (between `user:` and `@`) replaced by `***`, for `Debug` output.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or_default();
+    let password = if rest[..at].contains(':') { ":***" } else { "" };
+    let user = if password.is_empty() { "***" } else { user };
+    format!("{}{user}{password}{}", &url[..scheme_end], &rest[at..])
+}
+
 /// Configures a cache; made by [`FlipCache::builder`](crate::FlipCache::builder).
 ///
 /// `C` is the codec choice: the type's default encoding until [`json`](Builder::json),
 /// [`value_encoder`](Builder::value_encoder)/[`value_decoder`](Builder::value_decoder) or
-/// [`value_codec`](Builder::value_codec) picks another.
+/// [`value_codec`](Builder::value_codec) picks another. While only one closure of an
+/// encoder/decoder pair is set, `C` is [`MissingDecoder`] or [`MissingEncoder`] and the builder
+/// has no `build`: a cache that cannot read back what it writes does not compile.
 ///
 /// ```no_run
 /// use flipcache::{et, FlipCache};
@@ -69,6 +125,18 @@ enum Source {
 ///     .redis_url("redis://127.0.0.1:6379/0")
 ///     .build()?;
 /// # Ok(()) }
+/// ```
+///
+/// Its `Debug` output shows the settings, never a password or a closure:
+///
+/// ```
+/// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+///     .redis_url("redis://app:s3cret@10.0.0.5:6379/0")
+///     .value_encoder(|v: &u64| v.to_string())
+///     .value_decoder(|s: &str| s.parse::<u64>());
+/// let shown = format!("{b:?}");
+/// assert!(shown.contains(r#"Url("redis://app:***@10.0.0.5:6379/0")"#), "{shown}");
+/// assert!(!shown.contains("s3cret"), "{shown}");
 /// ```
 #[must_use = "a builder does nothing until `.build()` or `.build_async()`"]
 pub struct Builder<K, V, C = DefaultCodec> {
@@ -86,25 +154,123 @@ pub struct Builder<K, V, C = DefaultCodec> {
     timeout: Duration,
     connect_timeout: Duration,
     coherence: bool,
+    tracking: Tracking,
     lazy: bool,
+    fail_open: bool,
+    absent_ttl: Option<Duration>,
+    jitter: Option<Duration>,
+    decode_misses: bool,
+    stale_for: Option<Duration>,
+    eager_refresh: Option<f64>,
+    fail_safe: bool,
+    fail_safe_throttle: Duration,
+    load_timeout: Option<Duration>,
+    load_hard_timeout: Option<Duration>,
     _key: PhantomData<fn() -> K>,
 }
 
-/// A codec choice that custom closures can start from or continue.
+/// Default for [`Builder::fail_safe_throttle`].
+///
+/// ```
+/// assert_eq!(flipcache::DEFAULT_FAIL_SAFE_THROTTLE, std::time::Duration::from_secs(1));
+/// ```
+pub const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(1);
+
+/// A codec state that custom closures can start from or continue: the builder's typestate for
+/// encoder/decoder pairs (default → [`MissingDecoder`] or [`MissingEncoder`] → [`ClosureCodec`]).
 #[doc(hidden)]
 pub trait ClosureStart<V> {
-    fn into_closures(self) -> ClosureCodec<V>;
+    /// The state after an encoder is set.
+    type WithEncoder;
+    /// The state after a decoder is set.
+    type WithDecoder;
+    /// Sets the encoder through `set`.
+    fn with_encoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> Self::WithEncoder;
+    /// Sets the decoder through `set`.
+    fn with_decoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> Self::WithDecoder;
 }
 
 impl<V: 'static> ClosureStart<V> for DefaultCodec {
-    fn into_closures(self) -> ClosureCodec<V> {
-        ClosureCodec::new()
+    type WithEncoder = MissingDecoder<V>;
+    type WithDecoder = MissingEncoder<V>;
+    fn with_encoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingDecoder<V> {
+        MissingDecoder(set(ClosureCodec::new()))
+    }
+    fn with_decoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingEncoder<V> {
+        MissingEncoder(set(ClosureCodec::new()))
     }
 }
 
+impl<V: 'static> ClosureStart<V> for MissingDecoder<V> {
+    type WithEncoder = MissingDecoder<V>;
+    type WithDecoder = ClosureCodec<V>;
+    fn with_encoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingDecoder<V> {
+        MissingDecoder(set(self.0))
+    }
+    fn with_decoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self.0)
+    }
+}
+
+impl<V: 'static> ClosureStart<V> for MissingEncoder<V> {
+    type WithEncoder = ClosureCodec<V>;
+    type WithDecoder = MissingEncoder<V>;
+    fn with_encoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self.0)
+    }
+    fn with_decoder(
+        self,
+        set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>,
+    ) -> MissingEncoder<V> {
+        MissingEncoder(set(self.0))
+    }
+}
+
+/// Both closures set: setting one again replaces it.
 impl<V: 'static> ClosureStart<V> for ClosureCodec<V> {
-    fn into_closures(self) -> ClosureCodec<V> {
-        self
+    type WithEncoder = ClosureCodec<V>;
+    type WithDecoder = ClosureCodec<V>;
+    fn with_encoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self)
+    }
+    fn with_decoder(self, set: impl FnOnce(ClosureCodec<V>) -> ClosureCodec<V>) -> ClosureCodec<V> {
+        set(self)
+    }
+}
+
+/// Shows the settings; closures and passwords are not shown, and the default value only as
+/// whether one is set (`V` need not be `Debug`).
+impl<K, V, C> std::fmt::Debug for Builder<K, V, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("local_max", &self.local_max)
+            .field("expire_time", &self.expire_time)
+            .field("refresh_expire_time_on_get", &self.refresh_on_get)
+            .field("value_default", &self.default.as_ref().map(|_| ".."))
+            .field("write_default", &self.write_default)
+            .field("codec", &std::any::type_name::<C>())
+            .field("source", &self.source)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("coherence", &self.coherence)
+            .field("lazy_connect", &self.lazy)
+            .finish()
     }
 }
 
@@ -124,7 +290,18 @@ impl<K, V> Builder<K, V> {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             coherence: true,
+            tracking: Tracking::default(),
             lazy: false,
+            fail_open: true,
+            absent_ttl: None,
+            jitter: None,
+            decode_misses: false,
+            stale_for: None,
+            eager_refresh: None,
+            fail_safe: false,
+            fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
+            load_timeout: None,
+            load_hard_timeout: None,
             _key: PhantomData,
         }
     }
@@ -146,7 +323,18 @@ impl<K, V, C> Builder<K, V, C> {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             coherence: self.coherence,
+            tracking: self.tracking,
             lazy: self.lazy,
+            fail_open: self.fail_open,
+            absent_ttl: self.absent_ttl,
+            jitter: self.jitter,
+            decode_misses: self.decode_misses,
+            stale_for: self.stale_for,
+            eager_refresh: self.eager_refresh,
+            fail_safe: self.fail_safe,
+            fail_safe_throttle: self.fail_safe_throttle,
+            load_timeout: self.load_timeout,
+            load_hard_timeout: self.load_hard_timeout,
             _key: PhantomData,
         }
     }
@@ -282,7 +470,7 @@ impl<K, V, C> Builder<K, V, C> {
     /// let b = flipcache::FlipCache::<u64, u64>::builder("b").redis_client(client);
     /// ```
     pub fn redis_client(mut self, client: redis::Client) -> Self {
-        self.source = Source::Client(client);
+        self.source = Source::Client(Box::new(client));
         self
     }
 
@@ -320,6 +508,21 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// How Redis reports other clients' writes to this process (see [`Tracking`]):
+    /// [`Tracking::Keys`] (the default) tells a process only about keys it read, so Redis's
+    /// cost per write does not grow with the number of processes; [`Tracking::Broadcast`]
+    /// tells every process about every write under the cache's prefix, which costs Redis CPU
+    /// per process per write but no memory per key. The coherence guarantees are the same.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .tracking(flipcache::Tracking::Broadcast);
+    /// ```
+    pub fn tracking(mut self, mode: Tracking) -> Self {
+        self.tracking = mode;
+        self
+    }
+
     /// Uses a Redis Cluster, discovered through the seed nodes `nodes` (`redis://host:port` or
     /// `rediss://` URLs; one reachable node is enough, credentials go in the URLs). Each key
     /// goes to the primary owning its hash slot; `get_many`/`set_many` send one pipeline per
@@ -334,6 +537,7 @@ impl<K, V, C> Builder<K, V, C> {
     ///     .redis_cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
     /// ```
     #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn redis_cluster(mut self, nodes: &[&str]) -> Self {
         self.source = Source::Cluster(nodes.iter().map(|s| (*s).to_owned()).collect());
         self
@@ -350,6 +554,7 @@ impl<K, V, C> Builder<K, V, C> {
     ///     .redis_sentinel(&["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "mymaster");
     /// ```
     #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
     pub fn redis_sentinel(mut self, sentinels: &[&str], service: &str) -> Self {
         self.source = Source::Sentinel {
             sentinels: sentinels.iter().map(|s| (*s).to_owned()).collect(),
@@ -369,6 +574,7 @@ impl<K, V, C> Builder<K, V, C> {
     ///     .redis_sentinel_node(node);
     /// ```
     #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
     pub fn redis_sentinel_node(mut self, info: redis::RedisConnectionInfo) -> Self {
         if let Source::Sentinel { node, .. } = &mut self.source {
             *node = info;
@@ -386,6 +592,160 @@ impl<K, V, C> Builder<K, V, C> {
     /// ```
     pub fn lazy_connect(mut self, on: bool) -> Self {
         self.lazy = on;
+        self
+    }
+
+    /// Whether the loader paths (`get_with`, `try_get_with`, `optionally_get_with`) ignore Redis
+    /// trouble (on by default): when Redis is unreachable or slower than the
+    /// [`timeout`](Builder::timeout), the loader's value is returned anyway (kept in the L1 for
+    /// its TTL) and one warning is logged per outage; while Redis stays down, one load per
+    /// second tries it again. Off, such loads return the Redis error.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b").fail_open(false);
+    /// ```
+    pub fn fail_open(mut self, on: bool) -> Self {
+        self.fail_open = on;
+        self
+    }
+
+    /// Remembers a loader's "not found" for `ttl`, in Redis, for every process:
+    /// `optionally_get_with` (and memoized functions returning `Option` or
+    /// `Result<Option<_>, _>` with `cache_absent`) then answer `None` without running the
+    /// loader. The marker lives outside the `{name}:{key}` layout (under `__flipcache__:absent:`),
+    /// so Python FlipCache readers, `len` and `keys` never see it; any write of the key, by this
+    /// crate, Python or `redis-cli`, ends the absence (a value in Redis always wins over the
+    /// marker), and `delete` and `clear` remove markers too. A remembered absence costs a Redis
+    /// round trip per read (it is not kept in the L1).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .cache_absent(std::time::Duration::from_secs(30));
+    /// ```
+    pub fn cache_absent(mut self, ttl: Duration) -> Self {
+        self.absent_ttl = Some(ttl);
+        self
+    }
+
+    /// Adds a random extra in `0..max` to the TTL of every write (each key its own), so a batch
+    /// written together does not expire together. Needs a TTL (`expire_time`, or one chosen per
+    /// entry) to apply to.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .expire_jitter(std::time::Duration::from_secs(60));
+    /// ```
+    pub fn expire_jitter(mut self, max: Duration) -> Self {
+        self.jitter = Some(max);
+        self
+    }
+
+    /// Makes `get` and `get_many` read an entry that does not decode (an old format after a
+    /// deploy, another writer's garbage) as absent, with one warning per key, instead of
+    /// failing. Off by default: the error names the key. (Loader paths always treat such an
+    /// entry as a miss and overwrite it.)
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b").decode_errors_as_misses(true);
+    /// ```
+    pub fn decode_errors_as_misses(mut self, on: bool) -> Self {
+        self.decode_misses = on;
+        self
+    }
+
+    /// Keeps every value `d` longer in Redis than its fresh lifetime (written with a TTL of
+    /// `expire_time + d`), and calls it *stale* during that last stretch. Freshness is read
+    /// from the TTL Redis keeps (the `PTTL` read with every miss), so values stay plain text or
+    /// JSON for Python FlipCache and `redis-cli`, and every process agrees on what is stale.
+    /// `get` reads a stale value as absent; the loader paths (`get_with` and friends, memoized
+    /// functions) serve it at once and refresh the key in the background, once per key per
+    /// process (**stale-while-revalidate**); a refresh that fails keeps the stale value until
+    /// it expires, and is retried after [`fail_safe_throttle`](Builder::fail_safe_throttle).
+    /// Cannot be combined with `refresh_expire_time_on_get`.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .stale_for(std::time::Duration::from_secs(300));
+    /// ```
+    pub fn stale_for(mut self, d: Duration) -> Self {
+        self.stale_for = Some(d);
+        self
+    }
+
+    /// Starts the background refresh of an entry hit past `ratio` (say `0.8`) of its fresh
+    /// lifetime (`expire_time`), while it is still fresh: hot keys are refreshed before they go
+    /// stale, and no caller waits for the loader. Needs an `expire_time`; `ratio` in `(0, 1)`.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .eager_refresh(0.8);
+    /// ```
+    pub fn eager_refresh(mut self, ratio: f64) -> Self {
+        self.eager_refresh = Some(ratio);
+        self
+    }
+
+    /// Keeps the application up when Redis fails: the L1 is kept (not emptied) when the
+    /// connection drops, and its entries are served as *fail-safe* values (by `get` after a
+    /// failed Redis call, and by the loader paths at once) until their Redis TTL would have run
+    /// out; when the connection returns, they are dropped and read again from Redis in one
+    /// pipelined pass before anything is served as fresh. Off by default (an outage empties
+    /// the L1 and calls fail).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .stale_for(std::time::Duration::from_secs(300))
+    ///     .fail_safe(true);
+    /// ```
+    pub fn fail_safe(mut self, on: bool) -> Self {
+        self.fail_safe = on;
+        self
+    }
+
+    /// After a background refresh fails, how long until a hit may start the next one (default
+    /// [`DEFAULT_FAIL_SAFE_THROTTLE`]), so a failing source is not hammered.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .fail_safe_throttle(std::time::Duration::from_secs(5));
+    /// ```
+    pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
+        self.fail_safe_throttle = d;
+        self
+    }
+
+    /// The *soft* load timeout: a caller that finds a stale value (see
+    /// [`stale_for`](Builder::stale_for)) waits up to `soft` for the refresh it starts, and gets
+    /// the new value if it comes in time, else the stale one while the refresh goes on in the
+    /// background (its result is stored). Without it a stale value is served at once.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .expire_time(flipcache::et::ONE_HOUR)
+    ///     .stale_for(std::time::Duration::from_secs(300))
+    ///     .load_timeout(std::time::Duration::from_millis(50));
+    /// ```
+    pub fn load_timeout(mut self, soft: Duration) -> Self {
+        self.load_timeout = Some(soft);
+        self
+    }
+
+    /// The *hard* load timeout: no caller waits longer than `hard` for a loader (its own, or the
+    /// one it waits on): past it, the call fails with [`Error::LoadTimeout`] while the load goes
+    /// on in the background and its result is stored. The loader then runs on a task (async) or
+    /// on the runtime's blocking pool (blocking front) instead of the caller's thread; a
+    /// blocking loader cannot be interrupted, so it runs to its end.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .load_hard_timeout(std::time::Duration::from_secs(2));
+    /// ```
+    pub fn load_hard_timeout(mut self, hard: Duration) -> Self {
+        self.load_hard_timeout = Some(hard);
         self
     }
 
@@ -412,7 +772,7 @@ impl<K, V, C> Builder<K, V, C> {
 
     fn client(&self) -> Result<redis::Client> {
         let url = match &self.source {
-            Source::Client(c) => return Ok(c.clone()),
+            Source::Client(c) => return Ok((**c).clone()),
             Source::Url(u) => u.clone(),
             #[cfg(feature = "sentinel")]
             Source::Sentinel { .. } => {
@@ -446,6 +806,18 @@ impl<K, V, C> Builder<K, V, C> {
         if self.name.is_empty() {
             return Err(self.config("the name must not be empty".into()));
         }
+        if self.name.starts_with(crate::key::RESERVED) {
+            return Err(self.config(format!(
+                "names starting with `{}` are reserved for flipcache's own keys",
+                crate::key::RESERVED
+            )));
+        }
+        if self
+            .absent_ttl
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(self.config("cache_absent must be at least 1 ms".into()));
+        }
         if self
             .expire_time
             .is_some_and(|t| t < Duration::from_millis(1))
@@ -458,7 +830,7 @@ impl<K, V, C> Builder<K, V, C> {
         let target = self.target()?;
         let rt = runtime::handle()
             .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
-        let remote = Remote::shared(target, self.connect_timeout, rt);
+        let remote = Remote::shared(target, self.tracking, self.connect_timeout, rt);
         let Builder {
             name,
             local_max,
@@ -472,6 +844,16 @@ impl<K, V, C> Builder<K, V, C> {
             timeout,
             coherence,
             lazy,
+            fail_open,
+            absent_ttl,
+            jitter,
+            decode_misses,
+            stale_for,
+            eager_refresh,
+            fail_safe,
+            fail_safe_throttle,
+            load_timeout,
+            load_hard_timeout,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -494,6 +876,16 @@ impl<K, V, C> Builder<K, V, C> {
             timeout,
             coherence,
             lazy,
+            fail_open,
+            absent_ttl,
+            jitter,
+            decode_misses,
+            stale_for,
+            eager_refresh,
+            fail_safe,
+            fail_safe_throttle,
+            load_timeout,
+            load_hard_timeout,
         };
         Core::start(settings, codec, remote).await
     }
@@ -537,7 +929,8 @@ impl<K, V, C> Builder<K, V, C> {
 
 impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     /// Encodes values with `f`, which gives the text stored in Redis (the Python original's
-    /// `value_encoder`). Pair it with [`value_decoder`](Builder::value_decoder).
+    /// `value_encoder`). Pair it with [`value_decoder`](Builder::value_decoder): until both are
+    /// set the builder has no `build` (see [`MissingDecoder`]).
     ///
     /// ```
     /// let b = flipcache::FlipCache::<u64, (i32, i32)>::builder("points")
@@ -550,8 +943,8 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder(
         self,
         f: impl Fn(&V) -> String + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().encoder(f))
+    ) -> Builder<K, V, C::WithEncoder> {
+        self.map_codec(|c| c.with_encoder(|c| c.encoder(f)))
     }
 
     /// Decodes values with `g`, given the stored text; its error becomes [`Error::Decode`].
@@ -564,8 +957,8 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder<E: std::fmt::Display>(
         self,
         g: impl Fn(&str) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().decoder(g))
+    ) -> Builder<K, V, C::WithDecoder> {
+        self.map_codec(|c| c.with_decoder(|c| c.decoder(g)))
     }
 
     /// Encodes values with `f` into raw bytes.
@@ -578,8 +971,8 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder_bytes(
         self,
         f: impl Fn(&V) -> Vec<u8> + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().encoder_bytes(f))
+    ) -> Builder<K, V, C::WithEncoder> {
+        self.map_codec(|c| c.with_encoder(|c| c.encoder_bytes(f)))
     }
 
     /// Decodes values with `g` from raw bytes.
@@ -592,7 +985,27 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder_bytes<E: std::fmt::Display>(
         self,
         g: impl Fn(&[u8]) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, ClosureCodec<V>> {
-        self.map_codec(|c| c.into_closures().decoder_bytes(g))
+    ) -> Builder<K, V, C::WithDecoder> {
+        self.map_codec(|c| c.with_decoder(|c| c.decoder_bytes(g)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let cases = [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://app:s3cret@h:6379/0", "redis://app:***@h:6379/0"),
+            ("rediss://:s3cret@h:6380", "rediss://:***@h:6380"),
+            ("redis://s3cret@h", "redis://***@h"),
+            ("redis://a:b:c@h/0?x=@", "redis://a:***@h/0?x=@"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

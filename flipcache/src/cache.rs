@@ -11,6 +11,7 @@ use crate::builder::Builder;
 use crate::core::Core;
 use crate::error::Result;
 use crate::key::FlipKey;
+use crate::load::{Load, LoadError};
 use crate::runtime::block_on;
 use crate::stats::Stats;
 use crate::value::FlipValue;
@@ -118,6 +119,144 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
             return Ok(Some(v));
         }
         self.core.fetch_blocking(key.to_owned())
+    }
+
+    /// The value under `key`, or, when neither layer has it, the value `load` computes, stored
+    /// in Redis and the L1 (the cache-aside pattern, without its stampede).
+    ///
+    /// An L1 hit returns at once; otherwise one Redis round trip; otherwise `load` runs **once
+    /// per key per process**, however many threads ask at the same time: the others wait and
+    /// get a clone of its value. If the loading thread panics, one waiter takes over. A value in
+    /// Redis that does not decode counts as a miss and is overwritten. If Redis is unreachable
+    /// or slow, the loader's value is returned anyway (see [`Builder::fail_open`]).
+    ///
+    /// `load` may return the value or a [`Loaded`](crate::Loaded) with a TTL of its own. It
+    /// runs on the calling thread when the caller must wait for it; with
+    /// [`stale_for`](Builder::stale_for) or [`eager_refresh`](Builder::eager_refresh), a hit on
+    /// a stale (or nearly stale) entry returns at once and `load` refreshes the key on a
+    /// background thread. That is why it is `Send + 'static`: move what it needs into it (an
+    /// `Arc`'d pool, the key).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let users: flipcache::FlipCache<u64, String> = flipcache::FlipCache::new("users")?;
+    /// let name = users.get_with(&42, || "Ada".to_string())?; // the loader runs once
+    /// assert_eq!(users.get_with(&42, || -> String { unreachable!() })?, name); // then it is cached
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn get_with<Q, T>(&self, key: &Q, load: impl FnOnce() -> T + Send + 'static) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+    {
+        self.core.get_with_blocking(key, load)
+    }
+
+    /// [`get_with`](FlipCache::get_with) with a fallible loader. Its error is returned as
+    /// [`LoadError::Loader`] (never cached: the next call loads again); callers that waited on
+    /// the same load share it (`Arc<E>`). Redis errors (only with `fail_open(false)`) come as
+    /// [`LoadError::Cache`].
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let users: flipcache::FlipCache<u64, String> = flipcache::FlipCache::new("users")?;
+    /// let name: Result<String, flipcache::LoadError<std::io::Error>> =
+    ///     users.try_get_with(&42, || Ok("Ada".to_string()));
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn try_get_with<Q, T, E>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
+    ) -> std::result::Result<V, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+        E: Send + Sync + 'static,
+    {
+        self.core.try_get_with_blocking(key, load)
+    }
+
+    /// [`get_with`](FlipCache::get_with) with a loader that may find nothing. `None` is not
+    /// stored, unless the cache [remembers absence](Builder::cache_absent): then it is
+    /// remembered in Redis for every process, and later calls return `None` without running
+    /// the loader until the absence expires or anyone writes the key.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let users = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .cache_absent(std::time::Duration::from_secs(30))
+    ///     .build()?;
+    /// assert_eq!(users.optionally_get_with(&404, || None::<String>)?, None);
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn optionally_get_with<Q, T>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> Option<T> + Send + 'static,
+    ) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T: Load<V>,
+    {
+        self.core.optionally_get_with_blocking(key, load)
+    }
+
+    /// [`set`](FlipCache::set) with a TTL of its own instead of the cache's `expire_time` (the
+    /// [`expire_jitter`](Builder::expire_jitter), if any, is added).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let tokens: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("tokens")?;
+    /// tokens.set_with_ttl("api", "secret", std::time::Duration::from_secs(540))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_with_ttl(&self, key: impl Arg<K>, value: impl Arg<V>, ttl: Duration) -> Result<()> {
+        block_on(
+            self.core.rt(),
+            self.core
+                .write(key.into_arg(), value.into_arg(), Some(ttl), false),
+        )
+        .map(drop)
+    }
+
+    /// Stores `value` only if `key` has no value in Redis (`SET NX`); says whether it did.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let locks: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("owners")?;
+    /// let mine = locks.set_if_absent("job:7", "worker-1")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_if_absent(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<bool> {
+        block_on(
+            self.core.rt(),
+            self.core
+                .write(key.into_arg(), value.into_arg(), None, true),
+        )
+    }
+
+    /// The remaining TTL of `key` in Redis: `None` when the key does not exist or never
+    /// expires.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let tokens: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("tokens")?;
+    /// if let Some(left) = tokens.ttl("api")? { println!("{left:?} left"); }
+    /// # Ok(()) }
+    /// ```
+    pub fn ttl<Q>(&self, key: &Q) -> Result<Option<Duration>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        block_on(self.core.rt(), self.core.ttl_of(key.to_owned()))
     }
 
     /// Stores `value` under `key` in Redis (with the TTL, if any), then in the L1. If Redis
@@ -238,7 +377,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     }
 
     /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
-    /// round trip.
+    /// round trip (on a cluster, one pipeline per hash slot, sent at once). With
+    /// [`write_default`](crate::Builder::write_default), each key Redis lacks then costs one
+    /// `SET` of the default.
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
@@ -250,7 +391,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         block_on(self.core.rt(), self.core.get_many(keys))
     }
 
-    /// Stores every pair in one pipelined round trip.
+    /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {

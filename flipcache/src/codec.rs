@@ -98,6 +98,10 @@ type DecodeFn<V> = Arc<dyn Fn(&[u8]) -> Result<V, String> + Send + Sync>;
 /// codec.encode(&7, &mut out).unwrap();
 /// assert_eq!(out, b"<7>");
 /// assert_eq!(codec.decode(b"<7>").unwrap(), 7);
+/// assert_eq!(
+///     format!("{codec:?}"),
+///     r#"ClosureCodec { encoder: Some("<closure>"), decoder: Some("<closure>") }"#
+/// );
 /// ```
 pub struct ClosureCodec<V> {
     encode: Option<EncodeFn<V>>,
@@ -110,6 +114,16 @@ impl<V> Clone for ClosureCodec<V> {
             encode: self.encode.clone(),
             decode: self.decode.clone(),
         }
+    }
+}
+
+/// Shows which closures are set, never the closures themselves.
+impl<V> std::fmt::Debug for ClosureCodec<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosureCodec")
+            .field("encoder", &self.encode.as_ref().map(|_| "<closure>"))
+            .field("decoder", &self.decode.as_ref().map(|_| "<closure>"))
+            .finish()
     }
 }
 
@@ -220,6 +234,43 @@ impl<V: 'static> ValueCodec<V> for ClosureCodec<V> {
     }
 }
 
+/// The builder's codec after [`value_encoder`](crate::Builder::value_encoder) (or
+/// [`value_encoder_bytes`](crate::Builder::value_encoder_bytes)) and before the matching
+/// decoder: a builder in this state has no `build`, so a cache that could write values but not
+/// read them back is a compile error.
+///
+/// ```
+/// use flipcache::{Builder, FlipCache, MissingDecoder};
+/// let half: Builder<u64, u8, MissingDecoder<u8>> =
+///     FlipCache::<u64, u8>::builder("b").value_encoder(|v: &u8| v.to_string());
+/// let whole = half.value_decoder(|s: &str| s.parse::<u8>()); // now it can `build()`
+/// ```
+pub struct MissingDecoder<V>(pub(crate) ClosureCodec<V>);
+
+/// The builder's codec after [`value_decoder`](crate::Builder::value_decoder) (or
+/// [`value_decoder_bytes`](crate::Builder::value_decoder_bytes)) and before the matching
+/// encoder: a builder in this state has no `build`.
+///
+/// ```
+/// use flipcache::{Builder, FlipCache, MissingEncoder};
+/// let half: Builder<u64, u8, MissingEncoder<u8>> =
+///     FlipCache::<u64, u8>::builder("b").value_decoder(|s: &str| s.parse::<u8>());
+/// let whole = half.value_encoder(|v: &u8| v.to_string()); // now it can `build()`
+/// ```
+pub struct MissingEncoder<V>(pub(crate) ClosureCodec<V>);
+
+impl<V> std::fmt::Debug for MissingDecoder<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MissingDecoder").field(&self.0).finish()
+    }
+}
+
+impl<V> std::fmt::Debug for MissingEncoder<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MissingEncoder").field(&self.0).finish()
+    }
+}
+
 /// The builder's choice of codec, turned into a shared codec object at build time.
 ///
 /// Implemented by [`DefaultCodec`] (for [`FlipValue`] types), [`JsonCodec`], [`ClosureCodec`]
@@ -232,6 +283,12 @@ impl<V: 'static> ValueCodec<V> for ClosureCodec<V> {
 /// codec.encode(&1, &mut out).unwrap();
 /// assert_eq!(out, b"1");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a complete codec for `{V}`, so the cache cannot be built",
+    label = "this builder's codec cannot both write and read `{V}`",
+    note = "pair `value_encoder(..)` with `value_decoder(..)` (or `value_encoder_bytes` with \
+            `value_decoder_bytes`): a cache must read back what it writes"
+)]
 pub trait CodecChoice<V> {
     /// The codec object, or why this choice cannot work.
     fn into_codec(self) -> Result<Arc<dyn ValueCodec<V>>, String>;

@@ -101,7 +101,8 @@ impl Conn {
         }
     }
 
-    /// `SCAN` over every primary: `step(conn, cursor)` runs one `SCAN` on the primary at hand.
+    /// `SCAN` over every primary (the one server, or each cluster primary in turn), to the end:
+    /// `scan(cursor)` builds the `SCAN` command for one step. Returns every key found.
     pub(crate) async fn scan_primaries(
         &mut self,
         scan: impl Fn(u64) -> Cmd,

@@ -4,6 +4,7 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,18 @@ use tokio::sync::mpsc;
 
 use crate::codec::ValueCodec;
 use crate::error::{Error, Result};
-use crate::key::{FlipKey, escape_glob, redis_key};
-use crate::local::{Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
+use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
+use crate::load::flight::Flights;
+use crate::load::health::Health;
+use crate::local::{Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
+use crate::lock::lock;
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
 use crate::stats::{Counters, Stats};
 use crate::tracking::Sink;
+
+/// How many keys `decode_errors_as_misses` remembers having warned about.
+const WARNED_KEYS_MAX: usize = 1024;
 
 /// Everything the builder decided, minus the codec and the connection.
 pub(crate) struct Settings<K, V> {
@@ -33,6 +40,37 @@ pub(crate) struct Settings<K, V> {
     pub(crate) coherence: bool,
     /// Build even when Redis cannot be reached.
     pub(crate) lazy: bool,
+    /// Loader paths return the loader's value when Redis fails.
+    pub(crate) fail_open: bool,
+    /// How long a loader's `None` is remembered in Redis.
+    pub(crate) absent_ttl: Option<Duration>,
+    /// Random extra TTL per write, in `0..jitter`.
+    pub(crate) jitter: Option<Duration>,
+    /// `get`/`get_many` read an undecodable entry as absent.
+    pub(crate) decode_misses: bool,
+    /// The end of an entry's Redis lifetime during which it is stale.
+    pub(crate) stale_for: Option<Duration>,
+    /// The fraction of the fresh lifetime after which a hit starts a background refresh.
+    pub(crate) eager_refresh: Option<f64>,
+    /// Keep the L1 through outages and serve it when Redis or the loader fails.
+    pub(crate) fail_safe: bool,
+    /// After a failed refresh, how long until the next attempt.
+    pub(crate) fail_safe_throttle: Duration,
+    /// How long a caller with a stale value waits for its refresh.
+    pub(crate) load_timeout: Option<Duration>,
+    /// How long a caller waits for a loader at most.
+    pub(crate) load_hard_timeout: Option<Duration>,
+}
+
+/// What Redis holds for a key, as a read found it.
+pub(crate) enum Stored<V> {
+    /// A value (now in the L1 too, unless something moved meanwhile), and whether it is stale
+    /// (its remaining TTL is within `stale_for`).
+    Value(V, bool),
+    /// No value, and a marker saying a loader found none (`cache_absent`).
+    Absent,
+    /// Nothing.
+    Missing,
 }
 
 /// One cache: name, L1, codec, connection, counters.
@@ -48,8 +86,25 @@ pub(crate) struct Core<K, V> {
     write_default: bool,
     timeout: Duration,
     id: OnceLock<u64>,
-    counters: Counters,
+    pub(crate) counters: Counters,
     refresher: OnceLock<mpsc::UnboundedSender<K>>,
+    /// The loads in flight (the crate's one single-flight).
+    pub(crate) flights: Arc<Flights<K, V>>,
+    /// Redis's health as the loader paths see it (fail-open).
+    pub(crate) health: Health,
+    pub(crate) fail_open: bool,
+    absent_ttl: Option<Duration>,
+    jitter: Option<Duration>,
+    decode_misses: bool,
+    /// Keys whose undecodable value was reported (`decode_errors_as_misses`).
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
+    stale_for: Option<Duration>,
+    pub(crate) fail_safe: bool,
+    /// Fail-safe: the connection was lost and the L1 kept; its entries are served only as
+    /// fail-safe values until a new connection revalidates them.
+    unverified: std::sync::atomic::AtomicBool,
+    pub(crate) soft_timeout: Option<Duration>,
+    pub(crate) hard_timeout: Option<Duration>,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
@@ -71,7 +126,24 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             timeout,
             coherence,
             lazy,
+            fail_open,
+            absent_ttl,
+            jitter,
+            decode_misses,
+            stale_for,
+            eager_refresh,
+            fail_safe,
+            fail_safe_throttle,
+            load_timeout,
+            load_hard_timeout,
         } = settings;
+        let freshness = (stale_for.is_some() || eager_refresh.is_some()).then(|| Freshness {
+            stale_for: stale_for.unwrap_or_default(),
+            eager: eager_refresh
+                .zip(expire_time)
+                .map(|(ratio, ttl)| ttl.mul_f64((1.0 - ratio).clamp(0.0, 1.0))),
+            retry: fail_safe_throttle,
+        });
         let refresh_every = match (refresh_on_get, expire_time) {
             (true, Some(ttl)) => Some(ttl / 4),
             _ => None,
@@ -86,7 +158,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let core = Arc::new(Core {
             name: name.into(),
             prefix: prefix.clone(),
-            local: Local::with_limits(limits, refresh_every),
+            local: Local::with_limits(limits, refresh_every, freshness),
             codec,
             remote,
             ttl: expire_time,
@@ -97,6 +169,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             id: OnceLock::new(),
             counters: Counters::default(),
             refresher: OnceLock::new(),
+            flights: Arc::new(Flights::new()),
+            health: Health::default(),
+            fail_open,
+            absent_ttl,
+            jitter: jitter.filter(|j| !j.is_zero()),
+            decode_misses,
+            warned: std::sync::Mutex::new(std::collections::HashSet::new()),
+            stale_for: stale_for.filter(|s| !s.is_zero()),
+            fail_safe,
+            unverified: std::sync::atomic::AtomicBool::new(false),
+            soft_timeout: load_timeout,
+            hard_timeout: load_hard_timeout,
         });
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();
@@ -146,6 +230,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         self.remote.rt
     }
 
+    /// The Redis key of `key` (`{name}:{key}`).
+    pub(crate) fn rkey(&self, key: &K) -> String {
+        redis_key(&self.prefix, key)
+    }
+
     fn id(&self) -> u64 {
         self.id.get().copied().unwrap_or(u64::MAX)
     }
@@ -188,17 +277,24 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Ok(out)
     }
 
+    /// Whether this cache's writes (and `GETEX` reads) must have Redis track their keys again
+    /// (key-based tracking; see `remote::retrack_cmd`).
+    fn retrack(&self) -> bool {
+        self.local.enabled() && self.remote.tracks_keys()
+    }
+
     fn read_mode(&self) -> ReadMode {
         match (self.refresh_on_get, self.ttl) {
             (true, Some(ttl)) => ReadMode::Refresh(ttl),
-            _ if self.local.enabled() => ReadMode::WithTtl,
+            // The TTL bounds the L1 entry, and says whether a value is stale.
+            _ if self.local.enabled() || self.stale_for.is_some() => ReadMode::WithTtl,
             _ => ReadMode::Plain,
         }
     }
 
     // ---- the L1 fast path ------------------------------------------------------------------
 
-    /// An L1 hit, or `None`.
+    /// An L1 hit of a fresh, verified entry, or `None` (what `get` may serve).
     #[inline]
     pub(crate) fn local_hit<Q>(&self, key: &Q) -> Option<V>
     where
@@ -207,82 +303,207 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         match self.local.get(key) {
             Lookup::Hit { value, refresh } => {
+                if self.unverified.load(Ordering::Relaxed) {
+                    return None;
+                }
                 if refresh && let Some(tx) = self.refresher.get() {
                     let _ = tx.send(key.to_owned());
                 }
                 Some(value)
             }
+            Lookup::Stale { .. } | Lookup::Miss => None,
+        }
+    }
+
+    /// An L1 hit for a loader path: fresh, stale (`stale_for`) or unverified (fail-safe, during
+    /// an outage) values are served; `true` when this hit claimed the key's background refresh.
+    #[inline]
+    pub(crate) fn loader_hit<Q>(&self, key: &Q) -> Option<(V, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.local.get(key) {
+            Lookup::Hit { value, refresh } => {
+                if self.unverified.load(Ordering::Relaxed) {
+                    Counters::bump(&self.counters.fail_safe);
+                    Counters::bump(&self.counters.stale_served);
+                }
+                if refresh && self.refresher.get().is_some() {
+                    // refresh-on-get: this claim was for a TTL renewal.
+                    if let Some(tx) = self.refresher.get() {
+                        let _ = tx.send(key.to_owned());
+                    }
+                    return Some((value, false));
+                }
+                Some((value, refresh))
+            }
+            Lookup::Stale { value, refresh } => {
+                Counters::bump(&self.counters.stale_served);
+                Some((value, refresh))
+            }
             Lookup::Miss => None,
         }
     }
 
+    /// The L1's value for `key` whatever its state (a fail-safe value), or `None`.
+    fn fail_safe_value(&self, key: &K) -> Option<V> {
+        if !self.fail_safe {
+            return None;
+        }
+        let value = match self.local.get(key) {
+            Lookup::Hit { value, .. } | Lookup::Stale { value, .. } => value,
+            Lookup::Miss => return None,
+        };
+        Counters::bump(&self.counters.fail_safe);
+        Counters::bump(&self.counters.stale_served);
+        Some(value)
+    }
+
     // ---- verbs -----------------------------------------------------------------------------
 
-    /// A read that missed the L1: one round trip, then an epoch-guarded fill.
-    pub(crate) async fn fetch(&self, key: K) -> Result<Option<V>> {
-        let rkey = redis_key(&self.prefix, &key);
-        let ticket = self.local.read_ticket(self.local.hash(&key));
+    /// The absence marker of `rkey`, when absence is remembered and the caller reads it.
+    fn marker(&self, rkey: &str, wanted: bool) -> Option<String> {
+        (wanted && self.absent_ttl.is_some()).then(|| absent_key(rkey))
+    }
+
+    /// A read that missed the L1: one round trip (value, TTL and, when `markers`, the absence
+    /// marker), then an epoch-guarded fill.
+    pub(crate) async fn read(&self, key: &K, markers: bool) -> Result<Stored<V>> {
+        let rkey = redis_key(&self.prefix, key);
+        let marker = self.marker(&rkey, markers);
+        let ticket = self.local.read_ticket(self.local.hash(key));
         let mode = self.read_mode();
         let start = Instant::now();
         let fetched = self
             .remote
-            .run(self.timeout, |c| remote::get(c, &rkey, mode))
+            .run(self.timeout, |c| {
+                remote::get(c, &rkey, mode, marker.as_deref(), self.retrack())
+            })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
-        match self.landed(key, &rkey, ticket, start, fetched)? {
-            Ok(value) => Ok(Some(value)),
-            Err(key) => self.missing(key).await,
-        }
+        self.landed(key, &rkey, ticket, start, fetched)
     }
 
-    /// [`Core::fetch`] for the blocking front: the round trip is made from the calling thread
+    /// [`Core::read`] for the blocking front: the round trip is made from the calling thread
     /// on a connection of its own when that is possible (see `blocking_reads`), which spares
     /// two thread hand-offs; otherwise through the shared connection.
-    pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
+    pub(crate) fn read_blocking(&self, key: &K, markers: bool) -> Result<Stored<V>> {
         let mode = self.read_mode();
         if matches!(mode, ReadMode::Refresh(_)) {
             // GETEX changes the key: it must go through the shared connection (NOLOOP).
-            return block_on(self.rt(), self.fetch(key));
+            return block_on(self.rt(), self.read(key, markers));
         }
-        let rkey = redis_key(&self.prefix, &key);
-        let ticket = self.local.read_ticket(self.local.hash(&key));
+        let rkey = redis_key(&self.prefix, key);
+        let marker = self.marker(&rkey, markers);
+        let ticket = self.local.read_ticket(self.local.hash(key));
         let start = Instant::now();
-        let Some(fetched) = self
-            .remote
-            .run_blocking(self.timeout, |c| remote::get_blocking(c, &rkey, mode))
-        else {
-            return block_on(self.rt(), self.fetch(key));
+        let Some(fetched) = self.remote.run_blocking(self.timeout, |c| {
+            remote::get_blocking(c, &rkey, mode, marker.as_deref())
+        }) else {
+            return block_on(self.rt(), self.read(key, markers));
         };
         let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
-        match self.landed(key, &rkey, ticket, start, fetched)? {
-            Ok(value) => Ok(Some(value)),
-            Err(key) => block_on(self.rt(), self.missing(key)),
-        }
+        self.landed(key, &rkey, ticket, start, fetched)
     }
 
-    /// What a read under `ticket` brought back: the decoded value (the L1 filled if nothing
-    /// moved since), or the key back when Redis has none.
+    /// What a read under `ticket` brought back (the L1 filled if nothing moved since).
     fn landed(
         &self,
-        key: K,
+        key: &K,
         rkey: &str,
         ticket: Ticket,
         start: Instant,
         fetched: Fetched,
-    ) -> Result<std::result::Result<V, K>> {
+    ) -> Result<Stored<V>> {
         match fetched.value {
             Some(bytes) => {
                 let value = self.decode(rkey, &bytes)?;
                 Counters::bump(&self.counters.remote_hits);
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
                 self.local
-                    .fill_sized(key, value.clone(), deadline, bytes.len(), ticket);
-                Ok(Ok(value))
+                    .fill_sized(key.clone(), value.clone(), deadline, bytes.len(), ticket);
+                if fetched.absent {
+                    // A value written by someone who does not clear markers: it wins; drop the
+                    // marker so it does not come back when the value goes.
+                    self.forget_absence(rkey);
+                }
+                let stale = self
+                    .stale_for
+                    .is_some_and(|s| fetched.pttl.is_some_and(|ms| Duration::from_millis(ms) < s));
+                Ok(Stored::Value(value, stale))
             }
             None => {
                 Counters::bump(&self.counters.misses);
-                Ok(Err(key))
+                Ok(if fetched.absent {
+                    Stored::Absent
+                } else {
+                    Stored::Missing
+                })
             }
+        }
+    }
+
+    /// Deletes the absence marker of `rkey` in the background.
+    fn forget_absence(&self, rkey: &str) {
+        let marker = absent_key(rkey);
+        let remote = self.remote.clone();
+        let timeout = self.timeout;
+        self.rt().spawn(async move {
+            let _ = remote
+                .run(timeout, |c| async move { remote::del(c, &marker).await })
+                .await;
+        });
+    }
+
+    /// What `get` makes of a read: a value, or `None` (also for an undecodable value under
+    /// `decode_errors_as_misses`, reported once per key).
+    fn answer(&self, key: &K, read: Result<Stored<V>>) -> Result<Option<V>> {
+        match read {
+            Ok(Stored::Value(v, false)) => Ok(Some(v)),
+            // Stale reads as absent for `get`; loader paths serve it.
+            Ok(Stored::Value(_, true) | Stored::Absent | Stored::Missing) => Ok(None),
+            Err(e)
+                if e.is_remote()
+                    && let Some(v) = self.fail_safe_value(key) =>
+            {
+                tracing::debug!(cache = %self.name, error = %e, "Redis failed; served the fail-safe value");
+                Ok(Some(v))
+            }
+            Err(e) if self.decode_misses && e.is_decode() => {
+                self.warn_undecodable(&e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn warn_undecodable(&self, e: &Error) {
+        let key = e.key().unwrap_or_default();
+        let mut warned = lock(&self.warned);
+        if warned.len() < WARNED_KEYS_MAX && warned.insert(key.to_owned()) {
+            tracing::warn!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+        } else {
+            tracing::debug!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+        }
+    }
+
+    /// A `get` that missed the L1.
+    pub(crate) async fn fetch(&self, key: K) -> Result<Option<V>> {
+        let read = self.read(&key, false).await;
+        match self.answer(&key, read)? {
+            Some(v) => Ok(Some(v)),
+            None => self.missing(key).await,
+        }
+    }
+
+    /// [`Core::fetch`] for the blocking front.
+    pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
+        let read = self.read_blocking(&key, false);
+        match self.answer(&key, read)? {
+            Some(v) => Ok(Some(v)),
+            None if self.default.is_none() => Ok(None),
+            None => block_on(self.rt(), self.missing(key)),
         }
     }
 
@@ -297,22 +518,61 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Ok(Some(default.clone()))
     }
 
+    /// The TTL a write gets: its own, else the cache's, plus the stale window and the jitter.
+    fn write_ttl(&self, ttl: Option<Duration>) -> Option<Duration> {
+        let base = ttl.or(self.ttl)? + self.stale_for.unwrap_or_default();
+        Some(match self.jitter {
+            Some(j) => base + jitter_below(j),
+            None => base,
+        })
+    }
+
+    pub(crate) fn absent_ttl(&self) -> Option<Duration> {
+        self.absent_ttl
+    }
+
     pub(crate) async fn set(&self, key: K, value: V) -> Result<()> {
+        self.write(key, value, None, false).await.map(drop)
+    }
+
+    /// `SET` (with `NX` when `only_new`), with the entry's TTL; ends a remembered absence.
+    /// Says whether the value was written.
+    pub(crate) async fn write(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        only_new: bool,
+    ) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
         let bytes = self.encode(&rkey, &value)?;
+        let marker = self.marker(&rkey, true);
         let guard = WriteGuard::begin(&self.local, vec![key]);
         let start = Instant::now();
-        let ttl = self.ttl;
+        let ttl = self.write_ttl(ttl);
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set(c, &rkey, &bytes, ttl))
+            .run(self.timeout, |c| {
+                // Decided once connected: whether the connection tracks keys.
+                let write = remote::Write {
+                    key: &rkey,
+                    value: &bytes,
+                    ttl,
+                    only_new,
+                    clear: marker.as_deref(),
+                    retrack: self.retrack(),
+                };
+                remote::set(c, write)
+            })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 guard.finish(vec![(value, bytes.len())], ttl.map(|t| start + t));
-                Ok(())
+                Ok(true)
             }
+            // Not written (NX): the key holds someone else's value; the guard drops ours.
+            Ok(false) => Ok(false),
             Err(f) => {
                 drop(guard);
                 Err(self.fail(Some(&rkey), f))
@@ -320,12 +580,38 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
+    /// Remembers in Redis that the loader found nothing for `key` (`cache_absent`).
+    pub(crate) async fn write_absent(&self, key: &K) -> Result<()> {
+        let Some(ttl) = self.absent_ttl else {
+            return Ok(());
+        };
+        let rkey = redis_key(&self.prefix, key);
+        let marker = absent_key(&rkey);
+        self.remote
+            .run(self.timeout, |c| remote::set_absent(c, &marker, ttl))
+            .await
+            .map_err(|f| self.fail(Some(&rkey), f))
+    }
+
+    /// The remaining TTL of `key` in Redis (`None`: no such key, or no TTL).
+    pub(crate) async fn ttl_of(&self, key: K) -> Result<Option<Duration>> {
+        let rkey = redis_key(&self.prefix, &key);
+        self.remote
+            .run(self.timeout, |c| remote::pttl(c, &rkey))
+            .await
+            .map(|ms| ms.map(Duration::from_millis))
+            .map_err(|f| self.fail(Some(&rkey), f))
+    }
+
     pub(crate) async fn delete(&self, key: K) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
+        let marker = self.marker(&rkey, true);
         let guard = WriteGuard::begin(&self.local, vec![key]);
         let result = self
             .remote
-            .run(self.timeout, |c| remote::del(c, &rkey))
+            .run(self.timeout, |c| {
+                remote::del_with(c, &rkey, marker.as_deref())
+            })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         drop(guard);
@@ -363,7 +649,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let found = self
             .remote
-            .run(self.timeout, |c| remote::pexpire(c, &rkey, ttl))
+            .run(self.timeout, |c| {
+                remote::pexpire(c, &rkey, ttl, self.retrack())
+            })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
         if found {
@@ -373,6 +661,41 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             self.local.invalidate(&key);
         }
         Ok(found)
+    }
+
+    /// Reads `keys` again after a reconnect (fail-safe revalidation), in one pipelined pass,
+    /// filling the L1 with what Redis holds now.
+    async fn refill(&self, keys: Vec<K>) {
+        let tickets: Vec<Ticket> = keys
+            .iter()
+            .map(|k| self.local.read_ticket(self.local.hash(k)))
+            .collect();
+        let rkeys: Vec<String> = keys.iter().map(|k| self.rkey(k)).collect();
+        let mode = self.read_mode();
+        let start = Instant::now();
+        let fetched = match self
+            .remote
+            .run(self.timeout, |c| {
+                remote::get_many(c, &rkeys, mode, self.retrack())
+            })
+            .await
+        {
+            Ok(f) => f,
+            Err(f) => {
+                let e = self.fail(None, f);
+                tracing::debug!(cache = %self.name, error = %e, "revalidation after reconnect failed");
+                return;
+            }
+        };
+        for (((key, rkey), ticket), f) in keys.into_iter().zip(&rkeys).zip(tickets).zip(fetched) {
+            if let Some(bytes) = f.value
+                && let Ok(value) = self.decode(rkey, &bytes)
+            {
+                let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
+                self.local
+                    .fill_sized(key, value, deadline, bytes.len(), ticket);
+            }
+        }
     }
 
     /// Renews the Redis TTL of keys read from the L1 (refresh-on-get), in one round trip.
@@ -386,7 +709,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         match self
             .remote
-            .run(self.timeout, |c| remote::pexpire_many(c, &rkeys, ttl))
+            .run(self.timeout, |c| {
+                remote::pexpire_many(c, &rkeys, ttl, self.retrack())
+            })
             .await
         {
             Ok(found) => {
@@ -448,7 +773,38 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .await;
         self.local.flush();
         self.remote.registry.local_clear(&self.prefix, self.id());
-        result.map_err(|f| self.fail(None, f))
+        let removed = result.map_err(|f| self.fail(None, f))?;
+        if self.absent_ttl.is_some() {
+            self.clear_absences().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes this cache's absence markers (not those of caches nested in its name).
+    async fn clear_absences(&self) -> Result<()> {
+        let marker_prefix = absent_key(&self.prefix);
+        let pattern = format!("{}*", escape_glob(&marker_prefix));
+        let raw = self
+            .remote
+            .run(self.timeout, |c| remote::scan(c, &pattern))
+            .await
+            .map_err(|f| self.fail(None, f))?;
+        let nested: Vec<String> = self
+            .remote
+            .registry
+            .nested_prefixes(&self.prefix)
+            .iter()
+            .map(|n| absent_key(n))
+            .collect();
+        let markers: Vec<Vec<u8>> = raw
+            .into_iter()
+            .filter(|k| !nested.iter().any(|n| k.starts_with(n.as_bytes())))
+            .collect();
+        self.remote
+            .run(self.timeout, |c| remote::unlink(c, &markers))
+            .await
+            .map(drop)
+            .map_err(|f| self.fail(None, f))
     }
 
     pub(crate) async fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
@@ -476,13 +832,23 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let fetched = self
             .remote
-            .run(self.timeout, |c| remote::get_many(c, &rkeys, mode))
+            .run(self.timeout, |c| {
+                remote::get_many(c, &rkeys, mode, self.retrack())
+            })
             .await
             .map_err(|f| self.fail(None, f))?;
         for (((&i, rkey), ticket), f) in missing.iter().zip(&rkeys).zip(tickets).zip(fetched) {
             match f.value {
                 Some(bytes) => {
-                    let value = self.decode(rkey, &bytes)?;
+                    let value = match self.decode(rkey, &bytes) {
+                        Ok(v) => v,
+                        Err(e) if self.decode_misses => {
+                            self.warn_undecodable(&e);
+                            out[i] = self.missing(keys[i].clone()).await?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     Counters::bump(&self.counters.remote_hits);
                     let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
                     self.local.fill_sized(
@@ -517,17 +883,21 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .unzip();
         let guard = WriteGuard::begin(&self.local, keys);
         let start = Instant::now();
-        let ttl = self.ttl;
+        // One jitter for the batch would let it expire together: each key gets its own.
+        let ttls: Vec<Option<Duration>> = encoded.iter().map(|_| self.write_ttl(None)).collect();
         let result = self
             .remote
-            .run(self.timeout, |c| remote::set_many(c, &encoded, ttl))
+            .run(self.timeout, |c| {
+                remote::set_many(c, &encoded, &ttls, self.retrack())
+            })
             .await;
         for (rkey, _) in &encoded {
             self.remote.registry.local_write(rkey.as_bytes(), self.id());
         }
         match result {
             Ok(()) => {
-                guard.finish(values, ttl.map(|t| start + t));
+                let deadlines = ttls.iter().map(|t| t.map(|t| start + t)).collect();
+                guard.finish_each(values, deadlines);
                 Ok(())
             }
             Err(f) => {
@@ -537,11 +907,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
-    /// Keeps `value` in the L1 only (Redis unreachable: fail-open memoization). It expires with
-    /// the cache's TTL, if any, and is dropped by any later write or invalidation as usual.
-    pub(crate) fn put_local(&self, key: K, value: V) {
+    /// Keeps `value` in the L1 only (Redis unreachable: a fail-open load). It expires with its
+    /// TTL, if any, and is dropped by any later write or invalidation as usual.
+    pub(crate) fn put_local(&self, key: K, value: V, ttl: Option<Duration>) {
         let ticket = self.local.begin_write(self.local.hash(&key));
-        let deadline = self.ttl.map(|t| Instant::now() + t);
+        let deadline = self.write_ttl(ttl).map(|t| Instant::now() + t);
         // Weighed by its encoded length when that matters (a byte bound, no weigher).
         let len = match self.local.max_bytes() {
             Some(_) => self
@@ -583,12 +953,44 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
 
     fn flush(&self) {
         self.local.flush();
+        self.unverified.store(false, Ordering::Release);
         // Counted once done, so whoever sees the count sees the L1 emptied.
         Counters::bump(&self.counters.flushes);
     }
 
+    fn disconnected(&self) {
+        if self.fail_safe && self.local.enabled() {
+            // Kept, but served only as fail-safe values until revalidated.
+            self.unverified.store(true, Ordering::Release);
+        } else {
+            self.flush();
+        }
+    }
+
     fn count_invalidation(&self) {
         Counters::bump(&self.counters.invalidations);
+    }
+
+    fn connected(self: Arc<Self>) {
+        self.health.healthy(&self.name);
+        // Without fail-safe the L1 was emptied when the last connection was lost (or never had
+        // one): whatever it holds now was kept while Redis was unreachable. With fail-safe it
+        // holds what it had before the outage too. Either way nothing of it is verified: it is
+        // dropped now, before the connection serves anything, and (fail-safe) read again from
+        // Redis in one pipelined pass.
+        let keys = if self.fail_safe {
+            self.local.keys()
+        } else {
+            Vec::new()
+        };
+        if self.local.len() > 0 {
+            self.flush();
+        }
+        self.unverified.store(false, Ordering::Release);
+        if !keys.is_empty() {
+            let me = self.clone();
+            self.rt().spawn(async move { me.refill(keys).await });
+        }
     }
 }
 
@@ -598,6 +1000,12 @@ impl<K, V> Drop for Core<K, V> {
             self.remote.registry.leave(*id);
         }
     }
+}
+
+/// A random duration in `0..max` (write jitter).
+fn jitter_below(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(fastrand::u64(0..nanos))
 }
 
 async fn refresh_loop<K: FlipKey, V: Clone + Send + Sync + 'static>(

@@ -12,8 +12,9 @@ pub(crate) enum Target {
     #[cfg(feature = "sentinel")]
     Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
     /// A Redis Cluster, reached through its seed nodes.
+    /// Boxed: a cluster client is far larger than the other variants.
     #[cfg(feature = "cluster")]
-    Cluster(redis::cluster::ClusterClient),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 impl Target {
@@ -93,7 +94,19 @@ impl Target {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        Ok((Target::Cluster(client), identity, endpoint))
+        Ok((Target::Cluster(Box::new(client)), identity, endpoint))
+    }
+
+    /// The one server's client, for a fixed server only (the blocking front reads from it
+    /// directly).
+    pub(crate) fn direct_client(&self) -> Option<&Client> {
+        match self {
+            Target::Direct(client) => Some(client),
+            #[cfg(feature = "sentinel")]
+            Target::Sentinel(_) => None,
+            #[cfg(feature = "cluster")]
+            Target::Cluster(_) => None,
+        }
     }
 
     /// The client to connect with now (not for a cluster, which connects on its own).

@@ -31,7 +31,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// );
 /// assert!(err.is_decode());
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Redis answered with an error, or the connection failed.
@@ -75,6 +75,17 @@ pub enum Error {
         /// What the decoder reported.
         message: String,
     },
+    /// A loader did not finish within the `load_hard_timeout` (it goes on in the background,
+    /// and its result is stored when it finishes).
+    #[error("cache `{cache}`: the loader did not finish within {after:?} for `{key}`")]
+    LoadTimeout {
+        /// The cache's name.
+        cache: Arc<str>,
+        /// The Redis key being loaded.
+        key: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
     /// The cache was configured in a way that cannot work.
     #[error("cache `{cache}`: invalid configuration: {message}")]
     Config {
@@ -105,6 +116,7 @@ impl Error {
             | Error::Timeout { cache, .. }
             | Error::Encode { cache, .. }
             | Error::Decode { cache, .. }
+            | Error::LoadTimeout { cache, .. }
             | Error::Config { cache, .. } => cache,
         }
     }
@@ -122,7 +134,9 @@ impl Error {
     pub fn key(&self) -> Option<&str> {
         match self {
             Error::Redis { key, .. } | Error::Timeout { key, .. } => key.as_deref(),
-            Error::Encode { key, .. } | Error::Decode { key, .. } => Some(key),
+            Error::Encode { key, .. }
+            | Error::Decode { key, .. }
+            | Error::LoadTimeout { key, .. } => Some(key),
             Error::Config { .. } => None,
         }
     }
@@ -139,6 +153,20 @@ impl Error {
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether this is a [`Error::LoadTimeout`].
+    ///
+    /// ```
+    /// let err = flipcache::Error::LoadTimeout {
+    ///     cache: "c".into(),
+    ///     key: "c:1".into(),
+    ///     after: std::time::Duration::from_secs(1),
+    /// };
+    /// assert!(err.is_load_timeout() && !err.is_timeout());
+    /// ```
+    pub fn is_load_timeout(&self) -> bool {
+        matches!(self, Error::LoadTimeout { .. })
     }
 
     /// Whether this is a [`Error::Decode`].

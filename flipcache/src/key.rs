@@ -109,6 +109,20 @@ pub(crate) fn redis_key<K: FlipKey>(prefix: &str, key: &K) -> String {
     out
 }
 
+/// The namespace of the keys flipcache keeps beside the `{name}:{key}` layout (absence
+/// markers, and later leases and tag indexes). No cache name may start with it, so Python
+/// FlipCache readers, `len`, `keys` and `clear` never see these keys.
+pub(crate) const RESERVED: &str = "__flipcache__";
+
+/// The absence marker of the value key `rkey` (`cache_absent`).
+pub(crate) fn absent_key(rkey: &str) -> String {
+    let mut out = String::with_capacity(RESERVED.len() + 8 + rkey.len());
+    out.push_str(RESERVED);
+    out.push_str(":absent:");
+    out.push_str(rkey);
+    out
+}
+
 /// Escapes the glob characters of `text` for a `SCAN MATCH` pattern.
 pub(crate) fn escape_glob(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 4);

@@ -3,7 +3,38 @@
 //! round trip. The Rust counterpart of the Python [FlipCache], with the same Redis layout
 //! (`{name}:{key}`, text values), so Rust and Python services can share a cache.
 //!
-//! **Eviction.** The L1 holds at most `local_max` entries (default 100; 0 turns it off) and, with
+//! ```no_run
+//! use flipcache::{et, FlipCache};
+//!
+//! fn main() -> flipcache::Result<()> {
+//!     let cache: FlipCache<String, String> = FlipCache::new("my_cache")?;
+//!     cache.set("my_key", "my_value")?;
+//!     assert_eq!(cache.get("my_key")?, Some("my_value".to_string()));
+//!     assert_eq!(cache.get("unknown")?, None);
+//!
+//!     let user_data = FlipCache::<String, serde_json::Value>::builder("user_data")
+//!         .local_max(100)
+//!         .expire_time(et::THREE_DAYS)
+//!         .json()
+//!         .build()?;
+//!     user_data.set("some-uuid", serde_json::json!({"state": 1}))?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Contents
+//!
+//! - [Eviction, expiration, thread safety](#eviction)
+//! - [Cargo features](#cargo-features)
+//! - [Deployments and guarantees](#deployments-and-guarantees):
+//!   [production set-ups: ACL, TLS, Sentinel, Cluster, failures](#production-set-ups-acl-tls-sentinel-cluster-failures),
+//!   [how coherence works](#how-coherence-works) (the guarantees, and their limits)
+//! - Memoization: the [`flipcache`](macro@flipcache) attribute; value types:
+//!   [`FlipValue`], [`FlipCodec`] (derive), [`Builder::json`], [`ValueCodec`]
+//!
+//! # Eviction
+//!
+//! The L1 holds at most `local_max` entries (default 100; 0 turns it off) and, with
 //! `local_max_bytes`, at most so many bytes, each entry weighing its encoded length plus 64
 //! bytes (or what your `weigher` says); both bounds hold at all times, whatever fills run
 //! concurrently. When full it evicts by S3-FIFO (Yang et al., "FIFO queues are all you need for
@@ -16,44 +47,39 @@
 //! invalidations take the lock of one of several shards. An entry costs about 94 bytes for
 //! `u64 -> u64` (`examples/l1_memory.rs`).
 //!
-//! **Expiration.** Every L1 entry carries the deadline of its Redis TTL (read with `PTTL` in the
-//! same round trip as the value), so the L1 never serves a value after Redis has expired it.
+//! # Expiration
 //!
-//! **Coherence.** Each process keeps one RESP3 connection per Redis endpoint, shared by all its
-//! caches, with `CLIENT TRACKING ON BCAST PREFIX {name}: NOLOOP`. When any client (another
-//! process, another language, `redis-cli`) changes or deletes a key, or it expires or is evicted,
-//! Redis pushes an invalidation and the entry leaves every L1 that holds it. An invalidation that
-//! races a read in flight stops that read from filling the L1. A lost connection empties the L1s
-//! on it. See the README for guarantees and limits.
+//! Every L1 entry carries the deadline of its Redis TTL (read with `PTTL` in the same round
+//! trip as the value), so the L1 never serves a value after Redis has expired it.
 //!
-//! **Deployments.** One server by URL or [`redis::Client`]; with cargo features, a primary
-//! found through Sentinel (`sentinel`, `Builder::redis_sentinel`), a Redis Cluster
-//! (`cluster`, `Builder::redis_cluster`: per-slot batches, tracking on every primary, the L1s
-//! emptied and tracking redone when the topology changes), and `rediss://` (`tls`).
+//! # Thread safety
 //!
-//! **Thread safety.** [`FlipCache`] is a cheap `Clone + Send + Sync` handle with a blocking API;
-//! [`aio::FlipCache`] is the same cache with `async` verbs. Both fronts share one implementation,
-//! one L1 per cache, and the process's connections.
+//! [`FlipCache`] is a cheap `Clone + Send + Sync` handle with a blocking API;
+//! [`aio::FlipCache`] is the same cache with `async` verbs. Both fronts share one
+//! implementation, one L1 per cache, and the process's connections: one RESP3 connection per
+//! Redis endpoint, kept coherent with `CLIENT TRACKING` (see
+//! [How coherence works](#how-coherence-works)).
 //!
-//! ```no_run
-//! use flipcache::{et, FlipCache};
-//! # fn main() -> flipcache::Result<()> {
-//! let cache: FlipCache<String, String> = FlipCache::new("my_cache")?;
-//! cache.set("my_key", "my_value")?;
-//! assert_eq!(cache.get("my_key")?, Some("my_value".to_string()));
-//! assert_eq!(cache.get("unknown")?, None);
+//! # Cargo features
 //!
-//! let user_data = FlipCache::<String, serde_json::Value>::builder("user_data")
-//!     .local_max(100)
-//!     .expire_time(et::THREE_DAYS)
-//!     .json()
-//!     .build()?;
-//! user_data.set("some-uuid", serde_json::json!({"state": 1}))?;
-//! # Ok(()) }
-//! ```
+//! None is on by default; docs.rs shows every item with the feature it needs.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `sentinel` | [`Builder::redis_sentinel`], [`Builder::redis_sentinel_node`]: the primary found through Redis Sentinel, followed across failovers |
+//! | `cluster` | [`Builder::redis_cluster`] and [`ClusterNodes`] (for `#[flipcache(redis = ...)]`): Redis Cluster, per-slot batches, tracking on every primary |
+//! | `tls` | `rediss://` URLs and `redis::Client::build_with_tls` clients (rustls, ring provider) |
 //!
 //! [FlipCache]: https://pypi.org/project/flipcache/
-#![warn(missing_docs)]
+//!
+//! # Deployments and guarantees
+//!
+//! What each deployment does, what a failure does, and exactly what the L1 promises (the same
+//! text as the README's sections of these names).
+//!
+#![doc = include_str!("guarantees.md")]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 pub mod aio;
@@ -69,7 +95,9 @@ mod error;
 pub mod et;
 pub mod flipcodec;
 mod key;
+mod load;
 mod local;
+mod lock;
 mod memo;
 #[cfg(all(test, feature = "shuttle"))]
 mod model_checks;
@@ -82,19 +110,24 @@ mod value;
 
 pub use arg::Arg;
 pub use builder::{
-    Builder, ClosureStart, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCAL_MAX, DEFAULT_REDIS_URL,
-    DEFAULT_TIMEOUT,
+    Builder, ClosureStart, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_LOCAL_MAX,
+    DEFAULT_REDIS_URL, DEFAULT_TIMEOUT,
 };
 pub use cache::FlipCache;
-pub use codec::{ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, ValueCodec};
+pub use codec::{
+    ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, MissingDecoder, MissingEncoder, ValueCodec,
+};
 pub use error::{Error, Result};
 pub use flipcache_macros::FlipCodec;
 pub use flipcodec::{DecodeError, FlipCodec, Reader, from_bytes, to_bytes};
 pub use key::FlipKey;
+pub use load::{Load, LoadError, Loaded};
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub use memo::ClusterNodes;
 pub use memo::{MemoKey, write_escaped_key};
 pub use stats::Stats;
+pub use tracking::Tracking;
 pub use value::FlipValue;
 
 #[doc = include_str!("memoize.md")]
@@ -103,19 +136,40 @@ pub use flipcache_macros::flipcache;
 /// The Redis client crate this cache is built on, for [`Builder::redis_client`].
 pub use redis;
 
+/// The README's Rust examples, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the macros' expansions (`#[derive(FlipCodec)]`, `#[flipcache]`) call; not a public API.
 #[doc(hidden)]
-pub mod __private {
+pub mod __private01 {
     pub use crate::flipcodec::derive::{
         decode_value, encode_value, read_variant, unknown_variant, write_variant,
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
     pub use crate::local::BareL1;
     pub use crate::memo::{
-        Found, IntoRedis, Memo, MemoKey, MemoOptions, OkOnly, Shape, SomeOnly, Storable, Whole,
-        default_codec, json_codec, write_alone, write_part,
+        Found, IntoRedis, IntoTtl, Memo, MemoKey, MemoOptions, OkOnly, OkSome, Shape, SomeOnly,
+        Storable, Whole, default_codec, json_codec, write_alone, write_part,
     };
     pub use crate::value::FlipValue;
     pub use std::string::String;
     pub use std::vec::Vec;
+}
+
+#[cfg(test)]
+mod tests {
+    /// The crate docs show the README's deployment and coherence sections from
+    /// `src/guarantees.md`; the two copies must not drift apart.
+    #[test]
+    fn guarantees_match_the_readme() {
+        let readme = include_str!("../README.md");
+        let guarantees = include_str!("guarantees.md");
+        assert!(
+            readme.contains(guarantees),
+            "README.md's sections \"Production set-ups\" and \"How coherence works\" differ \
+             from flipcache/src/guarantees.md: edit both the same way"
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! Model-checked tests (`shuttle`) of the two places where threads coordinate: the L1's
-//! coherence protocol (`local/coherence.rs`) and the memo's single-flight (`memo/flight.rs`).
+//! coherence protocol (`local/coherence.rs`) and the loaders' single-flight (`load/flight.rs`).
 //! With the `shuttle` feature their locks and atomics are shuttle's (see `sync.rs`), so each
 //! test below runs under thousands of schedules, random and probabilistically chosen (PCT),
 //! and a schedule that breaks an invariant or deadlocks fails with a replayable seed.
@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use shuttle::sync::Mutex;
 use shuttle::thread;
 
+use crate::load::flight::{Flights, Join, Landed};
 use crate::local::{Local, Lookup, WriteGuard};
-use crate::memo::flight::{Flights, Join, Landed};
 
 const ITERATIONS: usize = 3000;
 
@@ -140,26 +140,26 @@ fn shuttle_a_flush_racing_a_read_never_keeps_the_old_value() {
     });
 }
 
-/// What one caller of a memoized function gets: the single-flight loop of `memo/mod.rs`.
-fn memo_call(flights: &Flights<u64>, runs: &AtomicUsize, abandon_first: bool) -> u64 {
+/// What one caller of a load gets: the single-flight loop of `load/call.rs`.
+fn memo_call(flights: &Arc<Flights<u64, u64>>, runs: &AtomicUsize, abandon_first: bool) -> u64 {
     loop {
-        match flights.join("k") {
+        match flights.join(&7) {
             Join::Lead(lead) => {
                 let n = runs.fetch_add(1, Ordering::SeqCst);
                 if abandon_first && n == 0 {
                     drop(lead); // the first leader panics or is cancelled
                     continue;
                 }
-                lead.finish(Some(42));
+                lead.land(Landed::Value(42));
                 return 42;
             }
             Join::Follow(flight) => match flight.wait() {
                 Landed::Value(v) => return v,
-                Landed::RunYourself => {
+                Landed::RunYourself | Landed::Absent | Landed::Failed(_) | Landed::Cache(_) => {
                     runs.fetch_add(1, Ordering::SeqCst);
                     return 42;
                 }
-                Landed::TakeOver => continue,
+                Landed::Abandoned => continue,
             },
         }
     }
@@ -167,7 +167,7 @@ fn memo_call(flights: &Flights<u64>, runs: &AtomicUsize, abandon_first: bool) ->
 
 fn single_flight(abandon_first: bool) {
     check(move || {
-        let flights = Arc::new(Flights::<u64>::new());
+        let flights = Arc::new(Flights::<u64, u64>::new());
         let runs = Arc::new(AtomicUsize::new(0));
         let callers: Vec<_> = (0..3)
             .map(|_| {

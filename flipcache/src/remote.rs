@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 use crate::blocking_reads::{self, BlockingReads};
 use crate::conn::Conn;
 use crate::endpoint::Target;
-use crate::tracking::{Coverage, Registry};
+use crate::tracking::{Coverage, Registry, Tracking};
 
 /// How often an idle shared connection is pinged; a ping unanswered within
 /// [`PING_TIMEOUT`] counts as a lost connection.
@@ -43,6 +43,9 @@ struct State {
     topology: Vec<String>,
     /// The server run the current connection reaches (one server only; for [`BlockingReads`]).
     run_id: Option<String>,
+    /// The current connection's `CLIENT ID` (one server, key-based tracking): where the
+    /// blocking reads' connections redirect their invalidations.
+    client_id: Option<u64>,
 }
 
 /// One Redis endpoint: its shared connection and the caches using it.
@@ -57,6 +60,8 @@ pub(crate) struct Remote {
     pub(crate) rt: &'static Handle,
     /// Reads from blocking callers on their own thread (one fixed server only).
     reads: Option<BlockingReads>,
+    /// How Redis tracks keys for this connection.
+    mode: Tracking,
 }
 
 /// Connection identity → the endpoint's `Remote`, so every cache of the process shares one.
@@ -82,23 +87,25 @@ fn is_refusal(e: &RedisError) -> bool {
 }
 
 impl Remote {
-    /// The shared `Remote` for `target`, created on first use.
+    /// The shared `Remote` for `target` and tracking `mode`, created on first use (one
+    /// connection has one tracking mode).
     pub(crate) fn shared(
         (target, identity, endpoint): (Target, String, String),
+        mode: Tracking,
         connect_timeout: Duration,
         rt: &'static Handle,
     ) -> Arc<Remote> {
-        let mut map = endpoints().lock().unwrap_or_else(|p| p.into_inner());
+        let identity = format!("{identity}|{mode:?}");
+        let mut map = crate::lock::lock(endpoints());
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
             return remote;
         }
-        let reads = match &target {
-            Target::Direct(client) => Some(BlockingReads::new(client.clone())),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
+        let reads = target
+            .direct_client()
+            .map(|client| BlockingReads::new(client.clone()));
         let remote = Arc::new(Remote {
             reads,
+            mode,
             endpoint,
             target,
             connect_timeout,
@@ -119,18 +126,14 @@ impl Remote {
     }
 
     fn current(&self) -> Option<(u64, Conn)> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .current
-            .clone()
+        crate::lock::lock(&self.state).current.clone()
     }
 
     /// Forgets connection `generation` (if it is still the current one) and empties every L1
     /// on it: what it missed while down cannot be known.
     pub(crate) fn lost(&self, generation: u64) {
         let was_current = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = crate::lock::lock(&self.state);
             let hit = st.current.as_ref().is_some_and(|(g, _)| *g == generation);
             if hit {
                 st.current = None;
@@ -138,14 +141,14 @@ impl Remote {
             hit
         };
         if was_current {
-            tracing::warn!(endpoint = %self.endpoint, "flipcache: lost the Redis connection; local caches emptied");
-            self.registry.flush_all();
+            tracing::warn!(endpoint = %self.endpoint, "lost the Redis connection; local caches emptied (kept unverified under fail-safe)");
+            self.registry.disconnected_all();
         }
     }
 
     /// Whether `now` differs from the topology seen when connection `generation` was made.
     fn topology_changed(&self, generation: u64, now: &[String]) -> bool {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = crate::lock::lock(&self.state);
         st.current.as_ref().is_some_and(|(g, _)| *g == generation) && st.topology != now
     }
 
@@ -172,7 +175,7 @@ impl Remote {
     /// Caller holds `connecting`.
     async fn connect_locked(self: &Arc<Self>) -> Result<(u64, Conn), RedisError> {
         let generation = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = crate::lock::lock(&self.state);
             st.generation += 1;
             st.generation
         };
@@ -183,6 +186,7 @@ impl Remote {
             };
             match info.kind {
                 PushKind::Invalidate => remote.registry.on_push(&info.data),
+                PushKind::Message => remote.registry.on_message(&info.data),
                 // On a cluster: any node's connection (redis-rs reconnects it, without our
                 // tracking), so the whole connection is dropped and made again.
                 PushKind::Disconnection => remote.lost(generation),
@@ -224,29 +228,58 @@ impl Remote {
             .await
             .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))??;
         let topology = conn.topology().await?;
-        let run_id = if self.reads.is_some() {
+        let (run_id, client_id) = if self.reads.is_some() {
             let info: String = redis::cmd("INFO")
                 .arg("server")
                 .query_async(&mut conn)
                 .await?;
-            blocking_reads::run_id(&info).map(str::to_owned)
+            let run_id = blocking_reads::run_id(&info).map(str::to_owned);
+            // Without it (an ACL refusing `CLIENT ID`), blocking reads use this connection.
+            let client_id = match self.mode {
+                Tracking::Keys => redis::cmd("CLIENT")
+                    .arg("ID")
+                    .query_async::<u64>(&mut conn)
+                    .await
+                    .ok(),
+                Tracking::Broadcast => None,
+            };
+            (run_id, client_id)
         } else {
-            None
+            (None, None)
         };
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
-            match track(&mut conn, &prefixes).await {
-                Ok(()) => self.registry.set_tracked(prefixes),
+            match track(&mut conn, self.mode, &prefixes).await {
+                Ok(()) => self.registry.set_tracked(self.tracked_set(prefixes)),
                 Err(e) if is_refusal(&e) => self.tracking_refused(&e),
                 // Not tracked everywhere: the connection is not usable for an L1.
                 Err(e) => return Err(e),
             }
         }
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Tracking covers every prefix from here on; what the L1s kept while there was no
+        // connection was never covered (another process may have changed it meanwhile).
+        self.registry.connected_all();
+        let mut st = crate::lock::lock(&self.state);
         st.current = Some((generation, conn.clone()));
         st.topology = topology;
         st.run_id = run_id;
+        st.client_id = client_id;
         Ok((generation, conn))
+    }
+
+    /// What tracking `prefixes` amounts to: those prefixes when broadcasting; with key-based
+    /// tracking every key read is tracked, which the empty prefix stands for.
+    fn tracked_set(&self, prefixes: Vec<String>) -> Vec<String> {
+        match self.mode {
+            Tracking::Broadcast => prefixes,
+            Tracking::Keys => vec![String::new()],
+        }
+    }
+
+    /// Whether writes that fill an L1 must make Redis track the written key for this process
+    /// (key-based tracking, which the server supports).
+    pub(crate) fn tracks_keys(&self) -> bool {
+        self.mode == Tracking::Keys && !self.registry.unsupported() && self.registry.tracking()
     }
 
     fn tracking_refused(&self, e: &RedisError) {
@@ -272,9 +305,11 @@ impl Remote {
         }
         match self.registry.coverage(prefix) {
             Coverage::Covered => Ok(()),
-            Coverage::Disjoint => match track(&mut conn, &[prefix.to_owned()]).await {
+            Coverage::Disjoint => match track(&mut conn, self.mode, &[prefix.to_owned()]).await {
                 Ok(()) => {
-                    self.registry.add_tracked(prefix.to_owned());
+                    for p in self.tracked_set(vec![prefix.to_owned()]) {
+                        self.registry.add_tracked(p);
+                    }
                     Ok(())
                 }
                 Err(e) if is_refusal(&e) => {
@@ -305,18 +340,31 @@ impl Remote {
         op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
     ) -> Option<Result<T, Failure>> {
         let reads = self.reads.as_ref()?;
-        let (generation, server) = {
-            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            (st.current.as_ref()?.0, st.run_id.clone()?)
+        let (generation, server, client_id) = {
+            let st = crate::lock::lock(&self.state);
+            (st.current.as_ref()?.0, st.run_id.clone()?, st.client_id)
         };
-        match reads.run(
+        // With key-based tracking a read is tracked by the connection that makes it: pooled
+        // connections redirect their invalidations to the shared one (`REDIRECT <id>`), and
+        // none may close while its generation is current (Redis forgets what a closed
+        // connection read, so its invalidations would be lost).
+        let redirect = match self.mode {
+            Tracking::Broadcast => None,
+            Tracking::Keys if self.registry.unsupported() => None,
+            Tracking::Keys => Some(client_id?),
+        };
+        let (result, dropped) = reads.run(
             self.rt,
-            generation,
-            &server,
+            (generation, &server, redirect),
             self.connect_timeout,
             timeout,
             op,
-        )? {
+        )?;
+        if dropped && redirect.is_some() {
+            tracing::warn!(endpoint = %self.endpoint, "flipcache: a tracked read connection failed; local caches emptied");
+            self.lost(generation);
+        }
+        match result {
             Ok(v) => Some(Ok(v)),
             Err(e) if e.is_timeout() => Some(Err(Failure::Timeout)),
             // A pooled connection closed under us (the server's idle `timeout`, a kill): the
@@ -354,12 +402,16 @@ impl Remote {
     }
 }
 
-/// `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ... NOLOOP`, on every primary.
-async fn track(conn: &mut Conn, prefixes: &[String]) -> Result<(), RedisError> {
+/// `CLIENT TRACKING ON NOLOOP` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2
+/// ... NOLOOP`, on every primary.
+async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(), RedisError> {
     let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("TRACKING").arg("ON").arg("BCAST");
-    for p in prefixes {
-        cmd.arg("PREFIX").arg(p);
+    cmd.arg("TRACKING").arg("ON");
+    if mode == Tracking::Broadcast {
+        cmd.arg("BCAST");
+        for p in prefixes {
+            cmd.arg("PREFIX").arg(p);
+        }
     }
     cmd.arg("NOLOOP");
     conn.on_every_primary(&cmd).await.map(drop)
@@ -373,6 +425,20 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             tokio::time::sleep(PING_EVERY).await;
             let Some(r) = remote.upgrade() else { return };
             let Some((generation, mut conn)) = r.current() else {
+                // No connection (Redis was unreachable): try again in the background, so that
+                // what the L1s kept meanwhile is dropped soon after Redis answers, even when
+                // every call is an L1 hit.
+                let again = async {
+                    let _guard = r.connecting.lock().await;
+                    if r.current().is_none() {
+                        r.connect_locked().await.map(drop)
+                    } else {
+                        Ok(())
+                    }
+                };
+                if let Ok(Err(e)) = tokio::time::timeout(r.connect_timeout, again).await {
+                    tracing::debug!(endpoint = %r.endpoint, error = %e, "reconnect attempt failed");
+                }
                 continue;
             };
             let ping = redis::cmd("PING");
@@ -398,10 +464,26 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
 
 // ---- commands ----------------------------------------------------------------------------
 
-/// A value and, when asked, its remaining TTL in milliseconds (`None`: no TTL).
+/// A value and, when asked, its remaining TTL in milliseconds (`None`: no TTL) and whether an
+/// absence marker exists.
 pub(crate) struct Fetched {
     pub(crate) value: Option<Vec<u8>>,
     pub(crate) pttl: Option<u64>,
+    pub(crate) absent: bool,
+}
+
+impl Fetched {
+    fn new(value: Option<Vec<u8>>, pttl: Option<u64>) -> Self {
+        Fetched {
+            value,
+            pttl,
+            absent: false,
+        }
+    }
+
+    fn gone() -> Self {
+        Fetched::new(None, None)
+    }
 }
 
 fn pttl_of(v: i64) -> Option<u64> {
@@ -423,13 +505,60 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX`.
-fn read_request(key: &str, mode: ReadMode) -> redis::Pipeline {
+// With key-based tracking, a write made by this connection ends its tracking of the key
+// (silently: `NOLOOP`), and a write command is not tracked itself. A write that leaves a value
+// in the L1 (`SET`, `PEXPIRE` of a held key, `GETEX`) therefore runs in a script that then calls
+// the read-only `PTTL`, so Redis tracks the key for this connection again before any other
+// client can write it. (A script rather than `MULTI`/`EXEC`: an invalidation redirected to this
+// connection by the blocking front's read connections may be written in the middle of an
+// `EXEC` reply, but not into a script's reply.)
+
+/// `SET KEYS[1] ARGV[1] [ARGV[2..]]` (`PX ms`, `NX`), then track the key; replies as `SET`.
+const SET_TRACKED: &str =
+    "local r = redis.call('SET', KEYS[1], unpack(ARGV)) redis.call('PTTL', KEYS[1]) return r";
+/// `PEXPIRE KEYS[1] ARGV[1]`, then track the key.
+const PEXPIRE_TRACKED: &str =
+    "local n = redis.call('PEXPIRE', KEYS[1], ARGV[1]) redis.call('PTTL', KEYS[1]) return n";
+/// `GETEX KEYS[1] PX ARGV[1]`, then track the key.
+const GETEX_TRACKED: &str =
+    "local v = redis.call('GETEX', KEYS[1], 'PX', ARGV[1]) redis.call('PTTL', KEYS[1]) return v";
+
+fn getex_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
+    if retrack {
+        pipe.cmd("EVAL")
+            .arg(GETEX_TRACKED)
+            .arg(1)
+            .arg(key)
+            .arg(ms(ttl));
+    } else {
+        pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl));
+    }
+}
+
+fn pexpire_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
+    if retrack {
+        pipe.cmd("EVAL")
+            .arg(PEXPIRE_TRACKED)
+            .arg(1)
+            .arg(key)
+            .arg(ms(ttl));
+    } else {
+        pipe.cmd("PEXPIRE").arg(key).arg(ms(ttl));
+    }
+}
+
+/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX` (`retrack`: see
+/// [`GETEX_TRACKED`]).
+fn read_request(key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     match mode {
-        ReadMode::Plain => pipe.cmd("GET").arg(key),
-        ReadMode::WithTtl => pipe.cmd("GET").arg(key).cmd("PTTL").arg(key),
-        ReadMode::Refresh(ttl) => pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl)),
+        ReadMode::Plain => {
+            pipe.cmd("GET").arg(key);
+        }
+        ReadMode::WithTtl => {
+            pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        }
+        ReadMode::Refresh(ttl) => getex_cmd(&mut pipe, key, ttl, retrack),
     };
     pipe
 }
@@ -439,47 +568,90 @@ fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
     let mut raw = raw.into_iter();
     let value: Option<Vec<u8>> = redis::from_redis_value(raw.next().unwrap_or(Value::Nil))?;
     match mode {
-        ReadMode::Plain => Ok(Fetched { value, pttl: None }),
+        ReadMode::Plain => Ok(Fetched::new(value, None)),
         ReadMode::WithTtl => {
             let pttl: i64 = redis::from_redis_value(raw.next().unwrap_or(Value::Int(-2)))?;
             if pttl == -2 {
                 // Gone between the two commands.
-                return Ok(Fetched {
-                    value: None,
-                    pttl: None,
-                });
+                return Ok(Fetched::gone());
             }
-            Ok(Fetched {
-                value,
-                pttl: pttl_of(pttl),
-            })
+            Ok(Fetched::new(value, pttl_of(pttl)))
         }
-        ReadMode::Refresh(ttl) => Ok(Fetched {
-            value,
-            pttl: Some(ms(ttl)),
-        }),
+        ReadMode::Refresh(ttl) => Ok(Fetched::new(value, Some(ms(ttl)))),
     }
 }
 
-pub(crate) async fn get(mut conn: Conn, key: &str, mode: ReadMode) -> Result<Fetched, RedisError> {
-    let raw = read_request(key, mode).query_async(&mut conn).await?;
-    read_reply(raw, mode)
+/// Adds the reply of `EXISTS marker` to a read.
+fn with_marker(mut fetched: Fetched, exists: Value) -> Result<Fetched, RedisError> {
+    fetched.absent = redis::from_redis_value::<u64>(exists)? > 0;
+    Ok(fetched)
 }
 
-/// [`get`] on a synchronous connection.
+/// Reads `key` (see [`ReadMode`]) and, when `marker` is given, whether that absence marker
+/// exists: one pipeline on one server; two requests at once on a cluster, where the marker may
+/// sit on another slot.
+pub(crate) async fn get(
+    mut conn: Conn,
+    key: &str,
+    mode: ReadMode,
+    marker: Option<&str>,
+    retrack: bool,
+) -> Result<Fetched, RedisError> {
+    let Some(marker) = marker else {
+        let raw = read_request(key, mode, retrack)
+            .query_async(&mut conn)
+            .await?;
+        return read_reply(raw, mode);
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let mut other = conn.clone();
+        let read = async {
+            let raw = read_request(key, mode, retrack)
+                .query_async(&mut conn)
+                .await?;
+            read_reply(raw, mode)
+        };
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(marker);
+        let exists = exists.query_async::<Value>(&mut other);
+        let (fetched, exists) = futures_util::future::try_join(read, exists).await?;
+        return with_marker(fetched, exists);
+    }
+    let mut pipe = read_request(key, mode, retrack);
+    pipe.cmd("EXISTS").arg(marker);
+    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let exists = raw.pop().unwrap_or(Value::Int(0));
+    with_marker(read_reply(raw, mode)?, exists)
+}
+
+/// [`get`] on a synchronous connection (one server).
 pub(crate) fn get_blocking(
     conn: &mut redis::Connection,
     key: &str,
     mode: ReadMode,
+    marker: Option<&str>,
 ) -> Result<Fetched, RedisError> {
-    let raw = read_request(key, mode).query(conn)?;
-    read_reply(raw, mode)
+    let mut pipe = read_request(key, mode, false);
+    if let Some(marker) = marker {
+        pipe.cmd("EXISTS").arg(marker);
+    }
+    let mut raw: Vec<Value> = pipe.query(conn)?;
+    match marker {
+        Some(_) => {
+            let exists = raw.pop().unwrap_or(Value::Int(0));
+            with_marker(read_reply(raw, mode)?, exists)
+        }
+        None => read_reply(raw, mode),
+    }
 }
 
+/// Reads of `keys` (`retrack`: see [`read_request`]).
 pub(crate) async fn get_many(
     mut conn: Conn,
     keys: &[String],
     mode: ReadMode,
+    retrack: bool,
 ) -> Result<Vec<Fetched>, RedisError> {
     if keys.is_empty() {
         return Ok(Vec::new());
@@ -500,7 +672,7 @@ pub(crate) async fn get_many(
             };
             Ok(values
                 .into_iter()
-                .map(|value| Fetched { value, pttl: None })
+                .map(|value| Fetched::new(value, None))
                 .collect())
         }
         ReadMode::WithTtl => {
@@ -515,78 +687,125 @@ pub(crate) async fn get_many(
                 let value: Option<Vec<u8>> = redis::from_redis_value(v)?;
                 let pttl: i64 = redis::from_redis_value(t)?;
                 out.push(if pttl == -2 {
-                    Fetched {
-                        value: None,
-                        pttl: None,
-                    }
+                    Fetched::gone()
                 } else {
-                    Fetched {
-                        value,
-                        pttl: pttl_of(pttl),
-                    }
+                    Fetched::new(value, pttl_of(pttl))
                 });
             }
             Ok(out)
         }
         ReadMode::Refresh(ttl) => {
             let raw = conn
-                .pipelined(keys, 1, |p, i| {
-                    p.cmd("GETEX").arg(&keys[i]).arg("PX").arg(ms(ttl));
-                })
+                .pipelined(keys, 1, |p, i| getex_cmd(p, &keys[i], ttl, retrack))
                 .await?;
             raw.into_iter()
-                .map(|v| {
-                    Ok(Fetched {
-                        value: redis::from_redis_value(v)?,
-                        pttl: Some(ms(ttl)),
-                    })
-                })
+                .map(|v| Ok(Fetched::new(redis::from_redis_value(v)?, Some(ms(ttl)))))
                 .collect()
         }
     }
 }
 
-fn set_cmd<'a>(
-    pipe: &'a mut redis::Pipeline,
-    key: &str,
-    value: &[u8],
-    ttl: Option<Duration>,
-) -> &'a mut redis::Pipeline {
-    pipe.cmd("SET").arg(key).arg(value);
-    if let Some(ttl) = ttl {
+/// One `SET`: the key, the encoded value, its TTL, `NX`, and an absence marker to end.
+#[derive(Clone, Copy)]
+pub(crate) struct Write<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: &'a [u8],
+    pub(crate) ttl: Option<Duration>,
+    /// `NX`: only if the key has no value.
+    pub(crate) only_new: bool,
+    /// An absence marker to delete with the write (`cache_absent`).
+    pub(crate) clear: Option<&'a str>,
+    /// Track the key again after the write (key-based tracking; see [`SET_TRACKED`]).
+    pub(crate) retrack: bool,
+}
+
+fn set_cmd<'a>(pipe: &'a mut redis::Pipeline, w: &Write<'_>) -> &'a mut redis::Pipeline {
+    if w.retrack {
+        pipe.cmd("EVAL")
+            .arg(SET_TRACKED)
+            .arg(1)
+            .arg(w.key)
+            .arg(w.value);
+    } else {
+        pipe.cmd("SET").arg(w.key).arg(w.value);
+    }
+    if let Some(ttl) = w.ttl {
         pipe.arg("PX").arg(ms(ttl));
     }
-    pipe.ignore()
-}
-
-pub(crate) async fn set(
-    mut conn: Conn,
-    key: &str,
-    value: &[u8],
-    ttl: Option<Duration>,
-) -> Result<(), RedisError> {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(value);
-    if let Some(ttl) = ttl {
-        cmd.arg("PX").arg(ms(ttl));
+    if w.only_new {
+        pipe.arg("NX");
     }
-    cmd.query_async::<()>(&mut conn).await
+    pipe
 }
 
+/// Runs `w`; says whether the value was written (always, unless `NX` found a value).
+pub(crate) async fn set(mut conn: Conn, w: Write<'_>) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    set_cmd(&mut pipe, &w);
+    let Some(marker) = w.clear else {
+        let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+        return Ok(reply != Value::Nil);
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let mut other = conn.clone();
+        let set = pipe.query_async::<(Value,)>(&mut conn);
+        let mut del = redis::cmd("DEL");
+        del.arg(marker);
+        let del = del.query_async::<Value>(&mut other);
+        let ((reply,), _) = futures_util::future::try_join(set, del).await?;
+        return Ok(reply != Value::Nil);
+    }
+    pipe.cmd("DEL").arg(marker).ignore();
+    let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+    Ok(reply != Value::Nil)
+}
+
+/// `SET` of every pair, each with its own TTL.
 pub(crate) async fn set_many(
     mut conn: Conn,
     items: &[(String, Vec<u8>)],
-    ttl: Option<Duration>,
+    ttls: &[Option<Duration>],
+    retrack: bool,
 ) -> Result<(), RedisError> {
     if items.is_empty() {
         return Ok(());
     }
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
     conn.pipelined(&keys, 0, |p, i| {
-        set_cmd(p, &items[i].0, &items[i].1, ttl);
+        let w = Write {
+            key: &items[i].0,
+            value: &items[i].1,
+            ttl: ttls.get(i).copied().flatten(),
+            only_new: false,
+            clear: None,
+            retrack,
+        };
+        set_cmd(p, &w).ignore();
     })
     .await
     .map(drop)
+}
+
+/// Writes an absence marker for `ttl`.
+pub(crate) async fn set_absent(
+    mut conn: Conn,
+    marker: &str,
+    ttl: Duration,
+) -> Result<(), RedisError> {
+    redis::cmd("SET")
+        .arg(marker)
+        .arg("1")
+        .arg("PX")
+        .arg(ms(ttl))
+        .query_async::<()>(&mut conn)
+        .await
+}
+
+/// The remaining TTL of `key` in ms (`None`: no such key, or no TTL).
+pub(crate) async fn pttl(mut conn: Conn, key: &str) -> Result<Option<u64>, RedisError> {
+    let v: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await?;
+    Ok(pttl_of(v))
 }
 
 pub(crate) async fn del(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
@@ -594,32 +813,61 @@ pub(crate) async fn del(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
     Ok(n > 0)
 }
 
+/// Deletes `key` and, when given, its absence marker; says whether either existed.
+pub(crate) async fn del_with(
+    mut conn: Conn,
+    key: &str,
+    marker: Option<&str>,
+) -> Result<bool, RedisError> {
+    let Some(marker) = marker else {
+        return del(conn, key).await;
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let (a, b) =
+            futures_util::future::try_join(del(conn.clone(), key), del(conn, marker)).await?;
+        return Ok(a || b);
+    }
+    let (a, b): (u64, u64) = redis::pipe()
+        .cmd("DEL")
+        .arg(key)
+        .cmd("DEL")
+        .arg(marker)
+        .query_async(&mut conn)
+        .await?;
+    Ok(a + b > 0)
+}
+
 pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
     let n: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
     Ok(n > 0)
 }
 
-pub(crate) async fn pexpire(mut conn: Conn, key: &str, ttl: Duration) -> Result<bool, RedisError> {
-    let n: u64 = redis::cmd("PEXPIRE")
-        .arg(key)
-        .arg(ms(ttl))
-        .query_async(&mut conn)
-        .await?;
+/// `PEXPIRE` (`retrack`: see [`PEXPIRE_TRACKED`]).
+pub(crate) async fn pexpire(
+    mut conn: Conn,
+    key: &str,
+    ttl: Duration,
+    retrack: bool,
+) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    pexpire_cmd(&mut pipe, key, ttl, retrack);
+    let (n,): (u64,) = pipe.query_async(&mut conn).await?;
     Ok(n > 0)
 }
 
+/// `PEXPIRE` of every key (`retrack`: see [`PEXPIRE_TRACKED`]).
 pub(crate) async fn pexpire_many(
     mut conn: Conn,
     keys: &[String],
     ttl: Duration,
+    retrack: bool,
 ) -> Result<Vec<bool>, RedisError> {
-    conn.pipelined(keys, 1, |p, i| {
-        p.cmd("PEXPIRE").arg(&keys[i]).arg(ms(ttl));
-    })
-    .await?
-    .into_iter()
-    .map(|v| Ok(redis::from_redis_value::<u64>(v)? > 0))
-    .collect()
+    conn.pipelined(keys, 1, |p, i| pexpire_cmd(p, &keys[i], ttl, retrack))
+        .await?
+        .into_iter()
+        .map(|v| Ok(redis::from_redis_value::<u64>(v)? > 0))
+        .collect()
 }
 
 /// Every key matching `pattern`, by `SCAN` (never `KEYS`), on every primary.

@@ -14,7 +14,7 @@ pub(crate) fn handle() -> std::io::Result<&'static Handle> {
     if let Some(rt) = RUNTIME.get() {
         return Ok(rt.handle());
     }
-    let _init = INIT.lock().unwrap_or_else(|p| p.into_inner());
+    let _init = crate::lock::lock(&INIT);
     if let Some(rt) = RUNTIME.get() {
         return Ok(rt.handle());
     }

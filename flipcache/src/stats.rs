@@ -24,10 +24,24 @@ pub struct Stats {
     pub misses: u64,
     /// Invalidations Redis pushed for this cache's keys.
     pub invalidations: u64,
-    /// Times the whole L1 was emptied (connection lost, `FLUSHDB`, `clear`).
+    /// Times the whole L1 was emptied by something other than this cache's own calls: its
+    /// connection was lost, a `FLUSHDB`/`FLUSHALL` was pushed, or another cache of this process
+    /// whose name covers this one's ran `clear`. This cache's own `clear` is not counted.
     pub flushes: u64,
     /// Calls that returned an error.
     pub errors: u64,
+    /// Loader runs (`get_with` and friends, memoized functions).
+    pub loads: u64,
+    /// Loader runs that failed.
+    pub load_errors: u64,
+    /// Loader calls served by another caller's load (single-flight waiters).
+    pub waits: u64,
+    /// Stale values served (`stale_for`, and fail-safe values).
+    pub stale_served: u64,
+    /// Background refreshes started (stale-while-revalidate, eager refresh).
+    pub refreshes: u64,
+    /// Fail-safe values served because Redis or the loader failed.
+    pub fail_safe: u64,
 }
 
 #[derive(Default)]
@@ -37,6 +51,12 @@ pub(crate) struct Counters {
     pub(crate) invalidations: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_errors: AtomicU64,
+    pub(crate) waits: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) fail_safe: AtomicU64,
 }
 
 impl Counters {
@@ -54,6 +74,12 @@ impl Counters {
             invalidations: get(&self.invalidations),
             flushes: get(&self.flushes),
             errors: get(&self.errors),
+            loads: get(&self.loads),
+            load_errors: get(&self.load_errors),
+            waits: get(&self.waits),
+            stale_served: get(&self.stale_served),
+            refreshes: get(&self.refreshes),
+            fail_safe: get(&self.fail_safe),
         }
     }
 }

@@ -12,9 +12,11 @@ pub(crate) use shuttle::sync::atomic::{AtomicU64, AtomicUsize};
 #[cfg(feature = "shuttle")]
 pub(crate) use shuttle::sync::{Condvar, Mutex, MutexGuard};
 
-/// Locks `m`, ignoring poison: every critical section guarded this way leaves its data whole
-/// even if it panics part way (single assignments and map operations), so a poisoned lock is
-/// safe to keep using.
+#[cfg(not(feature = "shuttle"))]
+pub(crate) use crate::lock::lock;
+
+/// Locks `m`, ignoring poison (see [`crate::lock`]), for `shuttle`'s mutex.
+#[cfg(feature = "shuttle")]
 #[inline]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

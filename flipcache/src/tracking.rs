@@ -1,11 +1,60 @@
-//! Coherence: which caches live on a connection, which key prefixes Redis tracks for us
-//! (`CLIENT TRACKING ON BCAST PREFIX ... NOLOOP`), and routing of invalidations (pushes from
-//! Redis, and writes made by other caches of this process) to every L1 they concern.
+//! Coherence: how Redis tracks for us ([`Tracking`]: the keys this process read, or every key
+//! under its caches' prefixes), which caches live on a connection, which prefixes are tracked,
+//! and routing of invalidations (pushes from Redis, and writes made by other caches of this
+//! process) to every L1 they concern.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use redis::Value;
+
+/// How Redis tells a process that a key it may hold in an L1 changed (`CLIENT TRACKING`).
+///
+/// - [`Tracking::Keys`] (the default): Redis remembers which keys each process read and tells
+///   only those processes about a write. Redis CPU per write stays flat however many processes
+///   use the cache, so it is the mode for fleets and write-heavy caches. The price is server
+///   memory: a tracking table bounded by `tracking-table-max-keys` (when it is full Redis
+///   invalidates keys it stops tracking, which only drops them from the L1s that hold them), and
+///   each L1-filling write of this process runs in a small script with a `PTTL`, so Redis
+///   tracks the written key for the writer too.
+/// - [`Tracking::Broadcast`]: every write under a cache's prefix (`{name}:`) is pushed to every
+///   process that has the cache, held or not (`BCAST PREFIX`). No server memory per key, but
+///   Redis spends CPU per write per process: measured, 50 processes make a `SET` cost Redis 15x
+///   the CPU of no process at all. Fits a few processes, or a server whose memory is tight.
+///
+/// Caches of one process with different modes use different connections; the coherence
+/// guarantees are the same in both modes (see the README).
+///
+/// ```no_run
+/// # fn main() -> flipcache::Result<()> {
+/// let cache = flipcache::FlipCache::<String, String>::builder("users")
+///     .tracking(flipcache::Tracking::Broadcast)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Tracking {
+    /// Key-based tracking (Redis's default mode): only processes that read a key hear of its
+    /// writes (reads of missing keys included).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("k").tracking(flipcache::Tracking::Keys);
+    /// ```
+    #[default]
+    Keys,
+    /// Broadcast tracking (`BCAST PREFIX {name}:`): every process with the cache hears of every
+    /// write under its prefix.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b")
+    ///     .tracking(flipcache::Tracking::Broadcast);
+    /// ```
+    Broadcast,
+}
+
+/// The channel a RESP2 connection in Pub/Sub mode receives redirected invalidations on.
+pub(crate) const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
 
 /// What the registry needs from a cache: drop one key, or everything.
 pub(crate) trait Sink: Send + Sync {
@@ -15,6 +64,13 @@ pub(crate) trait Sink: Send + Sync {
     fn flush(&self);
     /// Counts an invalidation received from Redis.
     fn count_invalidation(&self);
+    /// The connection was lost: what the L1 holds may miss invalidations from now on (dropped,
+    /// or kept unverified under fail-safe).
+    fn disconnected(&self);
+    /// A connection was (re)established: drops what the L1 kept while there was none (values
+    /// loaded while Redis was unreachable), which no invalidation could have reached, and lets
+    /// loads use Redis again at once.
+    fn connected(self: Arc<Self>);
 }
 
 struct Member {
@@ -49,7 +105,7 @@ impl Registry {
     /// Adds a cache; returns its id.
     pub(crate) fn join(&self, prefix: String, coherent: bool, sink: Weak<dyn Sink>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        let mut members = crate::lock::write(&self.members);
         members.retain(|m| m.sink.strong_count() > 0);
         members.push(Member {
             id,
@@ -62,13 +118,13 @@ impl Registry {
 
     /// Removes a cache.
     pub(crate) fn leave(&self, id: u64) {
-        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        let mut members = crate::lock::write(&self.members);
         members.retain(|m| m.id != id && m.sink.strong_count() > 0);
     }
 
     /// Prefixes of other caches nested strictly inside `prefix` (cache `p:q` inside `p`).
     pub(crate) fn nested_prefixes(&self, prefix: &str) -> Vec<String> {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let members = crate::lock::read(&self.members);
         let mut out: Vec<String> = members
             .iter()
             .filter(|m| {
@@ -85,7 +141,7 @@ impl Registry {
     /// The smallest set of prefixes covering every coherent cache (Redis refuses overlapping
     /// prefixes on one client, and a shorter prefix covers the longer ones).
     pub(crate) fn wanted_prefixes(&self) -> Vec<String> {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let members = crate::lock::read(&self.members);
         let mut all: Vec<&str> = members
             .iter()
             .filter(|m| m.coherent && m.sink.strong_count() > 0)
@@ -98,7 +154,7 @@ impl Registry {
 
     /// How `prefix` relates to the prefixes tracked now.
     pub(crate) fn coverage(&self, prefix: &str) -> Coverage {
-        let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        let tracked = crate::lock::lock(&self.tracked);
         if tracked.iter().any(|t| prefix.starts_with(t.as_str())) {
             Coverage::Covered
         } else if tracked.iter().any(|t| t.starts_with(prefix)) {
@@ -110,15 +166,17 @@ impl Registry {
 
     /// Records the prefixes now tracked on the current connection.
     pub(crate) fn set_tracked(&self, prefixes: Vec<String>) {
-        *self.tracked.lock().unwrap_or_else(|p| p.into_inner()) = prefixes;
+        *crate::lock::lock(&self.tracked) = prefixes;
     }
 
     /// Records one more tracked prefix.
     pub(crate) fn add_tracked(&self, prefix: String) {
-        self.tracked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(prefix);
+        crate::lock::lock(&self.tracked).push(prefix);
+    }
+
+    /// Whether tracking is on for the current connection.
+    pub(crate) fn tracking(&self) -> bool {
+        !crate::lock::lock(&self.tracked).is_empty()
     }
 
     /// Marks tracking as refused by the server.
@@ -131,7 +189,20 @@ impl Registry {
         self.unsupported.load(Ordering::Acquire)
     }
 
+    /// Handles a message on [`INVALIDATE_CHANNEL`] (`[channel, keys or nil]`), the form
+    /// redirected invalidations take when their target is a RESP2 Pub/Sub connection; other
+    /// channels are ignored. (A RESP3 target, like ours, gets them as `invalidate` pushes.)
+    pub(crate) fn on_message(&self, data: &[Value]) {
+        if let [Value::BulkString(channel), payload] = data
+            && channel.as_slice() == INVALIDATE_CHANNEL
+        {
+            self.on_push(std::slice::from_ref(payload));
+        }
+    }
+
     /// Handles an `invalidate` push: `[array of keys]`, or `[nil]` after FLUSHDB/FLUSHALL.
+    /// Keys Redis stops tracking because its tracking table is full (`tracking-table-max-keys`)
+    /// arrive the same way, and are simply dropped from the L1s.
     pub(crate) fn on_push(&self, data: &[Value]) {
         match data.first() {
             Some(Value::Array(keys)) => {
@@ -178,12 +249,26 @@ impl Registry {
         }
     }
 
+    /// See [`Sink::disconnected`].
+    pub(crate) fn disconnected_all(&self) {
+        for (sink, _) in self.live(|_| true) {
+            sink.disconnected();
+        }
+    }
+
+    /// See [`Sink::connected`].
+    pub(crate) fn connected_all(&self) {
+        for (sink, _) in self.live(|_| true) {
+            sink.connected();
+        }
+    }
+
     /// The live caches that `pick` selects, with their prefix lengths. Collected under the
     /// lock and used after it is released: a handle upgraded here may turn out to be a cache's
     /// last one (its owner dropped it meanwhile), and dropping it makes the cache `leave`,
     /// which takes the lock for writing.
     fn live(&self, pick: impl Fn(&Member) -> bool) -> Vec<(Arc<dyn Sink>, usize)> {
-        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let members = crate::lock::read(&self.members);
         members
             .iter()
             .filter(|m| pick(m))
@@ -221,6 +306,8 @@ mod tests {
         }
         fn flush(&self) {}
         fn count_invalidation(&self) {}
+        fn disconnected(&self) {}
+        fn connected(self: Arc<Self>) {}
     }
 
     impl Drop for Leaving {

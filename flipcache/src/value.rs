@@ -17,6 +17,13 @@
 /// assert_eq!(u64::decode_value(b"246").unwrap(), 246);
 /// assert!(u64::decode_value(b"x").is_err());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a cache value: it has no default encoding",
+    label = "`{Self}` does not implement `flipcache::FlipValue`",
+    note = "derive `flipcache::FlipCodec` for it (a compact binary encoding), call `.json()` on \
+            the builder to store it as JSON (serde), or give `.value_encoder(..)` and \
+            `.value_decoder(..)` closures"
+)]
 pub trait FlipValue: Clone + Send + Sync + 'static {
     /// Appends the encoded form of `self` to `out`.
     fn encode_value(&self, out: &mut Vec<u8>) -> Result<(), String>;

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use flipcache::{FlipKey, FlipValue};
 use redis_test::server::RedisServer;
 
 /// A private Redis for one test.
@@ -75,6 +76,29 @@ impl Server {
             redis::ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}"),
             other => panic!("unexpected address {other:?}"),
         }
+    }
+
+    /// A builder for the cache `name` on this server (every other setting at its default).
+    pub fn builder<K: FlipKey, V: Clone + Send + Sync + 'static>(
+        &self,
+        name: &str,
+    ) -> flipcache::Builder<K, V> {
+        flipcache::FlipCache::<K, V>::builder(name)
+            .redis_url(&self.url())
+            .tracking(tracking())
+    }
+
+    /// The blocking cache `name` on this server, default settings.
+    pub fn cache<K: FlipKey, V: FlipValue>(&self, name: &str) -> flipcache::FlipCache<K, V> {
+        self.builder(name).build().expect("build")
+    }
+
+    /// The async cache `name` on this server, default settings.
+    pub async fn cache_async<K: FlipKey, V: FlipValue>(
+        &self,
+        name: &str,
+    ) -> flipcache::aio::FlipCache<K, V> {
+        self.builder(name).build_async().await.expect("build")
     }
 
     /// A plain client of its own: a "foreign writer" as far as a cache is concerned.
@@ -169,5 +193,17 @@ pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The tracking mode the suites run in: `FLIPCACHE_TEST_TRACKING=broadcast` or `keys` (unset:
+/// the library's default), so CI runs the coherence, fault and cluster suites in both modes.
+/// Any other value fails loudly rather than silently testing the default twice.
+pub fn tracking() -> flipcache::Tracking {
+    match std::env::var("FLIPCACHE_TEST_TRACKING").as_deref() {
+        Err(_) | Ok("") => flipcache::Tracking::default(),
+        Ok("keys") => flipcache::Tracking::Keys,
+        Ok("broadcast") => flipcache::Tracking::Broadcast,
+        Ok(other) => panic!("FLIPCACHE_TEST_TRACKING must be `keys` or `broadcast`, not `{other}`"),
     }
 }

@@ -1,6 +1,6 @@
 //! The model as tokens: `impl FlipCodec` (fingerprint, minimum length, encode, decode) and,
 //! unless `no_value`, `impl FlipValue`. Runtime items are named through
-//! `::flipcache::__private`; calls to field codecs carry the field type's (or the `with`
+//! `::flipcache::__private01`; calls to field codecs carry the field type's (or the `with`
 //! path's) span, so a type error points at the field.
 
 use proc_macro2::TokenStream;
@@ -29,7 +29,7 @@ pub fn expand(input: &Input<'_>) -> TokenStream {
 
     let codec = quote! {
         #[automatically_derived]
-        impl #impl_generics ::flipcache::__private::FlipCodec for #ident #ty_generics #codec_where {
+        impl #impl_generics ::flipcache::__private01::FlipCodec for #ident #ty_generics #codec_where {
             const FINGERPRINT: u64 = #fingerprint;
             const MIN_ENCODED_LEN: usize = #min_len;
 
@@ -39,14 +39,14 @@ pub fn expand(input: &Input<'_>) -> TokenStream {
             }
 
             #[inline]
-            fn encode(&self, __out: &mut ::flipcache::__private::Vec<u8>) {
+            fn encode(&self, __out: &mut ::flipcache::__private01::Vec<u8>) {
                 #encode
             }
 
             #[inline]
             fn decode(
-                __input: &mut ::flipcache::__private::Reader<'_>,
-            ) -> ::core::result::Result<Self, ::flipcache::__private::DecodeError> {
+                __input: &mut ::flipcache::__private01::Reader<'_>,
+            ) -> ::core::result::Result<Self, ::flipcache::__private01::DecodeError> {
                 __input.nested(|__input| { #decode })
             }
         }
@@ -67,19 +67,19 @@ pub fn expand(input: &Input<'_>) -> TokenStream {
         #codec
 
         #[automatically_derived]
-        impl #impl_generics ::flipcache::__private::FlipValue for #ident #ty_generics #value_where {
+        impl #impl_generics ::flipcache::__private01::FlipValue for #ident #ty_generics #value_where {
             #[inline]
             fn encode_value(
                 &self,
-                __out: &mut ::flipcache::__private::Vec<u8>,
-            ) -> ::core::result::Result<(), ::flipcache::__private::String> {
-                ::flipcache::__private::encode_value(self, __out)
+                __out: &mut ::flipcache::__private01::Vec<u8>,
+            ) -> ::core::result::Result<(), ::flipcache::__private01::String> {
+                ::flipcache::__private01::encode_value(self, __out)
             }
 
             fn decode_value(
                 __bytes: &[u8],
-            ) -> ::core::result::Result<Self, ::flipcache::__private::String> {
-                ::flipcache::__private::decode_value::<Self>(__bytes, #name)
+            ) -> ::core::result::Result<Self, ::flipcache::__private01::String> {
+                ::flipcache::__private01::decode_value::<Self>(__bytes, #name)
             }
         }
     }
@@ -129,7 +129,7 @@ impl<'a> Bounds<'a> {
         for param in &self.codec {
             clause
                 .predicates
-                .push(parse_quote!(#param: ::flipcache::__private::FlipCodec));
+                .push(parse_quote!(#param: ::flipcache::__private01::FlipCodec));
         }
         for ty in &self.default {
             clause
@@ -185,11 +185,11 @@ fn fingerprint(input: &Input<'_>, bounds: &Bounds<'_>) -> TokenStream {
         .map(|f| f.ty)
         .collect();
     quote! {
-        ::flipcache::__private::Fingerprint::new()
+        ::flipcache::__private01::Fingerprint::new()
             .str(#description)
-            #(.u64(<#params as ::flipcache::__private::FlipCodec>::FINGERPRINT))*
+            #(.u64(<#params as ::flipcache::__private01::FlipCodec>::FINGERPRINT))*
             #(.u64(#consts as u64))*
-            #(.u64(<#nested as ::flipcache::__private::FlipCodec>::FINGERPRINT))*
+            #(.u64(<#nested as ::flipcache::__private01::FlipCodec>::FINGERPRINT))*
             .finish()
     }
 }
@@ -228,7 +228,7 @@ fn min_len(input: &Input<'_>) -> TokenStream {
                 .map(|f| f.ty);
             quote! {
                 0usize #(.saturating_add(
-                    <#tys as ::flipcache::__private::FlipCodec>::MIN_ENCODED_LEN
+                    <#tys as ::flipcache::__private01::FlipCodec>::MIN_ENCODED_LEN
                 ))*
             }
         }
@@ -268,7 +268,7 @@ fn encode(input: &Input<'_>) -> TokenStream {
                     });
                 quote! {
                     Self::#variant #pattern => {
-                        ::flipcache::__private::write_variant(__out, #index);
+                        ::flipcache::__private01::write_variant(__out, #index);
                         #(#writes)*
                     }
                 }
@@ -328,7 +328,7 @@ fn len_hint(input: &Input<'_>) -> TokenStream {
 fn field_hint(field: &Field<'_>, value: TokenStream) -> TokenStream {
     let ty = field.ty;
     let f =
-        quote_spanned!(ty.span()=> <#ty as ::flipcache::__private::FlipCodec>::encoded_len_hint);
+        quote_spanned!(ty.span()=> <#ty as ::flipcache::__private01::FlipCodec>::encoded_len_hint);
     quote!(#f(#value))
 }
 
@@ -366,14 +366,15 @@ fn encode_field(field: &Field<'_>, value: TokenStream) -> TokenStream {
     let ty = field.ty;
     match &field.attrs.with {
         None => {
-            let f = quote_spanned!(ty.span()=> <#ty as ::flipcache::__private::FlipCodec>::encode);
+            let f =
+                quote_spanned!(ty.span()=> <#ty as ::flipcache::__private01::FlipCodec>::encode);
             quote!(#f(#value, __out);)
         }
         Some(with) => {
             // Going through a typed fn pointer makes a misfit `encode` an error at the path.
             let path = &with.path;
             let f = quote_spanned! {path.span()=>
-                let __encode: fn(&#ty, &mut ::flipcache::__private::Vec<u8>) = #path::encode;
+                let __encode: fn(&#ty, &mut ::flipcache::__private01::Vec<u8>) = #path::encode;
             };
             quote!({ #f __encode(#value, __out); })
         }
@@ -394,10 +395,10 @@ fn decode(input: &Input<'_>, name: &str) -> TokenStream {
                 quote!(#index => ::core::result::Result::Ok(#construct),)
             });
             quote! {
-                match ::flipcache::__private::read_variant(__input)? {
+                match ::flipcache::__private01::read_variant(__input)? {
                     #(#arms)*
                     __index => ::core::result::Result::Err(
-                        ::flipcache::__private::unknown_variant(__input, #name, __index)
+                        ::flipcache::__private01::unknown_variant(__input, #name, __index)
                     ),
                 }
             }
@@ -432,15 +433,16 @@ fn decode_field(field: &Field<'_>) -> TokenStream {
     }
     match &field.attrs.with {
         None => {
-            let f = quote_spanned!(ty.span()=> <#ty as ::flipcache::__private::FlipCodec>::decode);
+            let f =
+                quote_spanned!(ty.span()=> <#ty as ::flipcache::__private01::FlipCodec>::decode);
             quote!(#f(__input)?)
         }
         Some(with) => {
             let path = &with.path;
             let f = quote_spanned! {path.span()=>
                 let __decode: fn(
-                    &mut ::flipcache::__private::Reader<'_>,
-                ) -> ::core::result::Result<#ty, ::flipcache::__private::DecodeError> =
+                    &mut ::flipcache::__private01::Reader<'_>,
+                ) -> ::core::result::Result<#ty, ::flipcache::__private01::DecodeError> =
                     #path::decode;
             };
             quote!({ #f __decode(__input)? })

@@ -14,16 +14,16 @@ pub fn expand(input: &DeriveInput, errors: syn::Error) -> TokenStream {
         #errors
 
         #[automatically_derived]
-        impl #impl_generics ::flipcache::__private::FlipCodec
+        impl #impl_generics ::flipcache::__private01::FlipCodec
             for #ident #ty_generics #where_clause
         {
-            fn encode(&self, _: &mut ::flipcache::__private::Vec<u8>) {
+            fn encode(&self, _: &mut ::flipcache::__private01::Vec<u8>) {
                 ::core::unreachable!()
             }
 
             fn decode(
-                _: &mut ::flipcache::__private::Reader<'_>,
-            ) -> ::core::result::Result<Self, ::flipcache::__private::DecodeError> {
+                _: &mut ::flipcache::__private01::Reader<'_>,
+            ) -> ::core::result::Result<Self, ::flipcache::__private01::DecodeError> {
                 ::core::unreachable!()
             }
         }

@@ -42,6 +42,8 @@ pub(crate) enum Shape {
     Whole,
     OkOnly,
     SomeOnly,
+    /// `Result<Option<T>, E>`: `T` is cached on `Ok(Some)`.
+    OkSome,
 }
 
 impl<'a> Function<'a> {
@@ -101,8 +103,9 @@ fn strip(ty: &Type) -> &Type {
     }
 }
 
-/// Reads the shape off the last path segment: `...Result<T, ...>` caches `T` on `Ok`,
-/// `...Option<T>` caches `T` on `Some`, anything else is cached whole.
+/// Reads the shape off the last path segment: `...Result<T, ...>` caches `T` on `Ok` (and
+/// `Result<Option<T>, ...>` caches `T` on `Ok(Some)`), `...Option<T>` caches `T` on `Some`,
+/// anything else is cached whole.
 fn shape_of(ty: &Type) -> (Shape, &Type) {
     if let Type::Path(p) = strip(ty)
         && p.qself.is_none()
@@ -111,6 +114,9 @@ fn shape_of(ty: &Type) -> (Shape, &Type) {
         && let Some(GenericArgument::Type(first)) = a.args.first()
     {
         if last.ident == "Result" {
+            if let (Shape::SomeOnly, inner) = shape_of(first) {
+                return (Shape::OkSome, inner);
+            }
             return (Shape::OkOnly, first);
         }
         if last.ident == "Option" && a.args.len() == 1 {

@@ -22,6 +22,11 @@ pub(crate) const OPTIONS: &[&str] = &[
     "redis",
     "timeout_ms",
     "in_impl",
+    "cache_absent",
+    "expire_jitter",
+    "stale_for",
+    "eager_refresh",
+    "fail_safe",
 ];
 
 /// The options as written; `None` where the runtime default applies.
@@ -38,6 +43,12 @@ pub(crate) struct Options {
     pub redis: Option<Expr>,
     pub timeout_ms: Option<Expr>,
     pub in_impl: Option<Path>,
+    pub cache_absent: Option<Expr>,
+    pub expire_jitter: Option<Expr>,
+    pub stale_for: Option<Expr>,
+    pub eager_refresh: Option<Expr>,
+    /// `fail_safe` alone means `= true`.
+    pub fail_safe: Option<Expr>,
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, path: &Path, errors: &mut Errors) {
@@ -97,6 +108,10 @@ impl Options {
                     let yes: Expr = syn::parse_quote_spanned!(path.span()=> true);
                     set(&mut options.refresh, (path.span(), yes), &path, errors);
                 }
+                ("fail_safe", Meta::Path(_)) => {
+                    let yes: Expr = syn::parse_quote_spanned!(path.span()=> true);
+                    set(&mut options.fail_safe, yes, &path, errors);
+                }
                 (_, Meta::NameValue(nv)) => {
                     let v = nv.value;
                     match name.as_str() {
@@ -110,6 +125,11 @@ impl Options {
                         "key" => set(&mut options.key, v, &path, errors),
                         "redis" => set(&mut options.redis, v, &path, errors),
                         "timeout_ms" => set(&mut options.timeout_ms, v, &path, errors),
+                        "cache_absent" => set(&mut options.cache_absent, v, &path, errors),
+                        "expire_jitter" => set(&mut options.expire_jitter, v, &path, errors),
+                        "stale_for" => set(&mut options.stale_for, v, &path, errors),
+                        "eager_refresh" => set(&mut options.eager_refresh, v, &path, errors),
+                        "fail_safe" => set(&mut options.fail_safe, v, &path, errors),
                         _ => errors.push(syn::Error::new_spanned(
                             &path,
                             format!("`{name}` takes no value"),

@@ -1,6 +1,8 @@
 //! The model → tokens: the memoized function, its companions (`_cache`, `_invalidate`,
-//! `_prime`, `_uncached`) and the hidden accessor of its `static` cache. Every runtime item is
-//! named through `::flipcache::__private`.
+//! `_prime`, `_uncached`) and the hidden accessor of its `static` cache. Runtime helpers are
+//! named through `::flipcache::__private01`; the public types that appear in the companions'
+//! signatures (`::flipcache::FlipCache`, `::flipcache::aio::FlipCache`, `::flipcache::Result`)
+//! by their public paths, so rustdoc and error messages show them as users know them.
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -94,6 +96,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         Shape::Whole => quote!(Whole),
         Shape::OkOnly => quote!(OkOnly),
         Shape::SomeOnly => quote!(SomeOnly),
+        Shape::OkSome => quote!(OkSome),
     };
     let writer = key_writer(f, o);
     let key_closure = quote! {
@@ -134,21 +137,27 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     } else {
         quote!(move || #path #uncached(#(#call_args),*))
     };
+    let refreshing = o.stale_for.is_some() || o.eager_refresh.is_some();
+    let (finish_sync, finish_async) = if refreshing {
+        (quote!(finish_refreshing), quote!(finish_refreshing_async))
+    } else {
+        (quote!(finish), quote!(finish_async))
+    };
     let (ready, finish) = if is_async {
         (
             quote!(__flipcache_memo.ready_async().await;),
-            quote!(__flipcache_memo.finish_async(
+            quote!(__flipcache_memo.#finish_async(
                 __flipcache_found,
-                ::flipcache::__private::#shape,
+                ::flipcache::__private01::#shape,
                 #body_fn,
             ).await),
         )
     } else {
         (
             quote!(__flipcache_memo.ready();),
-            quote!(__flipcache_memo.finish(
+            quote!(__flipcache_memo.#finish_sync(
                 __flipcache_found,
-                ::flipcache::__private::#shape,
+                ::flipcache::__private01::#shape,
                 #body_fn,
             )),
         )
@@ -268,9 +277,9 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         }
     };
     let codec = if o.json.is_some() {
-        quote_spanned!(value.span()=> ::flipcache::__private::json_codec::<#value>())
+        quote_spanned!(value.span()=> ::flipcache::__private01::json_codec::<#value>())
     } else {
-        quote_spanned!(value.span()=> ::flipcache::__private::default_codec::<#value>())
+        quote_spanned!(value.span()=> ::flipcache::__private01::default_codec::<#value>())
     };
     let mut setters = Vec::new();
     if let Some(e) = &o.local_max {
@@ -296,14 +305,29 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     if let Some(e) = &o.redis {
         setters.push(quote!(.redis(#e)));
     }
+    if let Some(e) = &o.cache_absent {
+        setters.push(quote!(.cache_absent(#e)));
+    }
+    if let Some(e) = &o.expire_jitter {
+        setters.push(quote!(.expire_jitter(#e)));
+    }
+    if let Some(e) = &o.stale_for {
+        setters.push(quote!(.stale_for(#e)));
+    }
+    if let Some(e) = &o.eager_refresh {
+        setters.push(quote!(.eager_refresh(#e)));
+    }
+    if let Some(e) = &o.fail_safe {
+        setters.push(quote!(.fail_safe(#e)));
+    }
     let accessor = quote! {
         #[doc(hidden)]
         #[inline]
         #(#cfg)*
-        fn #memo_fn() -> &'static ::flipcache::__private::Memo<#value> {
-            static __FLIPCACHE_MEMO: ::flipcache::__private::Memo<#value> =
-                ::flipcache::__private::Memo::new(|| {
-                    ::flipcache::__private::MemoOptions::new(#name, #codec) #(#setters)*
+        fn #memo_fn() -> &'static ::flipcache::__private01::Memo<#value> {
+            static __FLIPCACHE_MEMO: ::flipcache::__private01::Memo<#value> =
+                ::flipcache::__private01::Memo::new(|| {
+                    ::flipcache::__private01::MemoOptions::new(#name, #codec) #(#setters)*
                 });
             &__FLIPCACHE_MEMO
         }
@@ -325,7 +349,7 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
             .enumerate()
             .map(|(i, (e, span))| {
                 let first = i == 0;
-                quote_spanned!(span=> ::flipcache::__private::write_part(__flipcache_key, #first, &#e);)
+                quote_spanned!(span=> ::flipcache::__private01::write_part(__flipcache_key, #first, &#e);)
             })
             .collect::<TokenStream>()
     };
@@ -334,7 +358,7 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
             parts(t.elems.iter().map(|e| (quote!((#e)), e.span())).collect())
         }
         Some(e) => {
-            quote_spanned!(e.span()=> ::flipcache::__private::write_alone(__flipcache_key, &(#e));)
+            quote_spanned!(e.span()=> ::flipcache::__private01::write_alone(__flipcache_key, &(#e));)
         }
         None => {
             let args: Vec<(TokenStream, proc_macro2::Span)> = f
@@ -346,7 +370,7 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
                 0 => quote!(let _ = __flipcache_key;),
                 1 => {
                     let (e, span) = &args[0];
-                    quote_spanned!(*span=> ::flipcache::__private::write_alone(__flipcache_key, &#e);)
+                    quote_spanned!(*span=> ::flipcache::__private01::write_alone(__flipcache_key, &#e);)
                 }
                 _ => parts(args),
             }

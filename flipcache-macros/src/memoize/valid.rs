@@ -8,7 +8,7 @@ use syn::{
 };
 
 use super::Errors;
-use super::ast::{Function, Output};
+use super::ast::{Function, Output, Shape};
 use super::attr::Options;
 
 pub(crate) fn check(f: &Function<'_>, options: &Options, errors: &mut Errors) {
@@ -16,6 +16,43 @@ pub(crate) fn check(f: &Function<'_>, options: &Options, errors: &mut Errors) {
     arguments(f, errors);
     output(f, errors);
     values(options, errors);
+    absence(f, options, errors);
+    refreshing(f, options, errors);
+}
+
+/// `stale_for` and `eager_refresh` run the body again in the background, after the call has
+/// returned: it must own everything it uses.
+fn refreshing(f: &Function<'_>, options: &Options, errors: &mut Errors) {
+    if options.stale_for.is_none() && options.eager_refresh.is_none() {
+        return;
+    }
+    let name = if options.stale_for.is_some() {
+        "stale_for"
+    } else {
+        "eager_refresh"
+    };
+    if let Some(r) = f.receiver {
+        errors.push(syn::Error::new_spanned(
+            r,
+            format!(
+                "`{name}` refreshes results in the background, after the call returns: it \
+                 needs a function without `self` (its body must own what it uses)"
+            ),
+        ));
+        return;
+    }
+    for a in &f.args {
+        if let Some(b) = find_borrow(a.ty) {
+            errors.push(syn::Error::new_spanned(
+                b,
+                format!(
+                    "`{name}` refreshes results in the background, after the call returns: \
+                     every argument must be owned (write `String` for `&str`)"
+                ),
+            ));
+            return;
+        }
+    }
 }
 
 fn signature(f: &Function<'_>, errors: &mut Errors) {
@@ -173,29 +210,21 @@ fn values(options: &Options, errors: &mut Errors) {
         unsigned(e, "timeout_ms", "timeout_ms = 250", true, errors);
     }
     if let Some(e) = &options.expire_time {
-        match literal(e) {
-            None => {
-                if negative(e) {
-                    errors.push(syn::Error::new_spanned(e, "`expire_time` must be positive"));
-                }
-            }
-            Some(Lit::Int(i)) if i.base10_digits().starts_with('-') => {
-                errors.push(syn::Error::new_spanned(i, "`expire_time` must be positive"));
-            }
-            Some(Lit::Int(i)) => match i.base10_parse::<u64>() {
-                Ok(0) => errors.push(syn::Error::new_spanned(
-                    i,
-                    "`expire_time` must be at least 1 second; leave it out for no expiry",
-                )),
-                Ok(_) => {}
-                Err(err) => errors.push(err),
-            },
-            Some(other) => errors.push(syn::Error::new_spanned(
-                other,
-                "`expire_time` must be a `Duration` (for example `et::ONE_HOUR`) or a whole \
-                 number of seconds",
-            )),
-        }
+        duration(e, "expire_time", "leave it out for no expiry", errors);
+    }
+    if let Some(e) = &options.cache_absent {
+        duration(
+            e,
+            "cache_absent",
+            "leave it out not to remember absence",
+            errors,
+        );
+    }
+    if let Some(e) = &options.expire_jitter {
+        duration(e, "expire_jitter", "leave it out for no jitter", errors);
+    }
+    if let Some(e) = &options.stale_for {
+        duration(e, "stale_for", "leave it out for no stale window", errors);
     }
     if let Some((span, _)) = &options.refresh
         && options.expire_time.is_none()
@@ -205,6 +234,58 @@ fn values(options: &Options, errors: &mut Errors) {
             "`refresh_expire_time_on_get` needs an `expire_time` to refresh",
         ));
     }
+}
+
+/// A duration option: a `Duration` expression, or a positive whole number of seconds.
+fn duration(e: &Expr, name: &str, zero_hint: &str, errors: &mut Errors) {
+    match literal(e) {
+        None => {
+            if negative(e) {
+                errors.push(syn::Error::new_spanned(
+                    e,
+                    format!("`{name}` must be positive"),
+                ));
+            }
+        }
+        Some(Lit::Int(i)) if i.base10_digits().starts_with('-') => {
+            errors.push(syn::Error::new_spanned(
+                i,
+                format!("`{name}` must be positive"),
+            ));
+        }
+        Some(Lit::Int(i)) => match i.base10_parse::<u64>() {
+            Ok(0) => errors.push(syn::Error::new_spanned(
+                i,
+                format!("`{name}` must be at least 1 second; {zero_hint}"),
+            )),
+            Ok(_) => {}
+            Err(err) => errors.push(err),
+        },
+        Some(other) => errors.push(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{name}` must be a `Duration` (for example `et::ONE_HOUR`) or a whole \
+                 number of seconds"
+            ),
+        )),
+    }
+}
+
+/// `cache_absent` needs a return type that can say "not found".
+fn absence(f: &Function<'_>, options: &Options, errors: &mut Errors) {
+    let Some(e) = &options.cache_absent else {
+        return;
+    };
+    if let Output::Type { shape, .. } = &f.output
+        && matches!(shape, Shape::SomeOnly | Shape::OkSome)
+    {
+        return;
+    }
+    errors.push(syn::Error::new_spanned(
+        e,
+        "`cache_absent` needs a function returning `Option<T>` or `Result<Option<T>, E>` (its \
+         `None` is what is remembered)",
+    ));
 }
 
 fn literal(e: &Expr) -> Option<&Lit> {

@@ -1,4 +1,4 @@
-//! The helpers `#[derive(FlipCodec)]` expansions call (through `flipcache::__private`); not
+//! The helpers `#[derive(FlipCodec)]` expansions call (through `flipcache::__private01`); not
 //! a public API.
 
 use super::{DecodeError, FlipCodec, Reader, envelope, varint};

@@ -137,10 +137,22 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
 
     /// Redis acknowledged the batch: `values` (one per key, in order, each with its encoded
     /// length, which weighs it) may fill the L1.
-    pub(crate) fn finish(mut self, values: Vec<(V, usize)>, deadline: Option<Instant>) {
+    pub(crate) fn finish(self, values: Vec<(V, usize)>, deadline: Option<Instant>) {
+        let deadlines = vec![deadline; values.len()];
+        self.finish_each(values, deadlines);
+    }
+
+    /// [`WriteGuard::finish`] with a deadline per key (writes with jitter).
+    pub(crate) fn finish_each(mut self, values: Vec<(V, usize)>, deadlines: Vec<Option<Instant>>) {
         self.done = true;
         self.local.release(&self.tickets);
-        for ((key, ticket), (value, len)) in self.keys.iter().zip(&self.tickets).zip(values) {
+        for (((key, ticket), (value, len)), deadline) in self
+            .keys
+            .iter()
+            .zip(&self.tickets)
+            .zip(values)
+            .zip(deadlines)
+        {
             self.local
                 .settle_sized(key, Some((value, deadline)), len, *ticket);
         }

@@ -30,6 +30,7 @@ use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
 #[cfg(test)]
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -66,10 +67,28 @@ struct Padded<T>(T);
 
 /// What an L1 lookup found.
 pub(crate) enum Lookup<V> {
-    /// A live entry; `refresh` says the Redis TTL should be pushed out in the background.
+    /// A live, fresh entry; `refresh` says the Redis TTL should be pushed out in the
+    /// background (refresh-on-get), or, with [`Freshness`], that the entry is past its eager
+    /// refresh point and this hit claimed its background refresh.
     Hit { value: V, refresh: bool },
+    /// A live entry past its fresh lifetime (`stale_for`); `refresh` says this hit claimed its
+    /// background refresh. Not counted as a hit.
+    Stale { value: V, refresh: bool },
     /// Nothing usable.
     Miss,
+}
+
+/// When entries turn stale, and when a hit claims their background refresh (stale-while-
+/// revalidate and eager refresh). Every entry's deadline is its Redis expiry; it is fresh until
+/// `stale_for` before that.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Freshness {
+    /// The end of an entry's life that is stale.
+    pub(crate) stale_for: Duration,
+    /// How long before going stale a hit claims an eager refresh.
+    pub(crate) eager: Option<Duration>,
+    /// After a claim, how long until another hit may claim again (a refresh that failed).
+    pub(crate) retry: Duration,
 }
 
 /// The in-process layer of one cache.
@@ -88,6 +107,8 @@ pub(crate) struct Local<K, V> {
     bytes: AtomicUsize,
     /// With refresh-on-get: how often a key read only from the L1 has its Redis TTL renewed.
     refresh_every: Option<Duration>,
+    /// With `stale_for` or eager refresh: when entries turn stale and get refreshed.
+    freshness: Option<Freshness>,
     clock: Clock,
     /// Local hits, one counter per thread (written by that thread only, so a hit pays a plain
     /// load and store, and threads never share a counter's cache line).
@@ -116,11 +137,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     /// An L1 of `capacity` entries (0: disabled).
     #[cfg(test)]
     pub(crate) fn new(capacity: usize, refresh_every: Option<Duration>) -> Self {
-        Self::with_limits(Limits::entries(capacity), refresh_every)
+        Self::with_limits(Limits::entries(capacity), refresh_every, None)
     }
 
     /// An L1 within `limits`.
-    pub(crate) fn with_limits(limits: Limits<K, V>, refresh_every: Option<Duration>) -> Self {
+    pub(crate) fn with_limits(
+        limits: Limits<K, V>,
+        refresh_every: Option<Duration>,
+        freshness: Option<Freshness>,
+    ) -> Self {
         let capacity = limits.max_entries;
         // Entries to plan for: the entry bound, or what the byte bound holds of small entries.
         let planned = limits
@@ -150,6 +175,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             len: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             refresh_every,
+            freshness,
             clock: Clock::new(),
             hits: ThreadLocal::new(),
         }
@@ -270,6 +296,21 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
                 self.drop_expired(hash);
                 return Lookup::Miss;
             }
+            if let (Some(f), Some(deadline)) = (self.freshness, entry.deadline_ms()) {
+                let fresh_until = deadline.saturating_sub(ms_of(f.stale_for));
+                let stale = now >= fresh_until;
+                let due = stale
+                    || f.eager
+                        .is_some_and(|e| now >= fresh_until.saturating_sub(ms_of(e)));
+                let refresh = due && claim(&entry.refresh_at, now, f.retry);
+                entry.mark_used();
+                let value = entry.value.clone();
+                if stale {
+                    return Lookup::Stale { value, refresh };
+                }
+                self.count_hit();
+                return Lookup::Hit { value, refresh };
+            }
             if let Some(every) = self.refresh_every {
                 // Wrapping milliseconds: a wrong guess costs one refresh too many or too few,
                 // and the deadline (not this) is what keeps the entry honest.
@@ -367,6 +408,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         if let Some(every) = self.refresh_every {
             let at = (self.clock.ms(now) as u32).wrapping_add(refresh_ms(every));
             entry.refresh_at.store(at, Ordering::Relaxed);
+        } else if self.freshness.is_some() {
+            // Claimable as soon as the entry is due for a refresh.
+            entry
+                .refresh_at
+                .store(self.clock.ms(now) as u32, Ordering::Relaxed);
         }
         Some(entry)
     }
@@ -598,6 +644,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
 #[doc(hidden)]
 pub struct BareL1<K, V>(Local<K, V>);
 
+impl<K, V> std::fmt::Debug for BareL1<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BareL1").finish_non_exhaustive()
+    }
+}
+
 impl<K: Hash + Eq + Clone, V: Clone> BareL1<K, V> {
     /// An L1 of at most `max_entries` entries and `max_bytes` bytes (each entry weighing 64).
     pub fn new(max_entries: usize, max_bytes: Option<usize>) -> Self {
@@ -608,6 +660,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BareL1<K, V> {
                 weigher: None,
             },
             None,
+            None,
         ))
     }
 
@@ -615,7 +668,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BareL1<K, V> {
     pub fn get(&self, key: &K) -> Option<V> {
         match self.0.get(key) {
             Lookup::Hit { value, .. } => Some(value),
-            Lookup::Miss => None,
+            Lookup::Stale { .. } | Lookup::Miss => None,
         }
     }
 
@@ -637,6 +690,28 @@ impl<K: Hash + Eq + Clone, V: Clone> BareL1<K, V> {
 }
 
 /// `every` in (wrapping) milliseconds, at least 1.
+fn ms_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Claims an entry's background refresh: the first hit at or after `refresh_at` (wrapping
+/// milliseconds) moves it `retry` ahead and gets `true`; the others get `false` (one refresh per
+/// key at a time).
+#[inline]
+fn claim(refresh_at: &AtomicU32, now_ms: u64, retry: Duration) -> bool {
+    let now = now_ms as u32;
+    let at = refresh_at.load(Ordering::Relaxed);
+    now.wrapping_sub(at) as i32 >= 0
+        && refresh_at
+            .compare_exchange(
+                at,
+                now.wrapping_add(refresh_ms(retry)),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+}
+
 fn refresh_ms(every: Duration) -> u32 {
     every.as_millis().clamp(1, i32::MAX as u128) as u32
 }
@@ -648,7 +723,7 @@ mod tests {
     fn hit<V: Clone>(l: Lookup<V>) -> Option<V> {
         match l {
             Lookup::Hit { value, .. } => Some(value),
-            Lookup::Miss => None,
+            Lookup::Stale { .. } | Lookup::Miss => None,
         }
     }
 
@@ -858,7 +933,7 @@ mod tests {
         assert!(l.fill(1, 1, None, t));
         let refreshes = |l: &Local<u32, u32>| match l.get(&1) {
             Lookup::Hit { refresh, .. } => refresh,
-            Lookup::Miss => panic!("the entry is live"),
+            Lookup::Stale { .. } | Lookup::Miss => panic!("the entry is live and fresh"),
         };
         assert!(!refreshes(&l), "not due yet");
         std::thread::sleep(Duration::from_millis(30));
@@ -917,6 +992,7 @@ mod bound_tests {
                 max_bytes: Some(MAX),
                 weigher: None,
             },
+            None,
             None,
         ));
         let done = Arc::new(AtomicBool::new(false));
@@ -981,6 +1057,7 @@ mod bound_tests {
                 weigher: None,
             },
             None,
+            None,
         );
         for k in 0..1000 {
             fill_one(&l, k, k, 10); // 74 bytes each: the entry bound binds
@@ -1009,6 +1086,7 @@ mod bound_tests {
                 max_bytes: Some(1000),
                 weigher: Some(weigher),
             },
+            None,
             None,
         );
         // The encoded length (here a bogus 1 MB) is ignored: the weigher says 100.

@@ -176,6 +176,12 @@ impl<K, V> Entry<K, V> {
         self.packed & NO_DEADLINE != NO_DEADLINE
     }
 
+    /// The deadline in ms on the clock, if any.
+    #[inline]
+    pub(super) fn deadline_ms(&self) -> Option<u64> {
+        self.has_deadline().then_some(self.packed & NO_DEADLINE)
+    }
+
     /// Whether the entry is past its deadline at `now_ms` (on the clock).
     #[inline]
     pub(super) fn expired_at(&self, now_ms: u64) -> bool {

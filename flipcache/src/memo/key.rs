@@ -301,6 +301,21 @@ tuple_keys! {
     (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L)
 }
 
+/// Writes a function's only argument (or its `key = ...` value).
+#[inline]
+pub fn write_alone<T: MemoKey + ?Sized>(out: &mut String, v: &T) {
+    v.write_alone(out)
+}
+
+/// Writes one of several arguments; `first` is false for all but the first.
+#[inline]
+pub fn write_part<T: MemoKey + ?Sized>(out: &mut String, first: bool, v: &T) {
+    if !first {
+        out.push(',');
+    }
+    v.write_key(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
