@@ -562,3 +562,47 @@ fn a_memoized_function_caches_on_a_cluster() {
         "the result is in the cluster"
     );
 }
+
+#[test]
+fn tags_span_the_primaries_and_removal_reaches_every_l1() {
+    let cluster = Cluster::start();
+    let writer = cluster.cache("cl_tags");
+    let reader = cluster.cache_with_seeds("cl_tags", 2);
+    for i in 0..300 {
+        let tags: &[&str] = if i % 3 == 0 {
+            &["all", "third"]
+        } else {
+            &["all"]
+        };
+        writer
+            .set_with_tags(format!("k{i}"), format!("v{i}"), tags)
+            .unwrap();
+    }
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        assert!(dbsize(node) > 50, "node {i} holds its share of the entries");
+    }
+    // The indexes sit on their own slots; `len` and `clear` never see them.
+    assert_eq!(writer.len().unwrap(), 300);
+    let mut foreign = cluster.foreign();
+    let listed: usize = foreign.zcard("__flipcache__:tag:cl_tags:all").unwrap();
+    assert_eq!(listed, 300);
+    // A second instance of the cache (its own L1) holds an entry; the raw reads below stand
+    // for other processes and Python.
+    assert_eq!(reader.get("k3").unwrap().as_deref(), Some("v3"));
+
+    assert_eq!(writer.remove_by_tag("third").unwrap(), 100);
+    for i in (0..300).step_by(3) {
+        let v: Option<String> = foreign.get(format!("cl_tags:k{i}")).unwrap();
+        assert_eq!(v, None, "k{i} is gone on its primary");
+    }
+    assert_eq!(reader.get("k3").unwrap(), None);
+    assert_eq!(writer.len().unwrap(), 200);
+    assert_eq!(writer.remove_by_tag("all").unwrap(), 200);
+    for node in &cluster.nodes {
+        assert_eq!(
+            dbsize(node),
+            0,
+            "entries and indexes are gone from every primary"
+        );
+    }
+}

@@ -235,6 +235,51 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
             .await
     }
 
+    /// [`set`](FlipCache::set), listing the entry under each of `tags`: a later
+    /// [`remove_by_tag`](FlipCache::remove_by_tag) of any of them removes it. The tag indexes
+    /// live outside the `{name}:{key}` layout (`len`, `keys`, `clear` and Python FlipCache
+    /// never see them) and expire with their entries.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let pages: flipcache::aio::FlipCache<String, String> =
+    ///     flipcache::aio::FlipCache::new("pages").await?;
+    /// pages.set_with_tags("profile:42", "<html>", &["user:42"]).await?;
+    /// pages.set_with_tags("orders:42", "<html>", &["user:42", "org:7"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_with_tags(
+        &self,
+        key: impl Arg<K>,
+        value: impl Arg<V>,
+        tags: &[&str],
+    ) -> Result<()> {
+        let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
+        self.core
+            .set_with_tags(key.into_arg(), value.into_arg(), &tags)
+            .await
+    }
+
+    /// Removes every entry listed under `tag` (see [`set_with_tags`](FlipCache::set_with_tags)
+    /// and [`Loaded::tags`](crate::Loaded::tags)) from Redis, in batches; returns how many
+    /// existed. Once it returns, the entries are gone from Redis (Python readers see them gone)
+    /// and from this process's local layer; other processes drop their local copies when
+    /// Redis's invalidation reaches them, as for [`delete`](FlipCache::delete). An entry tagged
+    /// while this runs is either removed or written after it, and then stays listed for a later
+    /// removal: no value written before the call survives it. Batches of 500 keep each Redis
+    /// command short (a few milliseconds at most), also on a cluster.
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let pages: flipcache::aio::FlipCache<String, String> =
+    ///     flipcache::aio::FlipCache::new("pages").await?;
+    /// let removed: usize = pages.remove_by_tag("user:42").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_by_tag(&self, tag: &str) -> Result<usize> {
+        self.core.remove_by_tag(tag).await
+    }
+
     /// The remaining TTL of `key` in Redis: `None` when the key does not exist or never
     /// expires.
     ///

@@ -242,6 +242,46 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         )
     }
 
+    /// [`set`](FlipCache::set), listing the entry under each of `tags`: a later
+    /// [`remove_by_tag`](FlipCache::remove_by_tag) of any of them removes it. The tag indexes
+    /// live outside the `{name}:{key}` layout (`len`, `keys`, `clear` and Python FlipCache
+    /// never see them) and expire with their entries.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let pages: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("pages")?;
+    /// pages.set_with_tags("profile:42", "<html>", &["user:42"])?;
+    /// pages.set_with_tags("orders:42", "<html>", &["user:42", "org:7"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_with_tags(&self, key: impl Arg<K>, value: impl Arg<V>, tags: &[&str]) -> Result<()> {
+        let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
+        block_on(
+            self.core.rt(),
+            self.core
+                .set_with_tags(key.into_arg(), value.into_arg(), &tags),
+        )
+    }
+
+    /// Removes every entry listed under `tag` (see [`set_with_tags`](FlipCache::set_with_tags)
+    /// and [`Loaded::tags`](crate::Loaded::tags)) from Redis, in batches; returns how many
+    /// existed. Once it returns, the entries are gone from Redis (Python readers see them gone)
+    /// and from this process's local layer; other processes drop their local copies when
+    /// Redis's invalidation reaches them, as for [`delete`](FlipCache::delete). An entry tagged
+    /// while this runs is either removed or written after it, and then stays listed for a later
+    /// removal: no value written before the call survives it. Batches of 500 keep each Redis
+    /// command short (a few milliseconds at most), also on a cluster.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let pages: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("pages")?;
+    /// let removed: usize = pages.remove_by_tag("user:42")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn remove_by_tag(&self, tag: &str) -> Result<usize> {
+        block_on(self.core.rt(), self.core.remove_by_tag(tag))
+    }
+
     /// The remaining TTL of `key` in Redis: `None` when the key does not exist or never
     /// expires.
     ///

@@ -3,6 +3,7 @@
 //! front awaits them.
 
 use std::borrow::Borrow;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
@@ -235,11 +236,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         redis_key(&self.prefix, key)
     }
 
-    fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id.get().copied().unwrap_or(u64::MAX)
     }
 
-    fn fail(&self, key: Option<&str>, failure: Failure) -> Error {
+    pub(crate) fn fail(&self, key: Option<&str>, failure: Failure) -> Error {
         Counters::bump(&self.counters.errors);
         let cache = self.name.clone();
         let key = key.map(str::to_owned);
@@ -544,12 +545,25 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         ttl: Option<Duration>,
         only_new: bool,
     ) -> Result<bool> {
+        self.write_tagged(key, value, ttl, only_new, &[]).await
+    }
+
+    /// [`Core::write`], adding the entry to the index of each of `tags` (see `tags`).
+    pub(crate) async fn write_tagged(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        only_new: bool,
+        tags: &[String],
+    ) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
         let bytes = self.encode(&rkey, &value)?;
         let marker = self.marker(&rkey, true);
         let guard = WriteGuard::begin(&self.local, vec![key]);
         let start = Instant::now();
         let ttl = self.write_ttl(ttl);
+        let indexes = crate::tags::index_keys(&self.name, tags);
         let result = self
             .remote
             .run(self.timeout, |c| {
@@ -562,7 +576,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     clear: marker.as_deref(),
                     retrack: self.retrack(),
                 };
-                remote::set(c, write)
+                let indexes = &indexes;
+                async move {
+                    if indexes.is_empty() {
+                        remote::set(c, write).await
+                    } else {
+                        crate::tags::set(c, write, indexes).await
+                    }
+                }
             })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
@@ -616,6 +637,27 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         drop(guard);
         result.map_err(|f| self.fail(Some(&rkey), f))
+    }
+
+    /// Runs `op`, which deletes the Redis keys `rkeys` of this cache, with their L1 entries
+    /// held as being written (a read in flight cannot fill them back), and drops them from
+    /// this process's L1s (tracking's NOLOOP hides our own deletions from us).
+    pub(crate) async fn removing<T>(&self, rkeys: &[String], op: impl Future<Output = T>) -> T {
+        let keys: Vec<K> = rkeys
+            .iter()
+            .filter_map(|r| r.strip_prefix(self.prefix.as_str()).and_then(K::parse_key))
+            .collect();
+        let guard = WriteGuard::begin(&self.local, keys);
+        let out = op.await;
+        for rkey in rkeys {
+            self.remote.registry.local_write(rkey.as_bytes(), self.id());
+        }
+        drop(guard);
+        out
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub(crate) fn local_contains<Q>(&self, key: &Q) -> bool

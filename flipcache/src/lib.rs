@@ -105,6 +105,7 @@ mod remote;
 mod runtime;
 mod stats;
 mod sync;
+mod tags;
 mod tracking;
 mod value;
 
@@ -148,6 +149,7 @@ pub mod __private01 {
         decode_value, encode_value, read_variant, unknown_variant, write_variant,
     };
     pub use crate::flipcodec::{DecodeError, Fingerprint, FlipCodec, Reader};
+    pub use crate::load::Loaded;
     pub use crate::local::BareL1;
     pub use crate::memo::{
         Found, IntoRedis, IntoTtl, Memo, MemoKey, MemoOptions, OkOnly, OkSome, Shape, SomeOnly,

@@ -719,23 +719,27 @@ pub(crate) struct Write<'a> {
     pub(crate) retrack: bool,
 }
 
-fn set_cmd<'a>(pipe: &'a mut redis::Pipeline, w: &Write<'_>) -> &'a mut redis::Pipeline {
-    if w.retrack {
-        pipe.cmd("EVAL")
-            .arg(SET_TRACKED)
-            .arg(1)
-            .arg(w.key)
-            .arg(w.value);
+/// The command of one write: `SET` (or [`SET_TRACKED`] when `retrack`), with `PX` and `NX`.
+pub(crate) fn write_cmd(w: &Write<'_>) -> redis::Cmd {
+    let mut cmd = if w.retrack {
+        let mut c = redis::cmd("EVAL");
+        c.arg(SET_TRACKED).arg(1);
+        c
     } else {
-        pipe.cmd("SET").arg(w.key).arg(w.value);
-    }
+        redis::cmd("SET")
+    };
+    cmd.arg(w.key).arg(w.value);
     if let Some(ttl) = w.ttl {
-        pipe.arg("PX").arg(ms(ttl));
+        cmd.arg("PX").arg(ms(ttl));
     }
     if w.only_new {
-        pipe.arg("NX");
+        cmd.arg("NX");
     }
-    pipe
+    cmd
+}
+
+fn set_cmd<'a>(pipe: &'a mut redis::Pipeline, w: &Write<'_>) -> &'a mut redis::Pipeline {
+    pipe.add_command(write_cmd(w))
 }
 
 /// Runs `w`; says whether the value was written (always, unless `NX` found a value).
@@ -890,7 +894,10 @@ pub(crate) async fn scan(mut conn: Conn, pattern: &str) -> Result<Vec<Vec<u8>>, 
 }
 
 /// Unlinks `keys` in batches (by hash slot on a cluster); returns how many existed.
-pub(crate) async fn unlink(mut conn: Conn, keys: &[Vec<u8>]) -> Result<usize, RedisError> {
+pub(crate) async fn unlink<K: AsRef<[u8]> + redis::ToRedisArgs>(
+    mut conn: Conn,
+    keys: &[K],
+) -> Result<usize, RedisError> {
     let mut removed = 0;
     for group in conn.key_groups(keys) {
         for batch in group.chunks(1000) {

@@ -27,6 +27,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "stale_for",
     "eager_refresh",
     "fail_safe",
+    "tags",
 ];
 
 /// The options as written; `None` where the runtime default applies.
@@ -49,6 +50,8 @@ pub(crate) struct Options {
     pub eager_refresh: Option<Expr>,
     /// `fail_safe` alone means `= true`.
     pub fail_safe: Option<Expr>,
+    /// `tags = ["user:{id}", ...]`: format strings over the arguments.
+    pub tags: Option<Expr>,
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, path: &Path, errors: &mut Errors) {
@@ -130,6 +133,7 @@ impl Options {
                         "stale_for" => set(&mut options.stale_for, v, &path, errors),
                         "eager_refresh" => set(&mut options.eager_refresh, v, &path, errors),
                         "fail_safe" => set(&mut options.fail_safe, v, &path, errors),
+                        "tags" => set(&mut options.tags, v, &path, errors),
                         _ => errors.push(syn::Error::new_spanned(
                             &path,
                             format!("`{name}` takes no value"),

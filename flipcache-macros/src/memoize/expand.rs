@@ -138,10 +138,24 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         quote!(move || #path #uncached(#(#call_args),*))
     };
     let refreshing = o.stale_for.is_some() || o.eager_refresh.is_some();
-    let (finish_sync, finish_async) = if refreshing {
-        (quote!(finish_refreshing), quote!(finish_refreshing_async))
-    } else {
-        (quote!(finish), quote!(finish_async))
+    let tags = tag_list(o);
+    let (finish_async, finish_sync, tag_arg, tags_on_miss) = match &tags {
+        Some(list) => (
+            quote!(finish_async_tagged),
+            quote!(finish_tagged),
+            quote!(__flipcache_tags,),
+            quote! {
+                let __flipcache_tags: ::flipcache::__private01::Vec<::flipcache::__private01::String> =
+                    if __flipcache_found.is_miss() { #list } else { ::flipcache::__private01::Vec::new() };
+            },
+        ),
+        None if refreshing => (
+            quote!(finish_refreshing_async),
+            quote!(finish_refreshing),
+            quote!(),
+            quote!(),
+        ),
+        None => (quote!(finish_async), quote!(finish), quote!(), quote!()),
     };
     let (ready, finish) = if is_async {
         (
@@ -149,6 +163,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
             quote!(__flipcache_memo.#finish_async(
                 __flipcache_found,
                 ::flipcache::__private01::#shape,
+                #tag_arg
                 #body_fn,
             ).await),
         )
@@ -158,6 +173,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
             quote!(__flipcache_memo.#finish_sync(
                 __flipcache_found,
                 ::flipcache::__private01::#shape,
+                #tag_arg
                 #body_fn,
             )),
         )
@@ -171,6 +187,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
             let __flipcache_memo = #path #memo_fn();
             #ready
             let __flipcache_found = __flipcache_memo.#lookup;
+            #tags_on_miss
             #finish
         }
     };
@@ -214,6 +231,10 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
             quote!(prime),
         )
     };
+    let prime_value = match &tags {
+        Some(list) => quote!(::flipcache::__private01::Loaded::new(#value_name).tags(#list)),
+        None => quote!(#value_name),
+    };
     let cache_doc = format!(
         "The cache behind {link}: its results, by argument key (built, and connected to \
          Redis, on first use). Use it to inspect, count or clear the memoized entries."
@@ -252,7 +273,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         #where_clause
         {
             let __flipcache_memo = #path #memo_fn();
-            __flipcache_memo.#prime_call(__flipcache_memo.key(#key_closure), #value_name) #dot_await
+            __flipcache_memo.#prime_call(__flipcache_memo.key(#key_closure), #prime_value) #dot_await
         }
     };
 
@@ -398,4 +419,14 @@ fn free_name(f: &Function<'_>, want: &str) -> Ident {
         name.push('_');
     }
     Ident::new(&name, proc_macro2::Span::call_site())
+}
+
+/// `tags = ["user:{id}", ...]` as an expression building the tags (a `Vec<String>`): each
+/// literal goes to `format!` unchanged, so its placeholders capture the arguments by name.
+fn tag_list(o: &Options) -> Option<TokenStream> {
+    let lits = super::valid::tag_literals(o.tags.as_ref()?)?;
+    let items = lits
+        .into_iter()
+        .map(|lit| quote_spanned!(lit.span()=> ::std::format!(#lit)));
+    Some(quote!(::flipcache::__private01::Vec::from([#(#items),*])))
 }

@@ -31,6 +31,15 @@ fn refreshing(f: &Function<'_>, options: &Options, errors: &mut Errors) {
     } else {
         "eager_refresh"
     };
+    if let Some(tags) = &options.tags {
+        errors.push(syn::Error::new_spanned(
+            tags,
+            format!(
+                "`tags` cannot be combined with `{name}` yet (a background refresh does not tag)"
+            ),
+        ));
+        return;
+    }
     if let Some(r) = f.receiver {
         errors.push(syn::Error::new_spanned(
             r,
@@ -53,6 +62,7 @@ fn refreshing(f: &Function<'_>, options: &Options, errors: &mut Errors) {
             return;
         }
     }
+    tags(f, options, errors);
 }
 
 fn signature(f: &Function<'_>, errors: &mut Errors) {
@@ -427,4 +437,102 @@ fn find<'a>(ty: &'a Type, pred: &mut dyn FnMut(&'a Type) -> bool) -> Option<&'a 
         _ => Vec::new(),
     };
     inner.into_iter().find_map(|t| find(t, pred))
+}
+
+/// `tags = ["user:{id}", ...]`: an array of string literals whose `{name}` placeholders each
+/// name an argument.
+fn tags(f: &Function<'_>, options: &Options, errors: &mut Errors) {
+    let Some(e) = &options.tags else {
+        return;
+    };
+    let Some(lits) = tag_literals(e) else {
+        errors.push(syn::Error::new_spanned(
+            e,
+            "`tags` must be an array of string literals, for example \
+             `tags = [\"user:{id}\", \"org:{org}\"]`",
+        ));
+        return;
+    };
+    let names: Vec<String> = f
+        .args
+        .iter()
+        .filter_map(|a| a.ident.map(ToString::to_string))
+        .collect();
+    for lit in lits {
+        for placeholder in placeholders(&lit.value()) {
+            let name = placeholder.split(':').next().unwrap_or_default().trim();
+            if name.is_empty() || name.chars().all(|c| c.is_ascii_digit()) {
+                errors.push(syn::Error::new_spanned(
+                    lit,
+                    format!(
+                        "a tag names the arguments it is made of: write `{{{}}}` with an \
+                         argument's name instead of `{{{placeholder}}}`",
+                        names.first().map_or("arg", String::as_str)
+                    ),
+                ));
+            } else if !names.iter().any(|n| n == name) {
+                let expected = if names.is_empty() {
+                    "the function has no named arguments".to_owned()
+                } else {
+                    format!("expected one of: {}", names.join(", "))
+                };
+                errors.push(syn::Error::new_spanned(
+                    lit,
+                    format!("this tag names `{name}`, which is not an argument; {expected}"),
+                ));
+            }
+        }
+    }
+}
+
+/// The literals of `tags = [...]`, if it is an array of string literals.
+pub(crate) fn tag_literals(e: &Expr) -> Option<Vec<&syn::LitStr>> {
+    let Expr::Array(array) = e else {
+        return None;
+    };
+    array
+        .elems
+        .iter()
+        .map(|el| match literal(el) {
+            Some(Lit::Str(s)) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `{...}` placeholders of a format string (`{{` and `}}` are escapes).
+fn placeholders(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+            }
+            '{' => {
+                let mut inner = String::new();
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                    inner.push(c);
+                }
+                out.push(inner);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_skip_escapes_and_keep_specs() {
+        assert_eq!(placeholders("user:{id}"), ["id"]);
+        assert_eq!(placeholders("{{x}} {a:?}-{b}"), ["a:?", "b"]);
+        assert!(placeholders("plain").is_empty());
+    }
 }

@@ -376,10 +376,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 }
             }
             Ok(Some(loaded)) => {
-                let Loaded { value, ttl } = loaded;
+                let Loaded { value, ttl, tags } = loaded;
                 let stored = if self.health.allowed() {
                     Some(
-                        self.write(key.clone(), value.clone(), ttl, false)
+                        self.write_tagged(key.clone(), value.clone(), ttl, false, &tags)
                             .await
                             .map(drop),
                     )

@@ -39,6 +39,7 @@ pub use health::PROBE_EVERY;
 pub struct Loaded<V> {
     pub(crate) value: V,
     pub(crate) ttl: Option<Duration>,
+    pub(crate) tags: Vec<String>,
 }
 
 impl<V> Loaded<V> {
@@ -49,7 +50,11 @@ impl<V> Loaded<V> {
     /// assert_eq!(l.value(), &5);
     /// ```
     pub fn new(value: V) -> Self {
-        Loaded { value, ttl: None }
+        Loaded {
+            value,
+            ttl: None,
+            tags: Vec::new(),
+        }
     }
 
     /// Stores the value with this TTL instead of the cache's `expire_time` (the
@@ -62,6 +67,28 @@ impl<V> Loaded<V> {
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
+    }
+
+    /// Lists the entry under these tags, so that
+    /// [`remove_by_tag`](crate::FlipCache::remove_by_tag) of any of them removes it (added to
+    /// the tags given before, if any).
+    ///
+    /// ```
+    /// let l = flipcache::Loaded::new(5u64).tags(["user:42", "org:7"]);
+    /// assert_eq!(l.tag_list(), ["user:42", "org:7"]);
+    /// ```
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// The tags chosen for this entry.
+    ///
+    /// ```
+    /// assert!(flipcache::Loaded::new(1u8).tag_list().is_empty());
+    /// ```
+    pub fn tag_list(&self) -> &[String] {
+        &self.tags
     }
 
     /// The value.

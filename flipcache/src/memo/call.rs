@@ -54,14 +54,22 @@ pub struct Memo<V: 'static> {
     build_retry_at: AtomicU64,
 }
 
-/// What the body's result means for the cache.
-fn produce<S, R, V>(r: &R, absent: bool) -> Produced<V, Unshared>
+impl<V> Found<V> {
+    /// Whether the L1 missed (the call loads: its tags are worth building).
+    #[inline]
+    pub fn is_miss(&self) -> bool {
+        matches!(self, Found::Miss(_))
+    }
+}
+
+/// What the body's result means for the cache (stored under `tags`, if any).
+fn produce<S, R, V>(r: &R, absent: bool, tags: Vec<String>) -> Produced<V, Unshared>
 where
     S: Shape<R, Value = V>,
     V: Clone,
 {
     if let Some(v) = S::cacheable(r) {
-        return Ok(Some(Loaded::new(v.clone())));
+        return Ok(Some(Loaded::new(v.clone()).tags(tags)));
     }
     if absent && S::is_absent(r) {
         return Ok(None);
@@ -251,14 +259,29 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Finishes a blocking call: the hit's value, or a load with the body as the loader.
     #[inline]
-    pub fn finish<S, R>(&'static self, found: Found<V>, _shape: S, body: impl FnOnce() -> R) -> R
+    pub fn finish<S, R>(&'static self, found: Found<V>, shape: S, body: impl FnOnce() -> R) -> R
+    where
+        S: Shape<R, Value = V>,
+    {
+        self.finish_tagged(found, shape, Vec::new(), body)
+    }
+
+    /// [`Memo::finish`], storing a loaded result under `tags` (`tags = [...]`).
+    #[inline]
+    pub fn finish_tagged<S, R>(
+        &'static self,
+        found: Found<V>,
+        _shape: S,
+        tags: Vec<String>,
+        body: impl FnOnce() -> R,
+    ) -> R
     where
         S: Shape<R, Value = V>,
     {
         match found {
             // No refresh: the body may borrow (see `finish_refreshing`).
             Found::Hit(v) | Found::Refresh(v, _) => S::wrap(v),
-            Found::Miss(key) => self.miss::<S, R>(key, body),
+            Found::Miss(key) => self.miss::<S, R>(key, tags, body),
         }
     }
 
@@ -288,7 +311,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Start::Stale(v) => S::wrap(self.refresh_blocking::<S, R, B>(key, v, body)),
             Start::Load(loading) => {
                 let r = body();
-                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent));
+                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent, Vec::new()));
                 r
             }
         }
@@ -306,8 +329,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             return v;
         };
         let ask = Self::ask::<S, R>(core);
-        let flight =
-            core.refresh_blocking(key, ask, move || produce::<S, R, V>(&body(), ask.absent));
+        let flight = core.refresh_blocking(key, ask, move || {
+            produce::<S, R, V>(&body(), ask.absent, Vec::new())
+        });
         core.refreshed_blocking(&flight, v)
     }
 
@@ -342,7 +366,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Start::Stale(v) => S::wrap(self.refresh_async::<S, R, Fut>(key, v, body()).await),
             Start::Load(loading) => {
                 let r = body().await;
-                loading.finish(produce::<S, R, V>(&r, ask.absent)).await;
+                loading
+                    .finish(produce::<S, R, V>(&r, ask.absent, Vec::new()))
+                    .await;
                 r
             }
         }
@@ -361,14 +387,14 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let ask = Self::ask::<S, R>(core);
         let flight = core.refresh_async(key, ask, async move {
             let r = fut.await;
-            produce::<S, R, V>(&r, ask.absent)
+            produce::<S, R, V>(&r, ask.absent, Vec::new())
         });
         core.refreshed(&flight, v).await
     }
 
     /// The miss path, kept out of line so the hit path stays small.
     #[inline(never)]
-    fn miss<S, R>(&'static self, key: String, body: impl FnOnce() -> R) -> R
+    fn miss<S, R>(&'static self, key: String, tags: Vec<String>, body: impl FnOnce() -> R) -> R
     where
         S: Shape<R, Value = V>,
     {
@@ -382,14 +408,31 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Start::Stale(v) => S::wrap(v),
             Start::Load(loading) => {
                 let r = body();
-                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent));
+                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent, tags));
                 r
             }
         }
     }
 
     /// Finishes an async call: the hit's value, or a load with the body as the loader.
-    pub async fn finish_async<S, R, F, Fut>(&'static self, found: Found<V>, _shape: S, body: F) -> R
+    pub async fn finish_async<S, R, F, Fut>(&'static self, found: Found<V>, shape: S, body: F) -> R
+    where
+        S: Shape<R, Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        self.finish_async_tagged(found, shape, Vec::new(), body)
+            .await
+    }
+
+    /// [`Memo::finish_async`], storing a loaded result under `tags` (`tags = [...]`).
+    pub async fn finish_async_tagged<S, R, F, Fut>(
+        &'static self,
+        found: Found<V>,
+        _shape: S,
+        tags: Vec<String>,
+        body: F,
+    ) -> R
     where
         S: Shape<R, Value = V>,
         F: FnOnce() -> Fut,
@@ -409,7 +452,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Start::Done(_) => body().await,
             Start::Load(loading) => {
                 let r = body().await;
-                loading.finish(produce::<S, R, V>(&r, ask.absent)).await;
+                loading
+                    .finish(produce::<S, R, V>(&r, ask.absent, tags))
+                    .await;
                 r
             }
         }
@@ -447,22 +492,25 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Stores one entry (`<fn>_prime(args, value)`).
     pub fn prime(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl } = value.into_loaded();
-        let cache = self.cache()?;
-        match ttl {
-            Some(ttl) => cache.set_with_ttl(key, value, ttl),
-            None => cache.set(key, value),
-        }
+        let Loaded { value, ttl, tags } = value.into_loaded();
+        let core = match self.core.get() {
+            Some(c) => c,
+            None => self.build_sync(true)?,
+        };
+        crate::runtime::block_on(core.rt(), core.write_tagged(key, value, ttl, false, &tags))
+            .map(drop)
     }
 
     /// Stores one entry (`<fn>_prime(args, value).await`).
     pub async fn prime_async(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl } = value.into_loaded();
-        let cache = self.cache_async().await?;
-        match ttl {
-            Some(ttl) => cache.set_with_ttl(key, value, ttl).await,
-            None => cache.set(key, value).await,
-        }
+        let Loaded { value, ttl, tags } = value.into_loaded();
+        let core = match self.core.get() {
+            Some(c) => c,
+            None => self.build_async(true).await?,
+        };
+        core.write_tagged(key, value, ttl, false, &tags)
+            .await
+            .map(drop)
     }
 }
 
