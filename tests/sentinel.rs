@@ -100,10 +100,13 @@ fn a_failover_moves_the_cache_to_the_new_primary() {
         Duration::from_secs(20),
         "the old primary to be demoted",
         || {
-            // While it resyncs from the new primary it may answer LOADING: not yet.
-            let info: redis::RedisResult<String> = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut primary.raw());
+            // While it resyncs from the new primary it may answer LOADING, or drop the
+            // connection as its role changes: not yet.
+            let Ok(mut conn) = primary.client().get_connection() else {
+                return false;
+            };
+            let info: redis::RedisResult<String> =
+                redis::cmd("INFO").arg("replication").query(&mut conn);
             info.is_ok_and(|info| info.contains("role:slave"))
         },
     );

@@ -11,6 +11,7 @@ use crate::core::{Core, Settings};
 use crate::endpoint::Target;
 use crate::error::{Error, Result};
 use crate::key::FlipKey;
+use crate::local::Weigher;
 use crate::remote::Remote;
 use crate::runtime;
 use crate::tracking::Tracking;
@@ -140,7 +141,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[must_use = "a builder does nothing until `.build()` or `.build_async()`"]
 pub struct Builder<K, V, C = DefaultCodec> {
     name: String,
-    local_max: usize,
+    /// `None`: the default (unbounded when a byte bound is set).
+    local_max: Option<usize>,
+    local_max_bytes: Option<usize>,
+    weigher: Option<Weigher<K, V>>,
     expire_time: Option<Duration>,
     refresh_on_get: bool,
     default: Option<V>,
@@ -274,7 +278,9 @@ impl<K, V> Builder<K, V> {
     pub(crate) fn new(name: impl Into<String>) -> Self {
         Builder {
             name: name.into(),
-            local_max: DEFAULT_LOCAL_MAX,
+            local_max: None,
+            local_max_bytes: None,
+            weigher: None,
             expire_time: None,
             refresh_on_get: false,
             default: None,
@@ -306,6 +312,8 @@ impl<K, V, C> Builder<K, V, C> {
         Builder {
             name: self.name,
             local_max: self.local_max,
+            local_max_bytes: self.local_max_bytes,
+            weigher: self.weigher,
             expire_time: self.expire_time,
             refresh_on_get: self.refresh_on_get,
             default: self.default,
@@ -331,13 +339,49 @@ impl<K, V, C> Builder<K, V, C> {
         }
     }
 
-    /// Most entries the in-process layer holds (default 100); `0` turns it off.
+    /// Most entries the in-process layer holds (default 100, or no bound of its own when
+    /// [`local_max_bytes`](Self::local_max_bytes) is set); `0` turns it off.
     ///
     /// ```
     /// let b = flipcache::FlipCache::<u64, u64>::builder("b").local_max(0);
     /// ```
     pub fn local_max(mut self, n: usize) -> Self {
-        self.local_max = n;
+        self.local_max = Some(n);
+        self
+    }
+
+    /// Most bytes the in-process layer holds, by the entries' weights; `0` turns it off.
+    ///
+    /// An entry weighs its encoded length (what Redis holds) plus 64 bytes of bookkeeping,
+    /// unless a [`weigher`](Self::weigher) says otherwise. Set alone, it is the only bound;
+    /// with [`local_max`](Self::local_max) as well, both hold at all times. An entry heavier than
+    /// the whole bound is never kept locally (it is still read from and written to Redis).
+    ///
+    /// ```
+    /// // At most 64 MiB of values, however many entries that is.
+    /// let b = flipcache::FlipCache::<String, String>::builder("reports")
+    ///     .local_max_bytes(64 << 20);
+    /// // At most 10,000 entries and at most 16 MiB.
+    /// let b = flipcache::FlipCache::<String, String>::builder("profiles")
+    ///     .local_max(10_000)
+    ///     .local_max_bytes(16 << 20);
+    /// ```
+    pub fn local_max_bytes(mut self, n: usize) -> Self {
+        self.local_max_bytes = Some(n);
+        self
+    }
+
+    /// What an entry weighs against [`local_max_bytes`](Self::local_max_bytes), instead of its
+    /// encoded length plus a fixed overhead (for values whose size in memory differs much from
+    /// their encoding). Called once per entry kept, outside the cache's locks; keep it cheap.
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<String, Vec<u64>>::builder("lists")
+    ///     .local_max_bytes(8 << 20)
+    ///     .weigher(|key: &String, value: &Vec<u64>| key.len() + value.len() * 8 + 64);
+    /// ```
+    pub fn weigher(mut self, f: impl Fn(&K, &V) -> usize + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(f));
         self
     }
 
@@ -790,6 +834,8 @@ impl<K, V, C> Builder<K, V, C> {
         let Builder {
             name,
             local_max,
+            local_max_bytes,
+            weigher,
             expire_time,
             refresh_on_get,
             default,
@@ -814,9 +860,15 @@ impl<K, V, C> Builder<K, V, C> {
             cache: name.as_str().into(),
             message,
         })?;
+        let local_max = local_max.unwrap_or(match local_max_bytes {
+            Some(_) => usize::MAX,
+            None => DEFAULT_LOCAL_MAX,
+        });
         let settings = Settings {
             name,
             local_max,
+            local_max_bytes,
+            weigher,
             expire_time,
             refresh_on_get,
             default,

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
 use crate::load::flight::Flights;
 use crate::load::health::Health;
-use crate::local::{Freshness, Local, Lookup, Ticket};
+use crate::local::{Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
 use crate::lock::lock;
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
@@ -28,9 +28,11 @@ use crate::tracking::Sink;
 const WARNED_KEYS_MAX: usize = 1024;
 
 /// Everything the builder decided, minus the codec and the connection.
-pub(crate) struct Settings<V> {
+pub(crate) struct Settings<K, V> {
     pub(crate) name: String,
     pub(crate) local_max: usize,
+    pub(crate) local_max_bytes: Option<usize>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) expire_time: Option<Duration>,
     pub(crate) refresh_on_get: bool,
     pub(crate) default: Option<V>,
@@ -106,70 +108,18 @@ pub(crate) struct Core<K, V> {
     pub(crate) hard_timeout: Option<Duration>,
 }
 
-/// A write (one key or a pipelined batch) in flight. Finishing it settles the L1; dropping it
-/// unfinished (failure, or a cancelled future) removes every key it touched from the L1, since
-/// its outcome in Redis is unknown.
-struct WriteGuard<'a, K: FlipKey, V: Clone> {
-    local: &'a Local<K, V>,
-    keys: Vec<K>,
-    tickets: Vec<Ticket>,
-    done: bool,
-}
-
-impl<'a, K: FlipKey, V: Clone> WriteGuard<'a, K, V> {
-    fn begin(local: &'a Local<K, V>, keys: Vec<K>) -> Self {
-        let tickets = local.begin_writes(keys.iter().map(|k| local.hash(k)));
-        WriteGuard {
-            local,
-            keys,
-            tickets,
-            done: false,
-        }
-    }
-
-    /// Redis acknowledged the write: `values` (one per key, in order) may fill the L1.
-    fn finish(self, values: Vec<V>, deadline: Option<Instant>) {
-        let deadlines = vec![deadline; values.len()];
-        self.finish_each(values, deadlines);
-    }
-
-    /// [`WriteGuard::finish`] with a deadline per key.
-    fn finish_each(mut self, values: Vec<V>, deadlines: Vec<Option<Instant>>) {
-        self.done = true;
-        self.local.release(&self.tickets);
-        for (((key, ticket), value), deadline) in self
-            .keys
-            .iter()
-            .zip(&self.tickets)
-            .zip(values)
-            .zip(deadlines)
-        {
-            self.local.settle(key, Some((value, deadline)), *ticket);
-        }
-    }
-}
-
-impl<K: FlipKey, V: Clone> Drop for WriteGuard<'_, K, V> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.local.release(&self.tickets);
-            for (key, ticket) in self.keys.iter().zip(&self.tickets) {
-                self.local.settle(key, None, *ticket);
-            }
-        }
-    }
-}
-
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// Builds the cache, joins its connection's registry and makes sure Redis tracks its keys.
     pub(crate) async fn start(
-        settings: Settings<V>,
+        settings: Settings<K, V>,
         codec: Arc<dyn ValueCodec<V>>,
         remote: Arc<Remote>,
     ) -> Result<Arc<Self>> {
         let Settings {
             name,
             local_max,
+            local_max_bytes,
+            weigher,
             expire_time,
             refresh_on_get,
             default,
@@ -199,11 +149,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             (true, Some(ttl)) => Some(ttl / 4),
             _ => None,
         };
+        let limits = Limits {
+            max_entries: local_max,
+            max_bytes: local_max_bytes,
+            weigher,
+        };
+        let l1 = limits.enabled();
         let prefix = format!("{name}:");
         let core = Arc::new(Core {
             name: name.into(),
             prefix: prefix.clone(),
-            local: Local::new(local_max, refresh_every, freshness),
+            local: Local::with_limits(limits, refresh_every, freshness),
             codec,
             remote,
             ttl: expire_time,
@@ -232,10 +188,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let id = core
             .remote
             .registry
-            .join(prefix.clone(), coherence && local_max > 0, sink);
+            .join(prefix.clone(), coherence && l1, sink);
         let _ = core.id.set(id);
         let ready = async {
-            if coherence && local_max > 0 {
+            if coherence && l1 {
                 core.remote
                     .ensure_tracked(&prefix)
                     .await
@@ -467,7 +423,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Counters::bump(&self.counters.remote_hits);
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
                 self.local
-                    .fill(key.clone(), value.clone(), deadline, ticket);
+                    .fill_sized(key.clone(), value.clone(), deadline, bytes.len(), ticket);
                 if fetched.absent {
                     // A value written by someone who does not clear markers: it wins; drop the
                     // marker so it does not come back when the value goes.
@@ -633,7 +589,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
             Ok(true) => {
-                guard.finish(vec![value], ttl.map(|t| start + t));
+                guard.finish(vec![(value, bytes.len())], ttl.map(|t| start + t));
                 Ok(true)
             }
             // Not written (NX): the key holds someone else's value; the guard drops ours.
@@ -778,7 +734,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 && let Ok(value) = self.decode(rkey, &bytes)
             {
                 let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
-                self.local.fill(key, value, deadline, ticket);
+                self.local
+                    .fill_sized(key, value, deadline, bytes.len(), ticket);
             }
         }
     }
@@ -936,8 +893,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     };
                     Counters::bump(&self.counters.remote_hits);
                     let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
-                    self.local
-                        .fill(keys[i].clone(), value.clone(), deadline, ticket);
+                    self.local.fill_sized(
+                        keys[i].clone(),
+                        value.clone(),
+                        deadline,
+                        bytes.len(),
+                        ticket,
+                    );
                     out[i] = Some(value);
                 }
                 None => {
@@ -956,7 +918,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             let bytes = self.encode(&rkey, v)?;
             encoded.push((rkey, bytes));
         }
-        let (keys, values): (Vec<K>, Vec<V>) = items.into_iter().unzip();
+        let (keys, values): (Vec<K>, Vec<(V, usize)>) = items
+            .into_iter()
+            .zip(&encoded)
+            .map(|((k, v), (_, bytes))| (k, (v, bytes.len())))
+            .unzip();
         let guard = WriteGuard::begin(&self.local, keys);
         let start = Instant::now();
         // One jitter for the batch would let it expire together: each key gets its own.
@@ -988,7 +954,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     pub(crate) fn put_local(&self, key: K, value: V, ttl: Option<Duration>) {
         let ticket = self.local.begin_write(self.local.hash(&key));
         let deadline = self.write_ttl(ttl).map(|t| Instant::now() + t);
-        self.local.end_write(&key, Some((value, deadline)), ticket);
+        // Weighed by its encoded length when that matters (a byte bound, no weigher).
+        let len = match self.local.max_bytes() {
+            Some(_) => self
+                .encode(&redis_key(&self.prefix, &key), &value)
+                .map_or(0, |b| b.len()),
+            None => 0,
+        };
+        self.local
+            .end_write_sized(&key, Some((value, deadline)), len, ticket);
     }
 
     pub(crate) fn local_len(&self) -> usize {

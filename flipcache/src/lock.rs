@@ -5,7 +5,7 @@
 //! half-updated, so a poisoned lock is safe to keep using. These helpers say so once, instead
 //! of `lock().unwrap_or_else(|p| p.into_inner())` at every call site.
 
-use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locks `m`, ignoring poisoning.
 #[inline]
@@ -23,10 +23,4 @@ pub(crate) fn read<T: ?Sized>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 #[inline]
 pub(crate) fn write<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Waits on `c` with `guard`, ignoring poisoning.
-#[inline]
-pub(crate) fn wait<'a, T>(c: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-    c.wait(guard).unwrap_or_else(|p| p.into_inner())
 }

@@ -15,6 +15,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "name",
     "expire_time",
     "local_max",
+    "local_max_bytes",
     "refresh_expire_time_on_get",
     "json",
     "key",
@@ -35,6 +36,7 @@ pub(crate) struct Options {
     pub name: Option<Expr>,
     pub expire_time: Option<Expr>,
     pub local_max: Option<Expr>,
+    pub local_max_bytes: Option<Expr>,
     /// `refresh_expire_time_on_get` alone means `= true`.
     pub refresh: Option<(Span, Expr)>,
     pub json: Option<Path>,
@@ -119,6 +121,7 @@ impl Options {
                         "name" => set(&mut options.name, v, &path, errors),
                         "expire_time" => set(&mut options.expire_time, v, &path, errors),
                         "local_max" => set(&mut options.local_max, v, &path, errors),
+                        "local_max_bytes" => set(&mut options.local_max_bytes, v, &path, errors),
                         "refresh_expire_time_on_get" => {
                             set(&mut options.refresh, (path.span(), v), &path, errors)
                         }

@@ -306,6 +306,9 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     if let Some(e) = &o.local_max {
         setters.push(quote!(.local_max(#e)));
     }
+    if let Some(e) = &o.local_max_bytes {
+        setters.push(quote!(.local_max_bytes(#e)));
+    }
     if let Some(e) = &o.expire_time {
         setters.push(match e {
             Expr::Lit(ExprLit {

@@ -207,6 +207,15 @@ fn values(options: &Options, errors: &mut Errors) {
     if let Some(e) = &options.local_max {
         unsigned(e, "local_max", "local_max = 1_000", false, errors);
     }
+    if let Some(e) = &options.local_max_bytes {
+        unsigned(
+            e,
+            "local_max_bytes",
+            "local_max_bytes = 1 << 20",
+            false,
+            errors,
+        );
+    }
     if let Some(e) = &options.timeout_ms {
         unsigned(e, "timeout_ms", "timeout_ms = 250", true, errors);
     }

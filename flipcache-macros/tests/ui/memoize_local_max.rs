@@ -15,4 +15,9 @@ fn c(n: u64) -> u64 {
     n
 }
 
+#[flipcache(local_max_bytes = "1 MiB")]
+fn d(n: u64) -> u64 {
+    n
+}
+
 fn main() {}

@@ -10,12 +10,12 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::pin::pin;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 use crate::error::Error;
-use crate::lock::lock;
+use crate::sync::{Condvar, Mutex, lock};
 
 /// A loader error shared with the waiters of a flight (they downcast it to their own type).
 pub(crate) type SharedError = Arc<dyn Any + Send + Sync>;
@@ -142,7 +142,7 @@ impl<V: Clone> Flight<V> {
             if let State::Landed(l) = &*state {
                 return l.clone();
             }
-            state = crate::lock::wait(&self.done, state);
+            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 

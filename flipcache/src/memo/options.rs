@@ -14,7 +14,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 pub struct MemoOptions<V: 'static> {
     name: &'static str,
     codec: &'static dyn ValueCodec<V>,
-    local_max: usize,
+    /// `None`: the builder's default (no entry bound of its own under `local_max_bytes`).
+    local_max: Option<usize>,
+    local_max_bytes: Option<usize>,
     expire_time: Option<Duration>,
     refresh_on_get: bool,
     timeout: Duration,
@@ -34,7 +36,8 @@ impl<V: 'static> MemoOptions<V> {
         Self {
             name,
             codec,
-            local_max: crate::DEFAULT_LOCAL_MAX,
+            local_max: None,
+            local_max_bytes: None,
             expire_time: None,
             refresh_on_get: false,
             timeout: DEFAULT_TIMEOUT,
@@ -51,7 +54,14 @@ impl<V: 'static> MemoOptions<V> {
 
     /// `local_max = n`.
     pub fn local_max(mut self, n: usize) -> Self {
-        self.local_max = n;
+        self.local_max = Some(n);
+        self
+    }
+
+    /// `local_max_bytes = n`: at most `n` bytes in the L1, by the entries' encoded lengths
+    /// (plus a fixed overhead each), as well as at most `local_max` entries if that is given.
+    pub fn local_max_bytes(mut self, n: usize) -> Self {
+        self.local_max_bytes = Some(n);
         self
     }
 
@@ -139,12 +149,17 @@ impl<V: 'static> MemoOptions<V> {
         V: Clone + Send + Sync,
     {
         let mut b = crate::FlipCache::<String, V>::builder(self.name)
-            .local_max(self.local_max)
             .refresh_expire_time_on_get(self.refresh_on_get)
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .tracking(self.tracking)
             .lazy_connect(true);
+        if let Some(n) = self.local_max {
+            b = b.local_max(n);
+        }
+        if let Some(n) = self.local_max_bytes {
+            b = b.local_max_bytes(n);
+        }
         if let Some(ttl) = self.expire_time {
             b = b.expire_time(ttl);
         }

@@ -1,0 +1,196 @@
+//! Model-checked tests (`shuttle`) of the two places where threads coordinate: the L1's
+//! coherence protocol (`local/coherence.rs`) and the loaders' single-flight (`load/flight.rs`).
+//! With the `shuttle` feature their locks and atomics are shuttle's (see `sync.rs`), so each
+//! test below runs under thousands of schedules, random and probabilistically chosen (PCT),
+//! and a schedule that breaks an invariant or deadlocks fails with a replayable seed.
+//!
+//! `cargo test -p flipcache --features shuttle --lib shuttle_` (run by `scripts/test`).
+//!
+//! Redis is modelled by a shuttle mutex holding the key's current value; "another client's
+//! write" sets it and then delivers the invalidation push, as Redis does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use shuttle::sync::Mutex;
+use shuttle::thread;
+
+use crate::load::flight::{Flights, Join, Landed};
+use crate::local::{Local, Lookup, WriteGuard};
+
+const ITERATIONS: usize = 3000;
+
+/// Runs `f` under random schedules and under PCT schedules.
+fn check(f: impl Fn() + Send + Sync + 'static) {
+    let f = Arc::new(f);
+    let g = f.clone();
+    shuttle::check_random(move || f(), ITERATIONS);
+    shuttle::check_pct(move || g(), ITERATIONS, 3);
+}
+
+fn redis() -> Arc<Mutex<u64>> {
+    Arc::new(Mutex::new(1))
+}
+
+fn get(redis: &Mutex<u64>) -> u64 {
+    *redis.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn put(redis: &Mutex<u64>, v: u64) {
+    *redis.lock().unwrap_or_else(|p| p.into_inner()) = v;
+}
+
+/// A read that missed the L1: ticket, round trip, guarded fill.
+fn read_through(l: &Local<u64, u64>, redis: &Mutex<u64>) {
+    let t = l.read_ticket(l.hash(&7));
+    let v = get(redis);
+    l.fill(7, v, None, t);
+}
+
+/// Once every write is acknowledged and every push delivered, the L1 holds what Redis holds,
+/// or nothing.
+fn assert_coherent(l: &Local<u64, u64>, redis: &Mutex<u64>) {
+    let now = get(redis);
+    if let Lookup::Hit { value, .. } = l.get(&7) {
+        assert_eq!(value, now, "the L1 kept {value} while Redis holds {now}");
+    }
+}
+
+#[test]
+fn shuttle_a_read_racing_another_clients_write_never_fills_the_old_value() {
+    check(|| {
+        let l = Arc::new(Local::<u64, u64>::new(10, None));
+        let r = redis();
+        let reader = {
+            let (l, r) = (l.clone(), r.clone());
+            thread::spawn(move || {
+                read_through(&l, &r);
+                read_through(&l, &r);
+            })
+        };
+        // Another client writes, then Redis pushes the invalidation.
+        put(&r, 2);
+        l.invalidate(&7);
+        reader.join().ok();
+        assert_coherent(&l, &r);
+    });
+}
+
+#[test]
+fn shuttle_overlapping_writes_and_a_read_leave_the_l1_agreeing_with_redis() {
+    check(|| {
+        let l = Arc::new(Local::<u64, u64>::new(10, None));
+        let r = redis();
+        let writers: Vec<_> = [2u64, 3]
+            .into_iter()
+            .map(|v| {
+                let (l, r) = (l.clone(), r.clone());
+                thread::spawn(move || {
+                    // This process's own write (NOLOOP: no push comes back for it).
+                    let guard = WriteGuard::begin(&l, vec![7]);
+                    put(&r, v);
+                    guard.finish(vec![(v, 8)], None);
+                })
+            })
+            .collect();
+        read_through(&l, &r);
+        for w in writers {
+            w.join().ok();
+        }
+        assert_coherent(&l, &r);
+    });
+}
+
+#[test]
+fn shuttle_a_failed_write_leaves_nothing_stale() {
+    check(|| {
+        let l = Arc::new(Local::<u64, u64>::new(10, None));
+        let r = redis();
+        read_through(&l, &r);
+        let writer = {
+            let (l, r) = (l.clone(), r.clone());
+            thread::spawn(move || {
+                let guard = WriteGuard::begin(&l, vec![7]);
+                // Redis applied it, but the reply was lost: the guard is dropped unfinished.
+                put(&r, 2);
+                drop(guard);
+            })
+        };
+        read_through(&l, &r);
+        writer.join().ok();
+        assert_coherent(&l, &r);
+    });
+}
+
+#[test]
+fn shuttle_a_flush_racing_a_read_never_keeps_the_old_value() {
+    check(|| {
+        let l = Arc::new(Local::<u64, u64>::new(10, None));
+        let r = redis();
+        let reader = {
+            let (l, r) = (l.clone(), r.clone());
+            thread::spawn(move || read_through(&l, &r))
+        };
+        // FLUSHDB and a new value while the connection was down: the L1 is emptied.
+        put(&r, 5);
+        l.flush();
+        reader.join().ok();
+        assert_coherent(&l, &r);
+        assert!(l.len() <= 1);
+    });
+}
+
+/// What one caller of a load gets: the single-flight loop of `load/call.rs`.
+fn memo_call(flights: &Arc<Flights<u64, u64>>, runs: &AtomicUsize, abandon_first: bool) -> u64 {
+    loop {
+        match flights.join(&7) {
+            Join::Lead(lead) => {
+                let n = runs.fetch_add(1, Ordering::SeqCst);
+                if abandon_first && n == 0 {
+                    drop(lead); // the first leader panics or is cancelled
+                    continue;
+                }
+                lead.land(Landed::Value(42));
+                return 42;
+            }
+            Join::Follow(flight) => match flight.wait() {
+                Landed::Value(v) => return v,
+                Landed::RunYourself | Landed::Absent | Landed::Failed(_) | Landed::Cache(_) => {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    return 42;
+                }
+                Landed::Abandoned => continue,
+            },
+        }
+    }
+}
+
+fn single_flight(abandon_first: bool) {
+    check(move || {
+        let flights = Arc::new(Flights::<u64, u64>::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..3)
+            .map(|_| {
+                let (flights, runs) = (flights.clone(), runs.clone());
+                thread::spawn(move || memo_call(&flights, &runs, abandon_first))
+            })
+            .collect();
+        for c in callers {
+            assert_eq!(c.join().ok(), Some(42));
+        }
+        assert_eq!(flights.len(), 0, "no flight is left behind");
+        let runs = runs.load(Ordering::SeqCst);
+        assert!(runs > usize::from(abandon_first), "{runs} runs");
+        assert!(runs <= 3 + usize::from(abandon_first), "{runs} runs");
+    });
+}
+
+#[test]
+fn shuttle_single_flight_shares_the_leaders_value_and_never_hangs() {
+    single_flight(false);
+}
+
+#[test]
+fn shuttle_single_flight_survives_an_abandoned_leader() {
+    single_flight(true);
+}
