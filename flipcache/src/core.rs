@@ -464,13 +464,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(Stored::Value(v, false)) => Ok(Some(v)),
             // Stale reads as absent for `get`; loader paths serve it.
             Ok(Stored::Value(_, true) | Stored::Absent | Stored::Missing) => Ok(None),
-            Err(e)
-                if e.is_remote()
-                    && let Some(v) = self.fail_safe_value(key) =>
-            {
-                tracing::debug!(cache = %self.name, error = %e, "Redis failed; served the fail-safe value");
-                Ok(Some(v))
-            }
+            Err(e) if e.is_remote() => match self.fail_safe_value(key) {
+                Some(v) => {
+                    tracing::debug!(cache = %self.name, error = %e, "Redis failed; served the fail-safe value");
+                    Ok(Some(v))
+                }
+                None => Err(e),
+            },
             Err(e) if self.decode_misses && e.is_decode() => {
                 self.warn_undecodable(&e);
                 Ok(None)

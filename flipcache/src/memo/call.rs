@@ -361,7 +361,10 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let ask = Self::ask::<S, R>(core);
         match core.start_async::<Unshared>(key.clone(), ask).await {
             Start::Done(Got::Value(v)) => S::wrap(v),
-            Start::Done(Got::Absent) if let Some(r) = S::absent() => r,
+            Start::Done(Got::Absent) => match S::absent() {
+                Some(r) => r,
+                None => body().await,
+            },
             Start::Done(_) => body().await,
             Start::Stale(v) => S::wrap(self.refresh_async::<S, R, Fut>(key, v, body()).await),
             Start::Load(loading) => {
@@ -448,7 +451,10 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let ask = Self::ask::<S, R>(core);
         match core.start_async::<Unshared>(key, ask).await {
             Start::Done(Got::Value(v)) | Start::Stale(v) => S::wrap(v),
-            Start::Done(Got::Absent) if let Some(r) = S::absent() => r,
+            Start::Done(Got::Absent) => match S::absent() {
+                Some(r) => r,
+                None => body().await,
+            },
             Start::Done(_) => body().await,
             Start::Load(loading) => {
                 let r = body().await;
