@@ -339,10 +339,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 }
                 Some((value, refresh))
             }
-            Lookup::Stale { value, refresh } => {
-                Counters::bump(&self.counters.stale_served);
-                Some((value, refresh))
-            }
+            // Counted by the L1, per thread (a stale hit costs what a fresh one does).
+            Lookup::Stale { value, refresh } => Some((value, refresh)),
             Lookup::Miss => None,
         }
     }
@@ -978,7 +976,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.counters.snapshot(self.local.hits())
+        let mut stats = self.counters.snapshot(self.local.hits());
+        stats.stale_served += self.local.stale_hits();
+        stats
     }
 
     pub(crate) fn expire_time(&self) -> Option<Duration> {

@@ -113,6 +113,8 @@ pub(crate) struct Local<K, V> {
     /// Local hits, one counter per thread (written by that thread only, so a hit pays a plain
     /// load and store, and threads never share a counter's cache line).
     hits: ThreadLocal<Padded<StdAtomicU64>>,
+    /// Stale values served (`Lookup::Stale`), counted the same way.
+    stale_hits: ThreadLocal<Padded<StdAtomicU64>>,
 }
 
 fn shard_count(capacity: usize) -> usize {
@@ -178,6 +180,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             freshness,
             clock: Clock::new(),
             hits: ThreadLocal::new(),
+            stale_hits: ThreadLocal::new(),
         }
     }
 
@@ -264,10 +267,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
 
     #[inline]
     fn count_hit(&self) {
-        // Only this thread writes its counter (a thread that exits leaves it to the next one
-        // given its id, after it), so the increment needs no atomic read-modify-write.
-        let c = &self.hits.get_or_default().0;
-        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        bump_own(&self.hits);
     }
 
     /// Looks `key` up, counting a read as use; an expired entry is dropped. Lock-free.
@@ -306,6 +306,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
                 entry.mark_used();
                 let value = entry.value.clone();
                 if stale {
+                    bump_own(&self.stale_hits);
                     return Lookup::Stale { value, refresh };
                 }
                 self.count_hit();
@@ -637,6 +638,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     pub(crate) fn hits(&self) -> u64 {
         self.hits.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
     }
+
+    /// Stale values served so far (all threads).
+    pub(crate) fn stale_hits(&self) -> u64 {
+        self.stale_hits
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// The L1 alone, without Redis: what the benchmarks that compare its policy and its memory with
@@ -690,6 +699,15 @@ impl<K: Hash + Eq + Clone, V: Clone> BareL1<K, V> {
 }
 
 /// `every` in (wrapping) milliseconds, at least 1.
+/// Counts one on this thread's counter. Only this thread writes it (a thread that exits leaves
+/// it to the next one given its id, after it), so the increment needs no atomic
+/// read-modify-write.
+#[inline]
+fn bump_own(counters: &ThreadLocal<Padded<StdAtomicU64>>) {
+    let c = &counters.get_or_default().0;
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
 fn ms_of(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
