@@ -650,3 +650,45 @@ fn values_loaded_while_redis_was_down_are_not_served_after_it_returns() {
         );
     }
 }
+
+// ---- a memoized function chooses its entry's TTL -------------------------------------------
+
+static TOKEN_URL: OnceLock<String> = OnceLock::new();
+static TOKEN_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[flipcache(name = "ld_memo_ttl", redis = TOKEN_URL.get(), expire_time = 3600)]
+fn token(user: u64) -> Loaded<String> {
+    TOKEN_RUNS.fetch_add(1, Ordering::SeqCst);
+    // A token valid for 10 s is cached for 5 s, whatever the cache's expire_time.
+    Loaded::new(format!("token-{user}")).ttl(Duration::from_secs(5))
+}
+
+#[flipcache(name = "ld_memo_ttl_result", redis = TOKEN_URL.get())]
+fn fallible_token(user: u64) -> Result<Loaded<String>, String> {
+    TOKEN_RUNS.fetch_add(1, Ordering::SeqCst);
+    match user {
+        0 => Err("no user 0".into()),
+        _ => Ok(Loaded::new(format!("token-{user}")).ttl(Duration::from_secs(7))),
+    }
+}
+
+#[test]
+fn a_memoized_function_chooses_the_ttl_of_what_it_returns() {
+    let server = Server::start();
+    TOKEN_URL.set(server.url()).unwrap();
+    let mut raw = server.raw();
+    assert_eq!(token(1).into_value(), "token-1");
+    assert_eq!(token(1).into_value(), "token-1");
+    let pttl: i64 = raw.pttl("ld_memo_ttl:1").unwrap();
+    assert!((4_000..=5_000).contains(&pttl), "{pttl}");
+    assert_eq!(fallible_token(2).unwrap().into_value(), "token-2");
+    let pttl: i64 = raw.pttl("ld_memo_ttl_result:2").unwrap();
+    assert!((6_000..=7_000).contains(&pttl), "{pttl}");
+    assert!(fallible_token(0).is_err());
+    assert_eq!(fallible_token(2).unwrap().into_value(), "token-2");
+    assert_eq!(
+        TOKEN_RUNS.load(Ordering::SeqCst),
+        3,
+        "hits ran no body; errors are not cached"
+    );
+}

@@ -152,8 +152,8 @@ pub mod __private01 {
     pub use crate::load::Loaded;
     pub use crate::local::BareL1;
     pub use crate::memo::{
-        Found, IntoRedis, IntoTtl, Memo, MemoKey, MemoOptions, OkOnly, OkSome, Shape, SomeOnly,
-        Storable, Whole, default_codec, json_codec, write_alone, write_part,
+        Entry, Found, IntoRedis, IntoTtl, Memo, MemoKey, MemoOptions, OkEntry, OkOnly, OkSome,
+        Shape, SomeOnly, Storable, Whole, default_codec, json_codec, write_alone, write_part,
     };
     pub use crate::value::FlipValue;
     pub use std::string::String;

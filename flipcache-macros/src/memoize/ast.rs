@@ -44,6 +44,10 @@ pub(crate) enum Shape {
     SomeOnly,
     /// `Result<Option<T>, E>`: `T` is cached on `Ok(Some)`.
     OkSome,
+    /// `Loaded<T>`: `T` is cached, with the entry settings (TTL, tags) the body chose.
+    Entry,
+    /// `Result<Loaded<T>, E>`: as `Entry`, on `Ok`.
+    OkEntry,
 }
 
 impl<'a> Function<'a> {
@@ -105,7 +109,7 @@ fn strip(ty: &Type) -> &Type {
 
 /// Reads the shape off the last path segment: `...Result<T, ...>` caches `T` on `Ok` (and
 /// `Result<Option<T>, ...>` caches `T` on `Ok(Some)`), `...Option<T>` caches `T` on `Some`,
-/// anything else is cached whole.
+/// `...Loaded<T>` caches `T` with the TTL and tags it carries, anything else is cached whole.
 fn shape_of(ty: &Type) -> (Shape, &Type) {
     if let Type::Path(p) = strip(ty)
         && p.qself.is_none()
@@ -114,13 +118,17 @@ fn shape_of(ty: &Type) -> (Shape, &Type) {
         && let Some(GenericArgument::Type(first)) = a.args.first()
     {
         if last.ident == "Result" {
-            if let (Shape::SomeOnly, inner) = shape_of(first) {
-                return (Shape::OkSome, inner);
+            match shape_of(first) {
+                (Shape::SomeOnly, inner) => return (Shape::OkSome, inner),
+                (Shape::Entry, inner) => return (Shape::OkEntry, inner),
+                _ => return (Shape::OkOnly, first),
             }
-            return (Shape::OkOnly, first);
         }
         if last.ident == "Option" && a.args.len() == 1 {
             return (Shape::SomeOnly, first);
+        }
+        if last.ident == "Loaded" && a.args.len() == 1 {
+            return (Shape::Entry, first);
         }
     }
     (Shape::Whole, ty)

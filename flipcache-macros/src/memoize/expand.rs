@@ -97,6 +97,8 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         Shape::OkOnly => quote!(OkOnly),
         Shape::SomeOnly => quote!(SomeOnly),
         Shape::OkSome => quote!(OkSome),
+        Shape::Entry => quote!(Entry),
+        Shape::OkEntry => quote!(OkEntry),
     };
     let writer = key_writer(f, o);
     let key_closure = quote! {

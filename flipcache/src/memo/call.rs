@@ -69,7 +69,12 @@ where
     V: Clone,
 {
     if let Some(v) = S::cacheable(r) {
-        return Ok(Some(Loaded::new(v.clone()).tags(tags)));
+        let mut loaded = Loaded::new(v.clone()).tags(tags);
+        if let Some((ttl, chosen)) = S::settings(r) {
+            loaded.ttl = ttl;
+            loaded.tags.extend(chosen);
+        }
+        return Ok(Some(loaded));
     }
     if absent && S::is_absent(r) {
         return Ok(None);

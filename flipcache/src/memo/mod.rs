@@ -23,4 +23,6 @@ pub use key::{MemoKey, write_alone, write_escaped_key, write_part};
 #[cfg(feature = "cluster")]
 pub use options::ClusterNodes;
 pub use options::{IntoRedis, IntoTtl, MemoOptions};
-pub use shape::{OkOnly, OkSome, Shape, SomeOnly, Storable, Whole, default_codec, json_codec};
+pub use shape::{
+    Entry, OkEntry, OkOnly, OkSome, Shape, SomeOnly, Storable, Whole, default_codec, json_codec,
+};

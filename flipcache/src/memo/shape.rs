@@ -4,7 +4,10 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::time::Duration;
+
 use crate::codec::{DefaultCodec, JsonCodec, ValueCodec};
+use crate::load::Loaded;
 use crate::value::FlipValue;
 
 /// A type `#[flipcache]` can store with its default encoding: every [`FlipValue`]. (Its own
@@ -54,6 +57,11 @@ pub trait Shape<R> {
     fn absent() -> Option<R> {
         None
     }
+    /// The entry settings the body chose (a `Loaded<T>` return).
+    #[inline]
+    fn settings(_r: &R) -> Option<(Option<Duration>, Vec<String>)> {
+        None
+    }
 }
 
 /// The whole return value is cached.
@@ -65,6 +73,12 @@ pub struct OkOnly;
 /// Only `Some` values are cached (and `None`, with `cache_absent`).
 #[derive(Debug)]
 pub struct SomeOnly;
+/// A [`Loaded`] return: its value is cached with the TTL and tags the body chose.
+#[derive(Debug)]
+pub struct Entry;
+/// A `Result<Loaded<T>, E>` return: as [`Entry`], on `Ok`.
+#[derive(Debug)]
+pub struct OkEntry;
 /// Only `Ok(Some)` values are cached (and `Ok(None)`, with `cache_absent`).
 #[derive(Debug)]
 pub struct OkSome;
@@ -110,6 +124,38 @@ impl<T> Shape<Option<T>> for SomeOnly {
     #[inline]
     fn absent() -> Option<Option<T>> {
         Some(None)
+    }
+}
+
+impl<T> Shape<Loaded<T>> for Entry {
+    type Value = T;
+    #[inline]
+    fn cacheable(r: &Loaded<T>) -> Option<&T> {
+        Some(&r.value)
+    }
+    #[inline]
+    fn wrap(v: T) -> Loaded<T> {
+        Loaded::new(v)
+    }
+    #[inline]
+    fn settings(r: &Loaded<T>) -> Option<(Option<Duration>, Vec<String>)> {
+        Some((r.ttl, r.tags.clone()))
+    }
+}
+
+impl<T, E> Shape<Result<Loaded<T>, E>> for OkEntry {
+    type Value = T;
+    #[inline]
+    fn cacheable(r: &Result<Loaded<T>, E>) -> Option<&T> {
+        r.as_ref().ok().map(|l| &l.value)
+    }
+    #[inline]
+    fn wrap(v: T) -> Result<Loaded<T>, E> {
+        Ok(Loaded::new(v))
+    }
+    #[inline]
+    fn settings(r: &Result<Loaded<T>, E>) -> Option<(Option<Duration>, Vec<String>)> {
+        r.as_ref().ok().map(|l| (l.ttl, l.tags.clone()))
     }
 }
 
