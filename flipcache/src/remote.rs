@@ -898,6 +898,23 @@ pub(crate) async fn unlink<K: AsRef<[u8]> + redis::ToRedisArgs>(
     mut conn: Conn,
     keys: &[K],
 ) -> Result<usize, RedisError> {
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        // Keys on many slots: one pipeline per slot, all at once (a loop of one `UNLINK` per
+        // slot would pay a round trip per slot).
+        let mut removed = 0;
+        for batch in keys.chunks(1000) {
+            for reply in conn
+                .pipelined(batch, 1, |p, i| {
+                    p.cmd("UNLINK").arg(&batch[i]);
+                })
+                .await?
+            {
+                removed += redis::from_redis_value::<usize>(reply)?;
+            }
+        }
+        return Ok(removed);
+    }
     let mut removed = 0;
     for group in conn.key_groups(keys) {
         for batch in group.chunks(1000) {
