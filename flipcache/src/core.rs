@@ -330,11 +330,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     Counters::bump(&self.counters.fail_safe);
                     Counters::bump(&self.counters.stale_served);
                 }
-                if refresh && self.refresher.get().is_some() {
+                if refresh && let Some(tx) = self.refresher.get() {
                     // refresh-on-get: this claim was for a TTL renewal.
-                    if let Some(tx) = self.refresher.get() {
-                        let _ = tx.send(key.to_owned());
-                    }
+                    let _ = tx.send(key.to_owned());
                     return Some((value, false));
                 }
                 Some((value, refresh))
