@@ -501,7 +501,7 @@ pub(crate) enum ReadMode {
     Refresh(Duration),
 }
 
-fn ms(d: Duration) -> u64 {
+pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -551,6 +551,12 @@ fn pexpire_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bo
 /// [`GETEX_TRACKED`]).
 fn read_request(key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
     let mut pipe = redis::pipe();
+    read_cmds(&mut pipe, key, mode, retrack);
+    pipe
+}
+
+/// Adds the commands of [`read_request`] to `pipe`.
+pub(crate) fn read_cmds(pipe: &mut redis::Pipeline, key: &str, mode: ReadMode, retrack: bool) {
     match mode {
         ReadMode::Plain => {
             pipe.cmd("GET").arg(key);
@@ -558,13 +564,12 @@ fn read_request(key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
         ReadMode::WithTtl => {
             pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
         }
-        ReadMode::Refresh(ttl) => getex_cmd(&mut pipe, key, ttl, retrack),
+        ReadMode::Refresh(ttl) => getex_cmd(pipe, key, ttl, retrack),
     };
-    pipe
 }
 
 /// What [`read_request`]'s replies say.
-fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
+pub(crate) fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
     let mut raw = raw.into_iter();
     let value: Option<Vec<u8>> = redis::from_redis_value(raw.next().unwrap_or(Value::Nil))?;
     match mode {
@@ -582,7 +587,7 @@ fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
 }
 
 /// Adds the reply of `EXISTS marker` to a read.
-fn with_marker(mut fetched: Fetched, exists: Value) -> Result<Fetched, RedisError> {
+pub(crate) fn with_marker(mut fetched: Fetched, exists: Value) -> Result<Fetched, RedisError> {
     fetched.absent = redis::from_redis_value::<u64>(exists)? > 0;
     Ok(fetched)
 }
