@@ -606,3 +606,38 @@ fn tags_span_the_primaries_and_removal_reaches_every_l1() {
         );
     }
 }
+
+/// The child side of the cluster stampede: run only by it; run any other way it fails.
+#[test]
+#[ignore = "a child process of the_cross_process_stampede_holds_on_a_cluster"]
+fn child_stampede() {
+    support::stampede::child();
+}
+
+/// `distributed_lock` on a cluster, where a key's lease and its value sit on different slots:
+/// 4 processes x 8 threads miss one cold key at once, 20 rounds, the loader runs once a round.
+#[test]
+fn the_cross_process_stampede_holds_on_a_cluster() {
+    let cluster = Cluster::start();
+    let coord = Server::start();
+    let spec = support::stampede::Spec {
+        target: format!("cluster:{}", cluster.seeds().join(",")),
+        nodes: cluster.seeds(),
+        coord: coord.url(),
+        processes: 4,
+        threads: 8,
+        rounds: 20,
+        load: Duration::from_millis(100),
+        lease: Duration::from_secs(5),
+    };
+    let report = support::stampede::run("child_stampede", &spec);
+    println!("{report:?}");
+    assert_eq!(report.loads, vec![1; 20], "loader runs per round");
+    assert_eq!(report.values, vec![1; 20], "distinct values per round");
+    let most = report.commands.iter().copied().max().unwrap_or(0);
+    assert!(
+        most <= 80,
+        "at most 80 commands per round over 4 processes, saw {:?}",
+        report.commands
+    );
+}

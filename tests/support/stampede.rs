@@ -111,7 +111,17 @@ pub fn run(entry: &str, spec: &Spec) -> Report {
     report
 }
 
-/// Commands run so far by the servers at `nodes` (`INFO commandstats`, without `INFO` itself).
+/// What the connections run in the background whatever the loads do (the keep-alive's `PING`,
+/// a cluster's topology checks), and this count's own `INFO`.
+const KEEP_ALIVE: [&str; 4] = [
+    "cmdstat_info:",
+    "cmdstat_ping:",
+    "cmdstat_cluster|",
+    "cmdstat_client|",
+];
+
+/// Commands run so far by the servers at `nodes` (`INFO commandstats`), without
+/// [`KEEP_ALIVE`]'s.
 fn commands(nodes: &[String]) -> u64 {
     nodes
         .iter()
@@ -124,7 +134,9 @@ fn commands(nodes: &[String]) -> u64 {
                 .query(&mut raw)
                 .expect("INFO commandstats");
             info.lines()
-                .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+                .filter(|l| {
+                    l.starts_with("cmdstat_") && !KEEP_ALIVE.iter().any(|k| l.starts_with(k))
+                })
                 .filter_map(|l| {
                     let calls = l.split_once("calls=")?.1;
                     calls.split(',').next()?.parse::<u64>().ok()
