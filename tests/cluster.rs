@@ -629,6 +629,7 @@ fn the_cross_process_stampede_holds_on_a_cluster() {
         rounds: 20,
         load: Duration::from_millis(100),
         lease: Duration::from_secs(5),
+        asynchronous: false,
     };
     let report = support::stampede::run("child_stampede", &spec);
     println!("{report:?}");

@@ -35,6 +35,7 @@ fn four_processes_of_eight_threads_run_the_loader_once_per_round() {
         rounds: 20,
         load: Duration::from_millis(100),
         lease: Duration::from_secs(5),
+        asynchronous: false,
     };
     let report = stampede::run("child_stampede", &spec);
     println!("{report:?}");
@@ -49,6 +50,57 @@ fn four_processes_of_eight_threads_run_the_loader_once_per_round() {
         "at most 80 commands per round over 4 processes, saw {:?}",
         report.commands
     );
+}
+
+/// The same stampede on the async front: 4 processes x 8 tasks.
+#[test]
+fn four_processes_of_eight_tasks_run_the_loader_once_per_round() {
+    let server = Server::start();
+    let coord = Server::start();
+    let spec = stampede::Spec {
+        target: server.url(),
+        nodes: vec![server.url()],
+        coord: coord.url(),
+        processes: 4,
+        threads: 8,
+        rounds: 10,
+        load: Duration::from_millis(100),
+        lease: Duration::from_secs(5),
+        asynchronous: true,
+    };
+    let report = stampede::run("child_stampede", &spec);
+    println!("{report:?}");
+    assert_eq!(report.loads, vec![1; 10], "loader runs per round");
+    assert_eq!(report.values, vec![1; 10], "distinct values per round");
+    let most = report.commands.iter().copied().max().unwrap_or(0);
+    assert!(most <= 80, "commands per round: {:?}", report.commands);
+}
+
+/// A caller waiting on another process's lease gives up at the `load_hard_timeout`, without
+/// running its loader.
+#[test]
+fn a_wait_for_another_process_stops_at_the_hard_timeout() {
+    let server = Server::start();
+    let cache: FlipCache<String, String> = server
+        .builder("hard")
+        .distributed_lock(Duration::from_secs(10))
+        .load_hard_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let mut raw = server.raw();
+    let _: () = raw
+        .set("__flipcache__:lease:hard:k", "someone-else")
+        .unwrap();
+    let started = Instant::now();
+    let err = cache
+        .get_with("k", || -> String {
+            panic!("the holder loads, not this process")
+        })
+        .unwrap_err();
+    assert!(err.is_load_timeout(), "{err}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    println!("gave up after {took:?}");
 }
 
 fn lease_cache(server: &Server, name: &str, lease: Duration) -> FlipCache<String, String> {

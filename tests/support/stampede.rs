@@ -29,6 +29,8 @@ pub struct Spec {
     pub load: Duration,
     /// The lease.
     pub lease: Duration,
+    /// The callers are tasks on the async front (else threads on the blocking one).
+    pub asynchronous: bool,
 }
 
 /// What the parent saw.
@@ -49,13 +51,14 @@ pub fn run(entry: &str, spec: &Spec) -> Report {
         .and_then(|c| c.get_connection())
         .expect("the coordination server");
     let env = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}",
         spec.target,
         spec.coord,
         spec.threads,
         spec.rounds,
         spec.load.as_millis(),
-        spec.lease.as_millis()
+        spec.lease.as_millis(),
+        spec.asynchronous
     );
     let tracking = std::env::var("FLIPCACHE_TEST_TRACKING").unwrap_or_default();
     let children: Vec<_> = (0..spec.processes)
@@ -151,7 +154,16 @@ fn commands(nodes: &[String]) -> u64 {
 pub fn child() {
     let env = std::env::var(CHILD_ENV).expect("run only as a child process of a stampede test");
     let parts: Vec<&str> = env.lines().collect();
-    let [target, coord, threads, rounds, load_ms, lease_ms] = parts[..] else {
+    let [
+        target,
+        coord,
+        threads,
+        rounds,
+        load_ms,
+        lease_ms,
+        asynchronous,
+    ] = parts[..]
+    else {
         panic!("{CHILD_ENV} is malformed: {env:?}");
     };
     let threads: usize = threads.parse().expect("threads");
@@ -165,12 +177,9 @@ pub fn child() {
         Some(seeds) => builder.redis_cluster(&seeds.split(',').collect::<Vec<_>>()),
         None => builder.redis_url(target),
     };
-    let cache = builder.build().expect("build the cache");
     let client = redis::Client::open(coord).expect("coordination client");
     let mut conn = client.get_connection().expect("coordination connection");
-    let _: () = conn.incr("ready", 1).expect("INCR ready");
-    let pid = std::process::id();
-    for round in 0..rounds {
+    let wait_for = |conn: &mut redis::Connection, round: usize| {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let go: Option<String> = conn.get("go").expect("GET go");
@@ -180,6 +189,57 @@ pub fn child() {
             assert!(Instant::now() < deadline, "round {round} never started");
             std::thread::sleep(Duration::from_micros(500));
         }
+    };
+    let pid = std::process::id();
+    if asynchronous == "true" {
+        let rt = tokio::runtime::Runtime::new().expect("a runtime");
+        let cache = rt.block_on(builder.build_async()).expect("build the cache");
+        let _: () = conn.incr("ready", 1).expect("INCR ready");
+        for round in 0..rounds {
+            wait_for(&mut conn, round);
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..threads)
+                    .map(|_| {
+                        let cache = cache.clone();
+                        let client = client.clone();
+                        tokio::spawn(async move {
+                            let counter = client.clone();
+                            let value = cache
+                                .get_with(&format!("k{round}"), async move {
+                                    let mut c = counter
+                                        .get_multiplexed_async_connection()
+                                        .await
+                                        .expect("coordination");
+                                    let _: () = redis::AsyncCommands::incr(
+                                        &mut c,
+                                        format!("loads:{round}"),
+                                        1,
+                                    )
+                                    .await
+                                    .expect("INCR");
+                                    tokio::time::sleep(load).await;
+                                    format!("{round}-{pid}")
+                                })
+                                .await
+                                .expect("get_with");
+                            let mut c = client.get_connection().expect("coordination");
+                            let _: () = c.sadd(format!("values:{round}"), value).expect("SADD");
+                            let _: () = c.incr(format!("done:{round}"), 1).expect("INCR done");
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("a caller task");
+                }
+            });
+        }
+        println!("STAMPEDE_CHILD done");
+        return;
+    }
+    let cache = builder.build().expect("build the cache");
+    let _: () = conn.incr("ready", 1).expect("INCR ready");
+    for round in 0..rounds {
+        wait_for(&mut conn, round);
         std::thread::scope(|s| {
             for _ in 0..threads {
                 let cache = &cache;

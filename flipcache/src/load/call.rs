@@ -184,7 +184,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                         }
                         Next::Load => self.loading(Some(lead), key, ask, None),
                         Next::Contend => {
-                            let contest = block_on(self.rt(), self.contend(&key, ask, false));
+                            let contest = block_on(self.rt(), self.contend_within(&key, ask));
                             self.contended(lead, key, ask, contest)
                         }
                     };
@@ -224,7 +224,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                         }
                         Next::Load => self.loading(Some(lead), key, ask, None),
                         Next::Contend => {
-                            let contest = self.contend(&key, ask, false).await;
+                            let contest = self.contend_within(&key, ask).await;
                             self.contended(lead, key, ask, contest)
                         }
                     };
@@ -250,14 +250,33 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         })
     }
 
+    /// [`Core::contend`] for a leader's miss, waiting on another process's lease for at most
+    /// the `load_hard_timeout`.
+    async fn contend_within(&self, key: &K, ask: Ask) -> Result<Contest<V>> {
+        let contest = self.contend(key, ask, false);
+        match self.hard_timeout {
+            None => Ok(contest.await),
+            Some(hard) => tokio::time::timeout(hard, contest)
+                .await
+                .map_err(|_| self.load_timed_out(key, hard)),
+        }
+    }
+
     /// The leader's next step once the lease was contended for.
     fn contended<E>(
         self: &Arc<Self>,
         lead: Lead<K, V>,
         key: K,
         ask: Ask,
-        contest: Contest<V>,
+        contest: Result<Contest<V>>,
     ) -> Start<K, V, E> {
+        let contest = match contest {
+            Ok(contest) => contest,
+            Err(timed_out) => {
+                lead.land(Landed::Cache(timed_out.clone()));
+                return Start::Done(Got::Cache(timed_out));
+            }
+        };
         match contest {
             Contest::Hold(held) => self.loading(Some(lead), key, ask, Some(held)),
             Contest::Found(got) => {
