@@ -620,25 +620,10 @@ fn child_stampede() {
 fn the_cross_process_stampede_holds_on_a_cluster() {
     let cluster = Cluster::start();
     let coord = Server::start();
-    let spec = support::stampede::Spec {
-        target: format!("cluster:{}", cluster.seeds().join(",")),
-        nodes: cluster.seeds(),
-        coord: coord.url(),
-        processes: 4,
-        threads: 8,
-        rounds: 20,
-        load: Duration::from_millis(100),
-        lease: Duration::from_secs(5),
-        asynchronous: false,
-    };
-    let report = support::stampede::run("child_stampede", &spec);
-    println!("{report:?}");
-    assert_eq!(report.loads, vec![1; 20], "loader runs per round");
-    assert_eq!(report.values, vec![1; 20], "distinct values per round");
-    let most = report.commands.iter().copied().max().unwrap_or(0);
-    assert!(
-        most <= 80,
-        "at most 80 commands per round over 4 processes, saw {:?}",
-        report.commands
+    let spec = support::stampede::Spec::new(
+        format!("cluster:{}", cluster.seeds().join(",")),
+        cluster.seeds(),
+        coord.url(),
     );
+    support::stampede::run("child_stampede", &spec).assert_once_per_round(20, 80);
 }

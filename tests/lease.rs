@@ -26,30 +26,12 @@ fn child_stampede() {
 fn four_processes_of_eight_threads_run_the_loader_once_per_round() {
     let server = Server::start();
     let coord = Server::start();
-    let spec = stampede::Spec {
-        target: server.url(),
-        nodes: vec![server.url()],
-        coord: coord.url(),
-        processes: 4,
-        threads: 8,
-        rounds: 20,
-        load: Duration::from_millis(100),
-        lease: Duration::from_secs(5),
-        asynchronous: false,
-    };
+    let spec = stampede::Spec::new(server.url(), vec![server.url()], coord.url());
     let report = stampede::run("child_stampede", &spec);
-    println!("{report:?}");
-    assert_eq!(report.loads, vec![1; 20], "loader runs per round");
-    assert_eq!(report.values, vec![1; 20], "distinct values per round");
-    // Each process: a read, a lease attempt, the read its wake-up makes, keep-alive pings; the
-    // holder: its write and the release script. A waiter polling every few milliseconds through
-    // a 100 ms load would send several hundred.
-    let most = report.commands.iter().copied().max().unwrap_or(0);
-    assert!(
-        most <= 80,
-        "at most 80 commands per round over 4 processes, saw {:?}",
-        report.commands
-    );
+    // Each process: a read, a lease attempt, the read its wake-up makes; the holder: its write
+    // and the release script. A waiter polling every few milliseconds through a 100 ms load
+    // would send several hundred.
+    report.assert_once_per_round(20, 80);
 }
 
 /// The same stampede on the async front: 4 processes x 8 tasks.
@@ -58,22 +40,11 @@ fn four_processes_of_eight_tasks_run_the_loader_once_per_round() {
     let server = Server::start();
     let coord = Server::start();
     let spec = stampede::Spec {
-        target: server.url(),
-        nodes: vec![server.url()],
-        coord: coord.url(),
-        processes: 4,
-        threads: 8,
         rounds: 10,
-        load: Duration::from_millis(100),
-        lease: Duration::from_secs(5),
         asynchronous: true,
+        ..stampede::Spec::new(server.url(), vec![server.url()], coord.url())
     };
-    let report = stampede::run("child_stampede", &spec);
-    println!("{report:?}");
-    assert_eq!(report.loads, vec![1; 10], "loader runs per round");
-    assert_eq!(report.values, vec![1; 10], "distinct values per round");
-    let most = report.commands.iter().copied().max().unwrap_or(0);
-    assert!(most <= 80, "commands per round: {:?}", report.commands);
+    stampede::run("child_stampede", &spec).assert_once_per_round(10, 80);
 }
 
 /// A caller waiting on another process's lease gives up at the `load_hard_timeout`, without

@@ -33,6 +33,24 @@ pub struct Spec {
     pub asynchronous: bool,
 }
 
+impl Spec {
+    /// The stampede of the tests: 4 processes x 8 threads, 20 rounds, a 100 ms loader, a 5 s
+    /// lease, on the cache at `target` (its primaries at `nodes`), coordinated through `coord`.
+    pub fn new(target: String, nodes: Vec<String>, coord: String) -> Spec {
+        Spec {
+            target,
+            nodes,
+            coord,
+            processes: 4,
+            threads: 8,
+            rounds: 20,
+            load: Duration::from_millis(100),
+            lease: Duration::from_secs(5),
+            asynchronous: false,
+        }
+    }
+}
+
 /// What the parent saw.
 #[derive(Debug)]
 pub struct Report {
@@ -42,6 +60,22 @@ pub struct Report {
     pub values: Vec<u64>,
     /// Commands the cache's servers ran in each round (all processes).
     pub commands: Vec<u64>,
+}
+
+impl Report {
+    /// Checks that each of `rounds` rounds ran the loader once, every caller got its value,
+    /// and the cache's servers ran at most `commands` commands a round.
+    pub fn assert_once_per_round(&self, rounds: usize, commands: u64) {
+        println!("{self:?}");
+        assert_eq!(self.loads, vec![1; rounds], "loader runs per round");
+        assert_eq!(self.values, vec![1; rounds], "distinct values per round");
+        let most = self.commands.iter().copied().max().unwrap_or(0);
+        assert!(
+            most <= commands,
+            "at most {commands} commands per round, saw {:?}",
+            self.commands
+        );
+    }
 }
 
 /// Runs a stampede with the child entry `entry` of the calling test binary (which calls
