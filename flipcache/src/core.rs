@@ -279,7 +279,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// Whether this cache's writes (and `GETEX` reads) must have Redis track their keys again
-    /// (key-based tracking; see `remote::retrack_cmd`).
+    /// (key-based tracking; see `SET_TRACKED` in `remote/commands.rs`).
     fn retrack(&self) -> bool {
         self.local.enabled() && self.remote.tracks_keys()
     }

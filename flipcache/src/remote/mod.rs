@@ -1,0 +1,11 @@
+//! Redis: the shared connection of an endpoint ([`connection`]) and every command the crate
+//! sends on it ([`commands`]).
+
+mod commands;
+mod connection;
+
+pub(crate) use commands::{
+    Fetched, ReadMode, Write, del, del_with, exists, get, get_blocking, get_many, pexpire,
+    pexpire_many, pttl, scan, set, set_absent, set_many, unlink, write_cmd,
+};
+pub(crate) use connection::{Failure, Remote};
