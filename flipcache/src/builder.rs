@@ -8,7 +8,7 @@ use crate::codec::{
     ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, MissingDecoder, MissingEncoder, ValueCodec,
 };
 use crate::core::{Core, Settings};
-use crate::endpoint::Target;
+use crate::endpoint::{Endpoint, Target};
 use crate::error::{Error, Result};
 use crate::key::FlipKey;
 use crate::local::Weigher;
@@ -777,7 +777,7 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
-    fn target(&self) -> Result<(Target, String, String)> {
+    fn target(&self) -> Result<Endpoint> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
             sentinels,

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
 use crate::load::flight::Flights;
 use crate::load::health::Health;
-use crate::load::lease::{self, Claim, Leases, Taken};
+use crate::load::lease::{Claim, Leases};
 use crate::local::{Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
 use crate::lock::lock;
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
@@ -286,7 +286,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// Whether this cache's writes (and `GETEX` reads) must have Redis track their keys again
-    /// (key-based tracking; see `remote::retrack_cmd`).
+    /// (key-based tracking; see `SET_TRACKED` in `remote/commands.rs`).
     fn retrack(&self) -> bool {
         self.local.enabled() && self.remote.tracks_keys()
     }
@@ -397,7 +397,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         key: &K,
         markers: bool,
         claim: &Claim,
-    ) -> Result<(Taken, Result<Stored<V>>)> {
+    ) -> Result<(remote::Taken, Result<Stored<V>>)> {
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
         let ticket = self.local.read_ticket(self.local.hash(key));
@@ -406,7 +406,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let (taken, fetched) = self
             .remote
             .run(self.timeout, |c| {
-                lease::take(c, claim, &rkey, mode, marker.as_deref(), self.retrack())
+                remote::take_lease_and_get(
+                    c,
+                    claim.on(),
+                    &rkey,
+                    mode,
+                    marker.as_deref(),
+                    self.retrack(),
+                )
             })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;

@@ -37,24 +37,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::{RedisError, Value};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::call::{Ask, Got};
-use crate::conn::Conn;
 use crate::core::{Core, Stored};
 use crate::key::FlipKey;
 use crate::lock::lock;
-use crate::remote::{self, Fetched, ReadMode, Remote};
+use crate::remote::{self, LeaseOn, Remote};
 
 /// The slow poll of a waiter: a tenth of the lease, within these bounds.
 const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_secs(1);
-
-/// Deletes the lease `KEYS[1]` if it still holds the token `ARGV[1]`.
-const RELEASE: &str =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /// A cache's lease settings and the waiters of its keys.
 pub(crate) struct Leases {
@@ -166,73 +160,15 @@ impl Claim {
             lease,
         }
     }
-}
 
-/// What an attempt to take a lease found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Taken {
-    /// This claim holds the lease now.
-    pub(crate) acquired: bool,
-    /// What is left of the lease (of whoever holds it), if Redis says.
-    pub(crate) left: Option<Duration>,
-}
-
-fn lease_cmds(pipe: &mut redis::Pipeline, claim: &Claim) {
-    pipe.cmd("SET")
-        .arg(&claim.key)
-        .arg(&claim.token)
-        .arg("NX")
-        .arg("PX")
-        .arg(remote::ms(claim.lease))
-        .cmd("PTTL")
-        .arg(&claim.key);
-}
-
-fn lease_reply(set: Value, pttl: Value) -> Result<Taken, RedisError> {
-    let acquired = !matches!(set, Value::Nil);
-    let pttl: i64 = redis::from_redis_value(pttl)?;
-    let left = u64::try_from(pttl).ok().map(Duration::from_millis);
-    Ok(Taken { acquired, left })
-}
-
-/// Tries to take `claim`, then reads the value key `rkey` as [`remote::get`] does: one
-/// pipeline on one server (the lease first), two round trips in that order on a cluster.
-pub(crate) async fn take(
-    mut conn: Conn,
-    claim: &Claim,
-    rkey: &str,
-    mode: ReadMode,
-    marker: Option<&str>,
-    retrack: bool,
-) -> Result<(Taken, Fetched), RedisError> {
-    #[cfg(feature = "cluster")]
-    if let Conn::Cluster(_) = &conn {
-        let mut pipe = redis::pipe();
-        lease_cmds(&mut pipe, claim);
-        let (set, pttl): (Value, Value) = pipe.query_async(&mut conn).await?;
-        let taken = lease_reply(set, pttl)?;
-        let fetched = remote::get(conn, rkey, mode, marker, retrack).await?;
-        return Ok((taken, fetched));
+    /// The claim as the lease command takes it.
+    pub(crate) fn on(&self) -> LeaseOn<'_> {
+        LeaseOn {
+            key: &self.key,
+            token: &self.token,
+            lease: self.lease,
+        }
     }
-    let mut pipe = redis::pipe();
-    lease_cmds(&mut pipe, claim);
-    remote::read_cmds(&mut pipe, rkey, mode, retrack);
-    if let Some(marker) = marker {
-        pipe.cmd("EXISTS").arg(marker);
-    }
-    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
-    let exists = marker.map(|_| raw.pop().unwrap_or(Value::Int(0)));
-    let mut raw = raw.into_iter();
-    let taken = lease_reply(
-        raw.next().unwrap_or(Value::Nil),
-        raw.next().unwrap_or(Value::Int(-2)),
-    )?;
-    let fetched = remote::read_reply(raw.collect(), mode)?;
-    let fetched = match exists {
-        Some(exists) => remote::with_marker(fetched, exists)?,
-        None => fetched,
-    };
-    Ok((taken, fetched))
 }
 
 /// A lease this process holds. Released when dropped (after the value was written, or when
@@ -268,12 +204,8 @@ impl Drop for Held {
         let key = std::mem::take(&mut self.claim.key);
         let token = std::mem::take(&mut self.claim.token);
         self.rt.spawn(async move {
-            let mut release = redis::cmd("EVAL");
-            release.arg(RELEASE).arg(1).arg(&key).arg(&token);
             let released = remote
-                .run(timeout, |mut c| async move {
-                    release.query_async::<i64>(&mut c).await
-                })
+                .run(timeout, |c| remote::release_lease(c, &key, &token))
                 .await;
             if released.is_err() {
                 // It expires on its own.
