@@ -10,6 +10,7 @@ use crate::codec::{
 use crate::core::{Core, Settings};
 use crate::endpoint::{Endpoint, Target};
 use crate::error::{Error, Result};
+use crate::front::{Async, Blocking};
 use crate::key::FlipKey;
 use crate::local::Weigher;
 use crate::remote::Remote;
@@ -139,7 +140,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// assert!(!shown.contains("s3cret"), "{shown}");
 /// ```
 #[must_use = "a builder does nothing until `.build()` or `.build_async()`"]
-pub struct Builder<K, V, C = DefaultCodec> {
+pub struct Builder<K, V, C = DefaultCodec, F = Blocking> {
     name: String,
     /// `None`: the default (unbounded when a byte bound is set).
     local_max: Option<usize>,
@@ -166,7 +167,8 @@ pub struct Builder<K, V, C = DefaultCodec> {
     fail_safe_throttle: Duration,
     load_timeout: Option<Duration>,
     load_hard_timeout: Option<Duration>,
-    _key: PhantomData<fn() -> K>,
+    /// The key type, and which cache `build()` makes (see [`crate::front`]).
+    _key: PhantomData<fn() -> (K, F)>,
 }
 
 /// Default for [`Builder::fail_safe_throttle`].
@@ -255,7 +257,7 @@ impl<V: 'static> ClosureStart<V> for ClosureCodec<V> {
 
 /// Shows the settings; closures and passwords are not shown, and the default value only as
 /// whether one is set (`V` need not be `Debug`).
-impl<K, V, C> std::fmt::Debug for Builder<K, V, C> {
+impl<K, V, C, F> std::fmt::Debug for Builder<K, V, C, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("name", &self.name)
@@ -274,7 +276,7 @@ impl<K, V, C> std::fmt::Debug for Builder<K, V, C> {
     }
 }
 
-impl<K, V> Builder<K, V> {
+impl<K, V, F> Builder<K, V, DefaultCodec, F> {
     pub(crate) fn new(name: impl Into<String>) -> Self {
         Builder {
             name: name.into(),
@@ -307,8 +309,8 @@ impl<K, V> Builder<K, V> {
     }
 }
 
-impl<K, V, C> Builder<K, V, C> {
-    fn map_codec<D>(self, f: impl FnOnce(C) -> D) -> Builder<K, V, D> {
+impl<K, V, C, F> Builder<K, V, C, F> {
+    fn map_codec<D>(self, f: impl FnOnce(C) -> D) -> Builder<K, V, D, F> {
         Builder {
             name: self.name,
             local_max: self.local_max,
@@ -435,7 +437,7 @@ impl<K, V, C> Builder<K, V, C> {
     /// ```
     /// let b = flipcache::FlipCache::<String, serde_json::Value>::builder("b").json();
     /// ```
-    pub fn json(self) -> Builder<K, V, JsonCodec> {
+    pub fn json(self) -> Builder<K, V, JsonCodec, F> {
         self.map_codec(|_| JsonCodec)
     }
 
@@ -448,7 +450,10 @@ impl<K, V, C> Builder<K, V, C> {
     ///         .encoder_bytes(|v: &Vec<u8>| v.clone())
     ///         .decoder_bytes(|b: &[u8]| Ok::<_, String>(b.to_vec())));
     /// ```
-    pub fn value_codec(self, codec: impl ValueCodec<V>) -> Builder<K, V, Arc<dyn ValueCodec<V>>> {
+    pub fn value_codec(
+        self,
+        codec: impl ValueCodec<V>,
+    ) -> Builder<K, V, Arc<dyn ValueCodec<V>>, F> {
         self.map_codec(|_| Arc::new(codec) as Arc<dyn ValueCodec<V>>)
     }
 
@@ -890,25 +895,6 @@ impl<K, V, C> Builder<K, V, C> {
         Core::start(settings, codec, remote).await
     }
 
-    /// Builds the blocking cache, connecting to Redis (an unreachable server or a wrong password
-    /// is an error here, not at first use).
-    ///
-    /// ```no_run
-    /// # fn main() -> flipcache::Result<()> {
-    /// let cache = flipcache::FlipCache::<u64, u64>::builder("b").local_max(1000).build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn build(self) -> Result<crate::FlipCache<K, V>>
-    where
-        K: FlipKey,
-        V: Clone + Send + Sync + 'static,
-        C: CodecChoice<V>,
-    {
-        let rt = runtime::handle()
-            .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
-        runtime::block_on(rt, self.start()).map(crate::FlipCache::from_core)
-    }
-
     /// Builds the async cache. Await it inside a tokio runtime with timers enabled (as
     /// `#[tokio::main]` sets up).
     ///
@@ -927,7 +913,50 @@ impl<K, V, C> Builder<K, V, C> {
     }
 }
 
-impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
+impl<K, V, C> Builder<K, V, C, Blocking> {
+    /// Builds the blocking cache, connecting to Redis (an unreachable server or a wrong password
+    /// is an error here, not at first use).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache = flipcache::FlipCache::<u64, u64>::builder("b").local_max(1000).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn build(self) -> Result<crate::FlipCache<K, V>>
+    where
+        K: FlipKey,
+        V: Clone + Send + Sync + 'static,
+        C: CodecChoice<V>,
+    {
+        let rt = runtime::handle()
+            .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
+        runtime::block_on(rt, self.start()).map(crate::FlipCache::from_core)
+    }
+}
+
+impl<K, V, C> Builder<K, V, C, Async> {
+    /// Builds the async cache, connecting to Redis (an unreachable server or a wrong password
+    /// is an error here, not at first use). This is the builder
+    /// [`aio::FlipCache::builder`](crate::aio::FlipCache::builder) gives; await it inside a
+    /// tokio runtime with timers enabled (as `#[tokio::main]` sets up).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<u64, u64> =
+    ///     flipcache::aio::FlipCache::builder("b").local_max(1000).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(self) -> Result<crate::aio::FlipCache<K, V>>
+    where
+        K: FlipKey,
+        V: Clone + Send + Sync + 'static,
+        C: CodecChoice<V>,
+    {
+        self.build_async().await
+    }
+}
+
+impl<K, V: 'static, C: ClosureStart<V>, F> Builder<K, V, C, F> {
     /// Encodes values with `f`, which gives the text stored in Redis (the Python original's
     /// `value_encoder`). Pair it with [`value_decoder`](Builder::value_decoder): until both are
     /// set the builder has no `build` (see [`MissingDecoder`]).
@@ -943,7 +972,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder(
         self,
         f: impl Fn(&V) -> String + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithEncoder> {
+    ) -> Builder<K, V, C::WithEncoder, F> {
         self.map_codec(|c| c.with_encoder(|c| c.encoder(f)))
     }
 
@@ -957,7 +986,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder<E: std::fmt::Display>(
         self,
         g: impl Fn(&str) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithDecoder> {
+    ) -> Builder<K, V, C::WithDecoder, F> {
         self.map_codec(|c| c.with_decoder(|c| c.decoder(g)))
     }
 
@@ -971,7 +1000,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder_bytes(
         self,
         f: impl Fn(&V) -> Vec<u8> + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithEncoder> {
+    ) -> Builder<K, V, C::WithEncoder, F> {
         self.map_codec(|c| c.with_encoder(|c| c.encoder_bytes(f)))
     }
 
@@ -985,7 +1014,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder_bytes<E: std::fmt::Display>(
         self,
         g: impl Fn(&[u8]) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithDecoder> {
+    ) -> Builder<K, V, C::WithDecoder, F> {
         self.map_codec(|c| c.with_decoder(|c| c.decoder_bytes(g)))
     }
 }
