@@ -1,6 +1,6 @@
 //! Redis Sentinel: the cache finds the primary through a Sentinel, and after a failover it
-//! reconnects to the new primary and empties its L1. Runs a primary, a replica and a Sentinel,
-//! all private, on free ports.
+//! reconnects to the new primary and empties its L1; a memoized function finds its primary
+//! through a Sentinel too. Runs primaries, a replica and Sentinels, all private, on free ports.
 
 mod support;
 
@@ -138,4 +138,66 @@ fn a_failover_moves_the_cache_to_the_new_primary() {
     );
     assert_eq!(cache.get("k").unwrap().as_deref(), Some("v3"));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+static MEMO_SENTINEL_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static MEMO_SENTINEL_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[flipcache::flipcache(
+    name = "t_sentinel",
+    redis = flipcache::SentinelService::new(MEMO_SENTINEL_URL.get(), "memomaster"),
+    timeout_ms = 2000
+)]
+fn doubled(n: u64) -> u64 {
+    MEMO_SENTINEL_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    n * 2
+}
+
+/// A memoized function reaches its Redis through Sentinel (`SentinelService`): the result is
+/// stored on the primary the Sentinel names.
+#[test]
+fn a_memoized_function_finds_its_primary_through_sentinel() {
+    let primary = Server::start();
+    let dir = std::env::temp_dir().join(format!("flipcache-memo-sentinel-{}", primary.port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor memomaster 127.0.0.1 {} 1\n",
+            primary.port()
+        ),
+    )
+    .unwrap();
+    let sentinel = Server::start_with(&[conf.display().to_string(), "--sentinel".into()]);
+    eventually(
+        Duration::from_secs(10),
+        "the Sentinel to name the primary",
+        || {
+            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg("memomaster")
+                .query(&mut sentinel.raw())
+                .ok()
+                .flatten();
+            addr.is_some_and(|(_, port)| port == primary.port())
+        },
+    );
+    MEMO_SENTINEL_URL.set(sentinel.url()).unwrap();
+    assert_eq!(doubled(21), 42);
+    let mut raw = primary.raw();
+    eventually(Duration::from_secs(5), "the result on the primary", || {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("t_sentinel:*")
+            .query(&mut raw)
+            .unwrap();
+        keys.len() == 1
+    });
+    let runs = MEMO_SENTINEL_RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(doubled(21), 42);
+    assert_eq!(
+        MEMO_SENTINEL_RUNS.load(std::sync::atomic::Ordering::SeqCst),
+        runs,
+        "served from the cache"
+    );
 }

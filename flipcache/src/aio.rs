@@ -60,11 +60,9 @@ impl<K, V> fmt::Debug for FlipCache<K, V> {
     }
 }
 
-impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
-    pub(crate) fn from_core(core: Arc<Core<K, V>>) -> Self {
-        Self { core }
-    }
-
+// `new` and `builder` bound `K` on themselves, not on the impl: a key type that is not a
+// `FlipKey` then gets `FlipKey`'s diagnostic (which names the fix) rather than E0599.
+impl<K, V> FlipCache<K, V> {
     /// A cache named `name` with the default settings, connected to the Redis at
     /// `FLIPCACHE_REDIS_URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379`.
     ///
@@ -75,9 +73,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// ```
     pub async fn new(name: &str) -> Result<Self>
     where
+        K: FlipKey,
         V: FlipValue,
     {
-        Builder::new(name).build_async().await
+        Self::builder(name).build().await
     }
 
     /// A [`Builder`] for a cache named `name`.
@@ -87,11 +86,20 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// let cache = flipcache::aio::FlipCache::<u64, String>::builder("users")
     ///     .local_max(1_000)
     ///     .expire_time(flipcache::et::ONE_HOUR)
-    ///     .build_async().await?;
+    ///     .build()
+    ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn builder(name: impl Into<String>) -> Builder<K, V> {
+    pub fn builder(
+        name: impl Into<String>,
+    ) -> Builder<K, V, crate::DefaultCodec, crate::front::Async> {
         Builder::new(name)
+    }
+}
+
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
+    pub(crate) fn from_core(core: Arc<Core<K, V>>) -> Self {
+        Self { core }
     }
 
     /// The value under `key`: from the L1 if it holds it, else from Redis (one round trip).
@@ -422,8 +430,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// let values: Vec<Option<u64>> = nums.get_many(&[1, 2, 3]).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
-        self.core.get_many(keys).await
+    pub fn get_many<'a, A: Arg<K> + Clone>(
+        &'a self,
+        keys: &[A],
+    ) -> impl Future<Output = Result<Vec<Option<V>>>> + Send + use<'a, K, V, A> {
+        // Converted before the future, so that it is `Send` whatever `A` is.
+        let keys: Vec<K> = keys.iter().cloned().map(Arg::into_arg).collect();
+        async move { self.core.get_many(&keys).await }
     }
 
     /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).

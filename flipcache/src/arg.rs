@@ -34,9 +34,18 @@ impl Arg<String> for &str {
     }
 }
 
-impl Arg<String> for &String {
+/// A reference to a stored type: a clone of it (so `cache.set(1, &user)` keeps `user`, as
+/// cache-aside code wants).
+///
+/// ```
+/// use flipcache::Arg;
+/// fn takes<A: Arg<Vec<u8>>>(a: A) -> Vec<u8> { a.into_arg() }
+/// let kept = vec![1u8, 2];
+/// assert_eq!(takes(&kept), kept);
+/// ```
+impl<T: Clone> Arg<T> for &T {
     #[inline]
-    fn into_arg(self) -> String {
+    fn into_arg(self) -> T {
         self.clone()
     }
 }

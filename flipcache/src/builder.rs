@@ -10,6 +10,7 @@ use crate::codec::{
 use crate::core::{Core, Settings};
 use crate::endpoint::{Endpoint, Target};
 use crate::error::{Error, Result};
+use crate::front::{Async, Blocking};
 use crate::key::FlipKey;
 use crate::local::Weigher;
 use crate::remote::Remote;
@@ -139,7 +140,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// assert!(!shown.contains("s3cret"), "{shown}");
 /// ```
 #[must_use = "a builder does nothing until `.build()` or `.build_async()`"]
-pub struct Builder<K, V, C = DefaultCodec> {
+pub struct Builder<K, V, C = DefaultCodec, F = Blocking> {
     name: String,
     /// `None`: the default (unbounded when a byte bound is set).
     local_max: Option<usize>,
@@ -167,7 +168,8 @@ pub struct Builder<K, V, C = DefaultCodec> {
     load_timeout: Option<Duration>,
     load_hard_timeout: Option<Duration>,
     distributed_lock: Option<Duration>,
-    _key: PhantomData<fn() -> K>,
+    /// The key type, and which cache `build()` makes (see [`crate::front`]).
+    _key: PhantomData<fn() -> (K, F)>,
 }
 
 /// Default for [`Builder::fail_safe_throttle`].
@@ -256,7 +258,7 @@ impl<V: 'static> ClosureStart<V> for ClosureCodec<V> {
 
 /// Shows the settings; closures and passwords are not shown, and the default value only as
 /// whether one is set (`V` need not be `Debug`).
-impl<K, V, C> std::fmt::Debug for Builder<K, V, C> {
+impl<K, V, C, F> std::fmt::Debug for Builder<K, V, C, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("name", &self.name)
@@ -275,7 +277,7 @@ impl<K, V, C> std::fmt::Debug for Builder<K, V, C> {
     }
 }
 
-impl<K, V> Builder<K, V> {
+impl<K, V, F> Builder<K, V, DefaultCodec, F> {
     pub(crate) fn new(name: impl Into<String>) -> Self {
         Builder {
             name: name.into(),
@@ -309,8 +311,8 @@ impl<K, V> Builder<K, V> {
     }
 }
 
-impl<K, V, C> Builder<K, V, C> {
-    fn map_codec<D>(self, f: impl FnOnce(C) -> D) -> Builder<K, V, D> {
+impl<K, V, C, F> Builder<K, V, C, F> {
+    fn map_codec<D>(self, f: impl FnOnce(C) -> D) -> Builder<K, V, D, F> {
         Builder {
             name: self.name,
             local_max: self.local_max,
@@ -438,7 +440,7 @@ impl<K, V, C> Builder<K, V, C> {
     /// ```
     /// let b = flipcache::FlipCache::<String, serde_json::Value>::builder("b").json();
     /// ```
-    pub fn json(self) -> Builder<K, V, JsonCodec> {
+    pub fn json(self) -> Builder<K, V, JsonCodec, F> {
         self.map_codec(|_| JsonCodec)
     }
 
@@ -451,7 +453,10 @@ impl<K, V, C> Builder<K, V, C> {
     ///         .encoder_bytes(|v: &Vec<u8>| v.clone())
     ///         .decoder_bytes(|b: &[u8]| Ok::<_, String>(b.to_vec())));
     /// ```
-    pub fn value_codec(self, codec: impl ValueCodec<V>) -> Builder<K, V, Arc<dyn ValueCodec<V>>> {
+    pub fn value_codec(
+        self,
+        codec: impl ValueCodec<V>,
+    ) -> Builder<K, V, Arc<dyn ValueCodec<V>>, F> {
         self.map_codec(|_| Arc::new(codec) as Arc<dyn ValueCodec<V>>)
     }
 
@@ -926,25 +931,6 @@ impl<K, V, C> Builder<K, V, C> {
         Core::start(settings, codec, remote).await
     }
 
-    /// Builds the blocking cache, connecting to Redis (an unreachable server or a wrong password
-    /// is an error here, not at first use).
-    ///
-    /// ```no_run
-    /// # fn main() -> flipcache::Result<()> {
-    /// let cache = flipcache::FlipCache::<u64, u64>::builder("b").local_max(1000).build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn build(self) -> Result<crate::FlipCache<K, V>>
-    where
-        K: FlipKey,
-        V: Clone + Send + Sync + 'static,
-        C: CodecChoice<V>,
-    {
-        let rt = runtime::handle()
-            .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
-        runtime::block_on(rt, self.start()).map(crate::FlipCache::from_core)
-    }
-
     /// Builds the async cache. Await it inside a tokio runtime with timers enabled (as
     /// `#[tokio::main]` sets up).
     ///
@@ -963,7 +949,50 @@ impl<K, V, C> Builder<K, V, C> {
     }
 }
 
-impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
+impl<K, V, C> Builder<K, V, C, Blocking> {
+    /// Builds the blocking cache, connecting to Redis (an unreachable server or a wrong password
+    /// is an error here, not at first use).
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache = flipcache::FlipCache::<u64, u64>::builder("b").local_max(1000).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn build(self) -> Result<crate::FlipCache<K, V>>
+    where
+        K: FlipKey,
+        V: Clone + Send + Sync + 'static,
+        C: CodecChoice<V>,
+    {
+        let rt = runtime::handle()
+            .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
+        runtime::block_on(rt, self.start()).map(crate::FlipCache::from_core)
+    }
+}
+
+impl<K, V, C> Builder<K, V, C, Async> {
+    /// Builds the async cache, connecting to Redis (an unreachable server or a wrong password
+    /// is an error here, not at first use). This is the builder
+    /// [`aio::FlipCache::builder`](crate::aio::FlipCache::builder) gives; await it inside a
+    /// tokio runtime with timers enabled (as `#[tokio::main]` sets up).
+    ///
+    /// ```no_run
+    /// # async fn run() -> flipcache::Result<()> {
+    /// let cache: flipcache::aio::FlipCache<u64, u64> =
+    ///     flipcache::aio::FlipCache::builder("b").local_max(1000).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(self) -> Result<crate::aio::FlipCache<K, V>>
+    where
+        K: FlipKey,
+        V: Clone + Send + Sync + 'static,
+        C: CodecChoice<V>,
+    {
+        self.build_async().await
+    }
+}
+
+impl<K, V: 'static, C: ClosureStart<V>, F> Builder<K, V, C, F> {
     /// Encodes values with `f`, which gives the text stored in Redis (the Python original's
     /// `value_encoder`). Pair it with [`value_decoder`](Builder::value_decoder): until both are
     /// set the builder has no `build` (see [`MissingDecoder`]).
@@ -979,7 +1008,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder(
         self,
         f: impl Fn(&V) -> String + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithEncoder> {
+    ) -> Builder<K, V, C::WithEncoder, F> {
         self.map_codec(|c| c.with_encoder(|c| c.encoder(f)))
     }
 
@@ -993,7 +1022,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder<E: std::fmt::Display>(
         self,
         g: impl Fn(&str) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithDecoder> {
+    ) -> Builder<K, V, C::WithDecoder, F> {
         self.map_codec(|c| c.with_decoder(|c| c.decoder(g)))
     }
 
@@ -1007,7 +1036,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_encoder_bytes(
         self,
         f: impl Fn(&V) -> Vec<u8> + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithEncoder> {
+    ) -> Builder<K, V, C::WithEncoder, F> {
         self.map_codec(|c| c.with_encoder(|c| c.encoder_bytes(f)))
     }
 
@@ -1021,7 +1050,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     pub fn value_decoder_bytes<E: std::fmt::Display>(
         self,
         g: impl Fn(&[u8]) -> Result<V, E> + Send + Sync + 'static,
-    ) -> Builder<K, V, C::WithDecoder> {
+    ) -> Builder<K, V, C::WithDecoder, F> {
         self.map_codec(|c| c.with_decoder(|c| c.decoder_bytes(g)))
     }
 }

@@ -61,16 +61,9 @@ impl<K, V> fmt::Debug for FlipCache<K, V> {
     }
 }
 
-impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
-    pub(crate) fn from_core(core: Arc<Core<K, V>>) -> Self {
-        Self { core }
-    }
-
-    /// The shared implementation (for in-crate helpers such as memoization).
-    pub(crate) fn core(&self) -> &Arc<Core<K, V>> {
-        &self.core
-    }
-
+// `new` and `builder` bound `K` on themselves, not on the impl: a key type that is not a
+// `FlipKey` then gets `FlipKey`'s diagnostic (which names the fix) rather than E0599.
+impl<K, V> FlipCache<K, V> {
     /// A cache named `name` with the default settings, connected to the Redis at
     /// `FLIPCACHE_REDIS_URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379`.
     ///
@@ -81,9 +74,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// ```
     pub fn new(name: &str) -> Result<Self>
     where
+        K: FlipKey,
         V: FlipValue,
     {
-        Builder::new(name).build()
+        Self::builder(name).build()
     }
 
     /// A [`Builder`] for a cache named `name`.
@@ -98,6 +92,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// ```
     pub fn builder(name: impl Into<String>) -> Builder<K, V> {
         Builder::new(name)
+    }
+}
+
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
+    pub(crate) fn from_core(core: Arc<Core<K, V>>) -> Self {
+        Self { core }
+    }
+
+    /// The shared implementation (for in-crate helpers such as memoization).
+    pub(crate) fn core(&self) -> &Arc<Core<K, V>> {
+        &self.core
     }
 
     /// The value under `key`: from the L1 if it holds it, else from Redis (one round trip).
@@ -425,10 +430,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # fn main() -> flipcache::Result<()> {
     /// let nums: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("nums")?;
     /// let values: Vec<Option<u64>> = nums.get_many(&[1, 2, 3])?;
+    /// // Keys as `get` takes them: borrowed (`&str` for `String` keys), or owned.
+    /// let names: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("names")?;
+    /// let both = names.get_many(&["a", "b"])?;
+    /// let wanted = vec!["c".to_owned()];
+    /// let more = names.get_many(&wanted)?;
     /// # Ok(()) }
     /// ```
-    pub fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
-        block_on(self.core.rt(), self.core.get_many(keys))
+    pub fn get_many<A: Arg<K> + Clone>(&self, keys: &[A]) -> Result<Vec<Option<V>>> {
+        let keys: Vec<K> = keys.iter().cloned().map(Arg::into_arg).collect();
+        block_on(self.core.rt(), self.core.get_many(&keys))
     }
 
     /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).

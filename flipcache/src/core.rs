@@ -202,7 +202,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 core.remote
                     .ensure_tracked(&prefix)
                     .await
-                    .map_err(Failure::Redis)
+                    .map_err(Failure::from)
             } else {
                 core.remote
                     .run(core.timeout, |mut c| async move {
@@ -434,7 +434,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let ticket = self.local.read_ticket(self.local.hash(key));
         let start = Instant::now();
         let Some(fetched) = self.remote.run_blocking(self.timeout, |c| {
-            remote::get_blocking(c, &rkey, mode, marker.as_deref())
+            remote::get_blocking(c, self.timeout, &rkey, mode, marker.as_deref())
         }) else {
             return block_on(self.rt(), self.read(key, markers));
         };

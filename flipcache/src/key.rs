@@ -33,6 +33,13 @@ use std::hash::Hash;
 /// assert_eq!(out, "u7");
 /// assert_eq!(UserId::parse_key("u7"), Some(UserId(7)));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a cache key: it does not implement `flipcache::FlipKey`",
+    label = "not a cache key",
+    note = "keys are strings, integers, `bool`, `char` or `Arc<str>`; for a type of your own, \
+            implement `flipcache::FlipKey` (`write_key` gives the text after `{{name}}:`, \
+            `parse_key` reads it back), or key the cache by that text (`String`)"
+)]
 pub trait FlipKey: Hash + Eq + Clone + Send + Sync + 'static {
     /// Appends this key's text form to `out`.
     fn write_key(&self, out: &mut String);

@@ -66,7 +66,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `sentinel` | [`Builder::redis_sentinel`], [`Builder::redis_sentinel_node`]: the primary found through Redis Sentinel, followed across failovers |
+//! | `sentinel` | [`Builder::redis_sentinel`], [`Builder::redis_sentinel_node`] and [`SentinelService`] (for `#[flipcache(redis = ...)]`): the primary found through Redis Sentinel, followed across failovers |
 //! | `cluster` | [`Builder::redis_cluster`] and [`ClusterNodes`] (for `#[flipcache(redis = ...)]`): Redis Cluster, per-slot batches, tracking on every primary |
 //! | `tls` | `rediss://` URLs and `redis::Client::build_with_tls` clients (rustls, ring provider) |
 //!
@@ -94,6 +94,7 @@ mod endpoint;
 mod error;
 pub mod et;
 pub mod flipcodec;
+pub mod front;
 mod key;
 mod load;
 mod local;
@@ -126,6 +127,9 @@ pub use load::{Load, LoadError, Loaded};
 #[cfg(feature = "cluster")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub use memo::ClusterNodes;
+#[cfg(feature = "sentinel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+pub use memo::SentinelService;
 pub use memo::{MemoKey, write_escaped_key};
 pub use stats::Stats;
 pub use tracking::Tracking;

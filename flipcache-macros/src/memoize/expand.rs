@@ -1,4 +1,4 @@
-//! The model → tokens: the memoized function, its companions (`_cache`, `_invalidate`,
+//! The model → tokens: the memoized function, its companions (`_cache`, `_peek`, `_invalidate`,
 //! `_prime`, `_uncached`) and the hidden accessor of its `static` cache. Runtime helpers are
 //! named through `::flipcache::__private01`; the public types that appear in the companions'
 //! signatures (`::flipcache::FlipCache`, `::flipcache::aio::FlipCache`, `::flipcache::Result`)
@@ -75,6 +75,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let uncached = format_ident!("{}_uncached", base, span = ident.span());
     let cache_fn = format_ident!("{}_cache", base, span = ident.span());
     let invalidate_fn = format_ident!("{}_invalidate", base, span = ident.span());
+    let peek_fn = format_ident!("{}_peek", base, span = ident.span());
     let prime_fn = format_ident!("{}_prime", base, span = ident.span());
     let memo_fn = format_ident!("__flipcache_memo_{}", base);
     let in_impl = f.receiver.is_some() || f.mentions_self || o.in_impl.is_some();
@@ -218,12 +219,13 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let value_name = free_name(f, "value");
     let asyncness = is_async.then(|| quote!(async));
     let dot_await = is_async.then(|| quote!(.await));
-    let (cache_ty, cache_call, invalidate_call, prime_call) = if is_async {
+    let (cache_ty, cache_call, invalidate_call, prime_call, peek_call) = if is_async {
         (
             quote!(::flipcache::aio::FlipCache<::std::string::String, #value>),
             quote!(cache_async),
             quote!(invalidate_async),
             quote!(prime_async),
+            quote!(peek_async),
         )
     } else {
         (
@@ -231,6 +233,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
             quote!(cache),
             quote!(invalidate),
             quote!(prime),
+            quote!(peek),
         )
     };
     let prime_value = match &tags {
@@ -246,6 +249,11 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
          process's local layer; says whether Redis had it."
     );
     let prime_doc = format!("Stores `{value_name}` as {link}'s result for these arguments.");
+    let peek_doc = format!(
+        "{link}'s stored result for these arguments, if any (from the local layer or Redis), \
+         without running the body: the typed view of the cache, by the function's own \
+         arguments."
+    );
     let uncached_doc = format!("Runs {link}'s body, without the cache.");
     let companions = quote! {
         #[doc = #cache_doc]
@@ -265,6 +273,17 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         {
             let __flipcache_memo = #path #memo_fn();
             __flipcache_memo.#invalidate_call(__flipcache_memo.key(#key_closure)) #dot_await
+        }
+
+        #[doc = #peek_doc]
+        #(#cfg)*
+        #(#lints_allow)*
+        #[allow(dead_code, unused_variables)]
+        #vis #asyncness fn #peek_fn #generics (#receiver #(#params),*) -> ::flipcache::Result<::core::option::Option<#value>>
+        #where_clause
+        {
+            let __flipcache_memo = #path #memo_fn();
+            __flipcache_memo.#peek_call(__flipcache_memo.key(#key_closure)) #dot_await
         }
 
         #[doc = #prime_doc]

@@ -501,6 +501,16 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         self.cache_async().await?.delete(&key).await
     }
 
+    /// The stored result for one key (`<fn>_peek(args)`), without running the body.
+    pub fn peek(&'static self, key: String) -> Result<Option<V>> {
+        self.cache()?.get(&key)
+    }
+
+    /// The stored result for one key (`<fn>_peek(args).await`), without running the body.
+    pub async fn peek_async(&'static self, key: String) -> Result<Option<V>> {
+        self.cache_async().await?.get(&key).await
+    }
+
     /// Stores one entry (`<fn>_prime(args, value)`).
     pub fn prime(&'static self, key: String, value: impl Load<V>) -> Result<()> {
         let Loaded { value, ttl, tags } = value.into_loaded();

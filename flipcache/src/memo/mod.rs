@@ -22,6 +22,8 @@ pub use call::{Found, Memo};
 pub use key::{MemoKey, write_alone, write_escaped_key, write_part};
 #[cfg(feature = "cluster")]
 pub use options::ClusterNodes;
+#[cfg(feature = "sentinel")]
+pub use options::SentinelService;
 pub use options::{IntoRedis, IntoTtl, MemoOptions};
 pub use shape::{
     Entry, OkEntry, OkOnly, OkSome, Shape, SomeOnly, Storable, Whole, default_codec, json_codec,

@@ -199,6 +199,13 @@ impl<V: 'static> MemoOptions<V> {
             Redis::Cluster(nodes) => {
                 b.redis_cluster(&nodes.iter().map(String::as_str).collect::<Vec<_>>())
             }
+            #[cfg(feature = "sentinel")]
+            Redis::Sentinel(s) => b
+                .redis_sentinel(
+                    &s.sentinels.iter().map(String::as_str).collect::<Vec<_>>(),
+                    &s.service,
+                )
+                .redis_sentinel_node(s.node),
         };
         b.value_codec(CodecRef(self.codec))
     }
@@ -250,6 +257,9 @@ pub enum Redis {
     /// A Redis Cluster's seed nodes.
     #[cfg(feature = "cluster")]
     Cluster(Vec<String>),
+    /// The primary a set of Sentinels names.
+    #[cfg(feature = "sentinel")]
+    Sentinel(SentinelService),
 }
 
 /// The seed nodes of a Redis Cluster, for `#[flipcache(redis = ...)]` (cargo feature
@@ -290,8 +300,70 @@ impl IntoRedis for ClusterNodes {
     }
 }
 
+/// The primary of a Sentinel-monitored service, for `#[flipcache(redis = ...)]` (cargo feature
+/// `sentinel`; see [`Builder::redis_sentinel`](crate::Builder::redis_sentinel)): found through
+/// the Sentinels, and found again after a failover.
+///
+/// ```no_run
+/// use flipcache::{flipcache, SentinelService};
+///
+/// #[flipcache(
+///     name = "squares",
+///     redis = SentinelService::new(["redis://10.0.0.1:26379"], "mymaster")
+/// )]
+/// fn square(n: u64) -> u64 {
+///     n * n
+/// }
+/// ```
+#[cfg(feature = "sentinel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+pub struct SentinelService {
+    sentinels: Vec<String>,
+    service: String,
+    node: redis::RedisConnectionInfo,
+}
+
+#[cfg(feature = "sentinel")]
+impl SentinelService {
+    /// The primary of `service`, found through the Sentinels at `sentinels`
+    /// (`redis://host:port` URLs).
+    ///
+    /// ```
+    /// let s = flipcache::SentinelService::new(["redis://10.0.0.1:26379"], "mymaster");
+    /// ```
+    pub fn new(sentinels: impl IntoIterator<Item = impl Into<String>>, service: &str) -> Self {
+        SentinelService {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            service: service.to_owned(),
+            node: redis::RedisConnectionInfo::default(),
+        }
+    }
+
+    /// Username, password and database for the data nodes (see
+    /// [`Builder::redis_sentinel_node`](crate::Builder::redis_sentinel_node)).
+    ///
+    /// ```
+    /// let node = redis::RedisConnectionInfo::default().set_password("secret").set_db(2);
+    /// let s = flipcache::SentinelService::new(["redis://10.0.0.1:26379"], "mymaster").node(node);
+    /// // `Debug` hides the password.
+    /// assert!(!format!("{s:?}").contains("secret"));
+    /// ```
+    pub fn node(mut self, info: redis::RedisConnectionInfo) -> Self {
+        self.node = info;
+        self
+    }
+}
+
+#[cfg(feature = "sentinel")]
+impl IntoRedis for SentinelService {
+    fn into_redis(self) -> Redis {
+        Redis::Sentinel(self)
+    }
+}
+
 /// What `redis = ...` accepts: a URL (`&str`, `String`), a `redis::Client`, `ClusterNodes`
-/// (feature `cluster`), or an `Option` of one (`None`: the environment).
+/// (feature `cluster`), `SentinelService` (feature `sentinel`), or an `Option` of one (`None`:
+/// the environment).
 pub trait IntoRedis {
     /// The source this names.
     fn into_redis(self) -> Redis;
@@ -366,6 +438,8 @@ impl std::fmt::Debug for Redis {
                 .finish(),
             #[cfg(feature = "cluster")]
             Redis::Cluster(nodes) => f.debug_tuple("Cluster").field(&redacted(nodes)).finish(),
+            #[cfg(feature = "sentinel")]
+            Redis::Sentinel(s) => f.debug_tuple("Sentinel").field(s).finish(),
         }
     }
 }
@@ -383,4 +457,24 @@ impl std::fmt::Debug for ClusterNodes {
 #[cfg(feature = "cluster")]
 fn redacted(urls: &[String]) -> Vec<String> {
     urls.iter().map(|u| crate::builder::redact_url(u)).collect()
+}
+
+/// Shows the Sentinels (passwords in their URLs replaced by `***`), the service, and the data
+/// nodes' settings (redis-rs's `Debug` hides their password).
+#[cfg(feature = "sentinel")]
+impl std::fmt::Debug for SentinelService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelService")
+            .field(
+                "sentinels",
+                &self
+                    .sentinels
+                    .iter()
+                    .map(|u| crate::builder::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("service", &self.service)
+            .field("node", &self.node)
+            .finish()
+    }
 }

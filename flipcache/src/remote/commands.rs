@@ -2,7 +2,7 @@
 //! `GETEX`, with an absence marker), writes (`SET` and its tracked script), `PEXPIRE`, `DEL`,
 //! `SCAN`, `UNLINK`. They run on a connection that [`super::connection`] provides.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{RedisError, Value};
 
@@ -123,6 +123,47 @@ fn read_cmds(pipe: &mut redis::Pipeline, key: &str, mode: ReadMode, retrack: boo
     };
 }
 
+/// `e` (from running `pipe`) as the error of the command that failed, named: "refused by
+/// Redis - NoPerm: `PTTL`: ..." rather than redis-rs's "Pipeline failure: [(Index 1, ...)]".
+/// Errors that are not a server's error reply are given back as they are.
+fn named(pipe: &redis::Pipeline, e: RedisError) -> RedisError {
+    if !matches!(e.kind(), redis::ErrorKind::Server(_)) {
+        return e;
+    }
+    let Some(errors) = e.clone().into_server_errors() else {
+        return e;
+    };
+    let Some((index, error)) = errors.first() else {
+        return e;
+    };
+    refused(pipe, *index, error)
+}
+
+/// The error reply `error` to command `index` of `pipe`, naming the command.
+fn refused(pipe: &redis::Pipeline, index: usize, error: &redis::ServerError) -> RedisError {
+    let kind = error
+        .kind()
+        .map_or(redis::ErrorKind::Extension, redis::ErrorKind::Server);
+    let name = pipe
+        .cmd_iter()
+        .nth(index)
+        .and_then(|c| c.args_iter().next())
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).to_uppercase(),
+            _ => "?".to_owned(),
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    RedisError::from((kind, "refused by Redis", format!("`{name}`: {error}")))
+}
+
+/// Runs `pipe` on `conn`, naming a refused command (see [`named`]).
+async fn query<T: redis::FromRedisValue>(
+    pipe: &redis::Pipeline,
+    conn: &mut Conn,
+) -> Result<T, RedisError> {
+    pipe.query_async(conn).await.map_err(|e| named(pipe, e))
+}
+
 /// What [`read_request`]'s replies say.
 fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
     let mut raw = raw.into_iter();
@@ -154,18 +195,14 @@ pub(crate) async fn get(
     retrack: bool,
 ) -> Result<Fetched, RedisError> {
     let Some(marker) = marker else {
-        let raw = read_request(key, mode, retrack)
-            .query_async(&mut conn)
-            .await?;
+        let raw = query(&read_request(key, mode, retrack), &mut conn).await?;
         return read_reply(raw, mode);
     };
     #[cfg(feature = "cluster")]
     if let Conn::Cluster(_) = &conn {
         let mut other = conn.clone();
         let read = async {
-            let raw = read_request(key, mode, retrack)
-                .query_async(&mut conn)
-                .await?;
+            let raw = query(&read_request(key, mode, retrack), &mut conn).await?;
             read_reply(raw, mode)
         };
         let mut exists = redis::cmd("EXISTS");
@@ -176,14 +213,15 @@ pub(crate) async fn get(
     }
     let mut pipe = read_request(key, mode, retrack);
     pipe.cmd("EXISTS").arg(marker);
-    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let mut raw: Vec<Value> = query(&pipe, &mut conn).await?;
     let exists = raw.pop().unwrap_or(Value::Int(0));
     with_marker(read_reply(raw, mode)?, exists)
 }
 
-/// [`get`] on a synchronous connection (one server).
+/// [`get`] on a synchronous connection (one server), all of it within `timeout`.
 pub(crate) fn get_blocking(
     conn: &mut redis::Connection,
+    timeout: Duration,
     key: &str,
     mode: ReadMode,
     marker: Option<&str>,
@@ -192,7 +230,7 @@ pub(crate) fn get_blocking(
     if let Some(marker) = marker {
         pipe.cmd("EXISTS").arg(marker);
     }
-    let mut raw: Vec<Value> = pipe.query(conn)?;
+    let mut raw = query_within(conn, &pipe, timeout)?;
     match marker {
         Some(_) => {
             let exists = raw.pop().unwrap_or(Value::Int(0));
@@ -200,6 +238,54 @@ pub(crate) fn get_blocking(
         }
         None => read_reply(raw, mode),
     }
+}
+
+/// Runs `pipe` on a synchronous connection within `timeout` for the whole pipeline: each
+/// reply is awaited only for the time left, and a failure to read one ends the exchange
+/// (redis-rs's `query` waits a full socket timeout for every reply, so a stalled server made a
+/// two-command read take twice the timeout). The connection is left with `timeout` as its
+/// socket timeout; after an error other than a server's error reply it must be dropped (a
+/// reply may still be on its way).
+fn query_within(
+    conn: &mut redis::Connection,
+    pipe: &redis::Pipeline,
+    timeout: Duration,
+) -> Result<Vec<Value>, RedisError> {
+    let deadline = Instant::now() + timeout;
+    conn.set_write_timeout(Some(timeout))?;
+    conn.send_packed_command(&pipe.get_packed_pipeline())?;
+    let mut replies = Vec::with_capacity(pipe.len());
+    let mut refusal = None;
+    while replies.len() < pipe.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out(timeout));
+        }
+        conn.set_read_timeout(Some(left))?;
+        match conn.recv_response()? {
+            // Not a reply (RESP3 may put pushes between replies).
+            Value::Push { .. } => {}
+            Value::ServerError(e) => {
+                // The other replies still come: read them, so the connection stays usable.
+                refusal.get_or_insert((replies.len(), e));
+                replies.push(Value::Nil);
+            }
+            v => replies.push(v),
+        }
+    }
+    conn.set_read_timeout(Some(timeout))?;
+    match refusal {
+        Some((index, e)) => Err(refused(pipe, index, &e)),
+        None => Ok(replies),
+    }
+}
+
+/// The error of a synchronous exchange that ran out of time (`is_timeout()`).
+fn timed_out(timeout: Duration) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no reply within {timeout:?}"),
+    ))
 }
 
 /// Reads of `keys` (`retrack`: see [`read_request`]).
@@ -293,13 +379,13 @@ pub(crate) async fn set(mut conn: Conn, w: Write<'_>) -> Result<bool, RedisError
     let mut pipe = redis::pipe();
     pipe.add_command(write_cmd(&w));
     let Some(marker) = w.clear else {
-        let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+        let (reply,): (Value,) = query(&pipe, &mut conn).await?;
         return Ok(reply != Value::Nil);
     };
     #[cfg(feature = "cluster")]
     if let Conn::Cluster(_) = &conn {
         let mut other = conn.clone();
-        let set = pipe.query_async::<(Value,)>(&mut conn);
+        let set = query::<(Value,)>(&pipe, &mut conn);
         let mut del = redis::cmd("DEL");
         del.arg(marker);
         let del = del.query_async::<Value>(&mut other);
@@ -307,7 +393,7 @@ pub(crate) async fn set(mut conn: Conn, w: Write<'_>) -> Result<bool, RedisError
         return Ok(reply != Value::Nil);
     }
     pipe.cmd("DEL").arg(marker).ignore();
-    let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+    let (reply,): (Value,) = query(&pipe, &mut conn).await?;
     Ok(reply != Value::Nil)
 }
 
@@ -378,13 +464,9 @@ pub(crate) async fn del_with(
             futures_util::future::try_join(del(conn.clone(), key), del(conn, marker)).await?;
         return Ok(a || b);
     }
-    let (a, b): (u64, u64) = redis::pipe()
-        .cmd("DEL")
-        .arg(key)
-        .cmd("DEL")
-        .arg(marker)
-        .query_async(&mut conn)
-        .await?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL").arg(key).cmd("DEL").arg(marker);
+    let (a, b): (u64, u64) = query(&pipe, &mut conn).await?;
     Ok(a + b > 0)
 }
 
@@ -402,7 +484,7 @@ pub(crate) async fn pexpire(
 ) -> Result<bool, RedisError> {
     let mut pipe = redis::pipe();
     pexpire_cmd(&mut pipe, key, ttl, retrack);
-    let (n,): (u64,) = pipe.query_async(&mut conn).await?;
+    let (n,): (u64,) = query(&pipe, &mut conn).await?;
     Ok(n > 0)
 }
 

@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{
     AsyncConnectionConfig, ErrorKind, PushInfo, PushKind, RedisError, ServerErrorKind, Value,
@@ -22,6 +23,11 @@ use crate::tracking::{Coverage, Registry, Tracking};
 pub(crate) const PING_EVERY: Duration = Duration::from_millis(500);
 /// See [`PING_EVERY`].
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// The wait after a first failed connection attempt; it doubles with each failure in a row, up
+/// to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// See [`BACKOFF_FIRST`].
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Why a Redis call failed.
 #[derive(Debug)]
@@ -31,9 +37,22 @@ pub(crate) enum Failure {
 }
 
 impl From<RedisError> for Failure {
+    /// A timed-out socket read, write or connect is a [`Failure::Timeout`] like a call that ran
+    /// out of time.
     fn from(e: RedisError) -> Self {
-        Failure::Redis(e)
+        if e.is_timeout() {
+            Failure::Timeout
+        } else {
+            Failure::Redis(e)
+        }
     }
+}
+
+/// Redis is unreachable: the last attempt's error, and when the next attempt may start.
+struct Down {
+    failures: u32,
+    until: Instant,
+    error: RedisError,
 }
 
 #[derive(Default)]
@@ -47,14 +66,23 @@ struct State {
     /// The current connection's `CLIENT ID` (one server, key-based tracking): where the
     /// blocking reads' connections redirect their invalidations.
     client_id: Option<u64>,
+    /// Set while connection attempts fail: calls fail fast until the backoff ends.
+    down: Option<Down>,
 }
 
 /// One Redis endpoint: its shared connection and the caches using it.
 pub(crate) struct Remote {
     endpoint: String,
     target: Target,
-    connect_timeout: Duration,
+    /// The longest connect timeout (ms) of the caches built on this endpoint: a connection
+    /// attempt runs in the background, so a long one delays no caller (each waits at most its
+    /// own timeout), while a short one would fail a cache that allows more.
+    connect_timeout: AtomicU64,
     state: Mutex<State>,
+    /// A connection attempt is running (see [`Remote::start_attempt`]).
+    attempting: AtomicBool,
+    /// Woken when a connection attempt ends.
+    attempted: tokio::sync::Notify,
     /// Serialises (re)connecting and tracking changes.
     connecting: tokio::sync::Mutex<()>,
     pub(crate) registry: Registry,
@@ -103,6 +131,7 @@ impl Remote {
         let identity = format!("{identity}|{mode:?}");
         let mut map = crate::lock::lock(endpoints());
         if let Some(remote) = map.get(&identity).and_then(Weak::upgrade) {
+            remote.allow_connect_timeout(connect_timeout);
             return remote;
         }
         let reads = target
@@ -113,8 +142,10 @@ impl Remote {
             mode,
             endpoint,
             target,
-            connect_timeout,
+            connect_timeout: AtomicU64::new(millis(connect_timeout)),
             state: Mutex::default(),
+            attempting: AtomicBool::new(false),
+            attempted: tokio::sync::Notify::new(),
             connecting: tokio::sync::Mutex::new(()),
             registry: Registry::default(),
             rt,
@@ -123,6 +154,20 @@ impl Remote {
         map.insert(identity, Arc::downgrade(&remote));
         keep_alive(Arc::downgrade(&remote), rt);
         remote
+    }
+
+    /// Lets connection attempts take `timeout` (a cache that allows more than the caches
+    /// before it); a backoff that failures with shorter attempts started ends at once.
+    fn allow_connect_timeout(&self, timeout: Duration) {
+        let ms = millis(timeout);
+        if self.connect_timeout.fetch_max(ms, Ordering::AcqRel) < ms {
+            crate::lock::lock(&self.state).down = None;
+        }
+    }
+
+    /// How long a connection attempt may take.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout.load(Ordering::Acquire))
     }
 
     /// Where this connects to, for messages.
@@ -164,16 +209,81 @@ impl Remote {
         }
     }
 
-    /// The current connection, connecting (and enabling tracking) first if needed.
+    /// The current connection, connecting (and enabling tracking) first if needed: waits for
+    /// a connection attempt, which runs in the background (so that it is not lost when this
+    /// caller gives up). While Redis is unreachable, attempts back off and calls in between
+    /// fail at once with the last attempt's error.
     async fn connection(self: &Arc<Self>) -> Result<(u64, Conn), RedisError> {
-        if let Some(c) = self.current() {
-            return Ok(c);
+        loop {
+            if let Some(c) = self.current() {
+                return Ok(c);
+            }
+            // Made before the attempt can end, so its end is never missed.
+            let attempted = self.attempted.notified();
+            if let Some(e) = self.backing_off() {
+                return Err(e);
+            }
+            self.start_attempt();
+            attempted.await;
         }
-        let _guard = self.connecting.lock().await;
-        if let Some(c) = self.current() {
-            return Ok(c);
+    }
+
+    /// The last attempt's error, while no new attempt may start.
+    fn backing_off(&self) -> Option<RedisError> {
+        let st = crate::lock::lock(&self.state);
+        let down = st.down.as_ref()?;
+        (Instant::now() < down.until).then(|| down.error.clone())
+    }
+
+    /// Starts a connection attempt in the background unless one is running or the backoff
+    /// forbids it; every waiter is woken when it ends.
+    fn start_attempt(self: &Arc<Self>) {
+        if self.attempting.swap(true, Ordering::AcqRel) {
+            return;
         }
-        self.connect_locked().await
+        let me = self.clone();
+        self.rt.spawn(async move {
+            {
+                let _guard = me.connecting.lock().await;
+                if me.current().is_none() && me.backing_off().is_none() {
+                    let timeout = me.connect_timeout();
+                    let result = match tokio::time::timeout(timeout, me.connect_locked()).await {
+                        Ok(r) => r.map(drop),
+                        Err(_) => Err(RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("connecting timed out after {timeout:?}"),
+                        ))),
+                    };
+                    me.attempt_ended(result, timeout);
+                }
+            }
+            me.attempting.store(false, Ordering::Release);
+            me.attempted.notify_waiters();
+        });
+    }
+
+    /// Records how an attempt that was given `timeout` ended.
+    fn attempt_ended(&self, result: Result<(), RedisError>, timeout: Duration) {
+        let mut st = crate::lock::lock(&self.state);
+        let Err(error) = result else {
+            st.down = None;
+            return;
+        };
+        tracing::debug!(endpoint = %self.endpoint, %error, "flipcache: connection attempt failed");
+        if timeout < self.connect_timeout() {
+            // A cache allowing longer attempts arrived meanwhile: try again at once.
+            st.down = None;
+            return;
+        }
+        let failures = st.down.as_ref().map_or(0, |d| d.failures).saturating_add(1);
+        let backoff = BACKOFF_FIRST
+            .saturating_mul(1 << failures.saturating_sub(1).min(10))
+            .min(BACKOFF_MAX);
+        st.down = Some(Down {
+            failures,
+            until: Instant::now() + backoff,
+            error,
+        });
     }
 
     /// Opens a new connection with tracking on for every coherent prefix, then publishes it.
@@ -200,7 +310,7 @@ impl Remote {
             Ok(())
         };
         let me = self.clone();
-        let timeout = self.connect_timeout;
+        let timeout = self.connect_timeout();
         // The connection's driver task must live on the background runtime, which outlives
         // any runtime of the caller.
         let mut conn = self
@@ -234,11 +344,17 @@ impl Remote {
             .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))??;
         let topology = conn.topology().await?;
         let (run_id, client_id) = if self.reads.is_some() {
-            let info: String = redis::cmd("INFO")
+            // `INFO` is `@dangerous`: an ACL user may not run it. Then the server run is
+            // unknown and blocking reads use this connection.
+            let run_id = match redis::cmd("INFO")
                 .arg("server")
-                .query_async(&mut conn)
-                .await?;
-            let run_id = blocking_reads::run_id(&info).map(str::to_owned);
+                .query_async::<String>(&mut conn)
+                .await
+            {
+                Ok(info) => blocking_reads::run_id(&info).map(str::to_owned),
+                Err(e) if is_refusal(&e) => None,
+                Err(e) => return Err(e),
+            };
             // Without it (an ACL refusing `CLIENT ID`), blocking reads use this connection.
             let client_id = match self.mode {
                 Tracking::Keys => redis::cmd("CLIENT")
@@ -300,10 +416,11 @@ impl Remote {
 
     /// Makes sure Redis reports writes under `prefix` to this process.
     pub(crate) async fn ensure_tracked(self: &Arc<Self>, prefix: &str) -> Result<(), RedisError> {
-        let _guard = self.connecting.lock().await;
+        let guard = self.connecting.lock().await;
         let Some((generation, mut conn)) = self.current() else {
             // A new connection registers every wanted prefix, this one included.
-            return self.connect_locked().await.map(drop);
+            drop(guard);
+            return self.connection().await.map(drop);
         };
         if self.registry.unsupported() {
             return Ok(());
@@ -330,7 +447,8 @@ impl Remote {
                 // Redis refuses overlapping prefixes on one client: start over on a fresh
                 // connection with the minimal set. Every L1 here is emptied on the way.
                 self.lost(generation);
-                self.connect_locked().await.map(drop)
+                drop(guard);
+                self.connection().await.map(drop)
             }
         }
     }
@@ -361,7 +479,7 @@ impl Remote {
         let (result, dropped) = reads.run(
             self.rt,
             (generation, &server, redirect),
-            self.connect_timeout,
+            self.connect_timeout(),
             timeout,
             op,
         )?;
@@ -401,7 +519,7 @@ impl Remote {
             })
         };
         match tokio::time::timeout(timeout, work).await {
-            Ok(r) => r.map_err(Failure::Redis),
+            Ok(r) => r.map_err(Failure::from),
             Err(_) => Err(Failure::Timeout),
         }
     }
@@ -430,19 +548,11 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             tokio::time::sleep(PING_EVERY).await;
             let Some(r) = remote.upgrade() else { return };
             let Some((generation, mut conn)) = r.current() else {
-                // No connection (Redis was unreachable): try again in the background, so that
-                // what the L1s kept meanwhile is dropped soon after Redis answers, even when
-                // every call is an L1 hit.
-                let again = async {
-                    let _guard = r.connecting.lock().await;
-                    if r.current().is_none() {
-                        r.connect_locked().await.map(drop)
-                    } else {
-                        Ok(())
-                    }
-                };
-                if let Ok(Err(e)) = tokio::time::timeout(r.connect_timeout, again).await {
-                    tracing::debug!(endpoint = %r.endpoint, error = %e, "reconnect attempt failed");
+                // No connection (Redis was unreachable): try again in the background (within
+                // the backoff), so that what the L1s kept meanwhile is dropped soon after Redis
+                // answers, even when every call is an L1 hit.
+                if r.backing_off().is_none() {
+                    r.start_attempt();
                 }
                 continue;
             };
@@ -465,4 +575,9 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             }
         }
     });
+}
+
+/// `d` in whole milliseconds (at least 1).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
