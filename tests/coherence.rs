@@ -313,3 +313,58 @@ fn a_full_tracking_table_only_drops_l1_entries() {
         assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("new"));
     }
 }
+
+/// Key-based tracking: Redis trims a full tracking table at the start of whichever command
+/// comes next, and (since 7.0.5) skips the invalidations of a `NOLOOP` client whose own command
+/// that is, while still forgetting its keys. What the shared connection tracked (keys this
+/// process wrote, keys read through it: the async front, and the blocking front before its
+/// read connections exist) must still be invalidated when one of its own commands trims the
+/// table; otherwise those L1 entries would never hear of later foreign writes.
+#[test]
+fn a_trim_during_the_shared_connections_own_command_still_invalidates() {
+    if support::tracking() != flipcache::Tracking::Keys {
+        return; // broadcasting keeps no table
+    }
+    // A slow server cron (which trims too, outside any client's command): the trim is made by
+    // the shared connection's next command.
+    let server = Server::start_with(&["--hz".into(), "1".into()]);
+    let mut raw = server.raw();
+    let c: FlipCache<String, String> = server.cache("tn");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = rt.block_on(server.cache_async::<String, String>("tn"));
+    // Written keys are tracked for the shared connection (the write script's `PTTL`)...
+    for i in 0..10 {
+        c.set(&i.to_string(), "old").unwrap();
+    }
+    // ... and so are the async front's reads.
+    for i in 10..20 {
+        let _: () = raw.set(format!("tn:{i}"), "old").unwrap();
+        let v = rt.block_on(a.get(&i.to_string())).unwrap();
+        assert_eq!(v.as_deref(), Some("old"));
+    }
+    assert_eq!((c.local_len(), a.local_len()), (10, 10));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tracking-table-max-keys")
+        .arg(1)
+        .query(&mut raw)
+        .unwrap();
+    // The shared connection's next command (this write) finds the table over its limit.
+    c.set("trigger", "x").unwrap();
+    eventually(PUSH_WAIT, "the trimmed keys to leave the L1s", || {
+        c.local_len() + a.local_len() <= 2
+    });
+    // Every key is current after foreign writes.
+    for i in 0..20 {
+        let _: () = raw.set(format!("tn:{i}"), "new").unwrap();
+    }
+    eventually(PUSH_WAIT, "every key to read the foreign value", || {
+        (0..10).all(|i| c.get(&i.to_string()).unwrap().as_deref() == Some("new"))
+            && (10..20).all(|i| {
+                rt.block_on(a.get(&i.to_string())).unwrap().as_deref() == Some("new")
+            })
+    });
+}

@@ -402,8 +402,16 @@ impl Remote {
     }
 }
 
-/// `CLIENT TRACKING ON NOLOOP` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2
-/// ... NOLOOP`, on every primary.
+/// `CLIENT TRACKING ON` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ...
+/// NOLOOP`, on every primary.
+///
+/// Key-based tracking goes without `NOLOOP`: Redis (7.0.5 and later) trims a full tracking table
+/// (`tracking-table-max-keys`) at the start of whichever command comes next, and skips the
+/// invalidations of a `NOLOOP` client whose own command that is, while still forgetting the
+/// keys it tracked; the L1 entries of those keys would then never hear of later writes. Without
+/// `NOLOOP`, Redis pushes this connection's own writes of keys it tracks back to it, right after
+/// the write's reply: an echo only drops what that write put in the L1 (the next read fills it),
+/// never a newer value.
 async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(), RedisError> {
     let mut cmd = redis::cmd("CLIENT");
     cmd.arg("TRACKING").arg("ON");
@@ -412,8 +420,8 @@ async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(
         for p in prefixes {
             cmd.arg("PREFIX").arg(p);
         }
+        cmd.arg("NOLOOP");
     }
-    cmd.arg("NOLOOP");
     conn.on_every_primary(&cmd).await.map(drop)
 }
 

@@ -28,6 +28,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "eager_refresh",
     "fail_safe",
     "tags",
+    "tracking",
 ];
 
 /// The options as written; `None` where the runtime default applies.
@@ -52,6 +53,8 @@ pub(crate) struct Options {
     pub fail_safe: Option<Expr>,
     /// `tags = ["user:{id}", ...]`: format strings over the arguments.
     pub tags: Option<Expr>,
+    /// `tracking = "keys"` or `"broadcast"`: how Redis tells this process of writes.
+    pub tracking: Option<Expr>,
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, path: &Path, errors: &mut Errors) {
@@ -134,6 +137,7 @@ impl Options {
                         "eager_refresh" => set(&mut options.eager_refresh, v, &path, errors),
                         "fail_safe" => set(&mut options.fail_safe, v, &path, errors),
                         "tags" => set(&mut options.tags, v, &path, errors),
+                        "tracking" => set(&mut options.tracking, v, &path, errors),
                         _ => errors.push(syn::Error::new_spanned(
                             &path,
                             format!("`{name}` takes no value"),
