@@ -318,8 +318,9 @@ fn a_full_tracking_table_only_drops_l1_entries() {
 /// comes next, and (since 7.0.5) skips the invalidations of a `NOLOOP` client whose own command
 /// that is, while still forgetting its keys. What the shared connection tracked (keys this
 /// process wrote, keys read through it: the async front, and the blocking front before its
-/// read connections exist) must still be invalidated when one of its own commands trims the
-/// table; otherwise those L1 entries would never hear of later foreign writes.
+/// read connections exist) would never hear of later foreign writes: once the table fills up,
+/// the connection tracks without `NOLOOP` and the L1s are emptied, so every key is current
+/// again and stays so.
 #[test]
 fn a_trim_during_the_shared_connections_own_command_still_invalidates() {
     if support::tracking() != flipcache::Tracking::Keys {

@@ -15,6 +15,7 @@ use crate::blocking_reads::{self, BlockingReads};
 use crate::conn::Conn;
 use crate::endpoint::Target;
 use crate::tracking::{Coverage, Registry, Tracking};
+use crate::tracking_table;
 
 /// How often an idle shared connection is pinged; a ping unanswered within
 /// [`PING_TIMEOUT`] counts as a lost connection.
@@ -46,6 +47,8 @@ struct State {
     /// The current connection's `CLIENT ID` (one server, key-based tracking): where the
     /// blocking reads' connections redirect their invalidations.
     client_id: Option<u64>,
+    /// Whether the current connection tracks with `NOLOOP` (see `tracking_table`).
+    noloop: bool,
 }
 
 /// One Redis endpoint: its shared connection and the caches using it.
@@ -152,6 +155,36 @@ impl Remote {
         st.current.as_ref().is_some_and(|(g, _)| *g == generation) && st.topology != now
     }
 
+    /// Whether connection `generation` is the current one and tracks with `NOLOOP`.
+    fn noloop(&self, generation: u64) -> bool {
+        let st = crate::lock::lock(&self.state);
+        st.noloop && st.current.as_ref().is_some_and(|(g, _)| *g == generation)
+    }
+
+    /// Key-based tracking, the tracking table filling up: turns tracking on again without
+    /// `NOLOOP` on connection `generation`, then empties every L1 on it (what Redis trimmed
+    /// while `NOLOOP` was on may have gone unheard). See `tracking_table`.
+    async fn drop_noloop(&self, generation: u64, mut conn: Conn) {
+        let _guard = self.connecting.lock().await;
+        if !self.noloop(generation) {
+            return;
+        }
+        if self.registry.tracking() && !self.registry.unsupported() {
+            let prefixes = self.registry.wanted_prefixes();
+            let again = track(&mut conn, self.mode, &prefixes, false);
+            match tokio::time::timeout(PING_TIMEOUT, again).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    self.lost(generation);
+                    return;
+                }
+            }
+        }
+        crate::lock::lock(&self.state).noloop = false;
+        tracing::info!(endpoint = %self.endpoint, "flipcache: Redis's tracking table is filling up (tracking-table-max-keys); tracking without NOLOOP from now on, local caches emptied");
+        self.registry.flush_all();
+    }
+
     /// Drops the current connection, if any (see [`Remote::lost`]).
     pub(crate) fn reset(&self) {
         if let Some((generation, _)) = self.current() {
@@ -247,9 +280,15 @@ impl Remote {
         } else {
             (None, None)
         };
+        // Broadcasting keeps no table; key-based tracking keeps `NOLOOP` only while the table
+        // has room (see `tracking_table`).
+        let noloop = match self.mode {
+            Tracking::Broadcast => true,
+            Tracking::Keys => tracking_table::has_room(&mut conn).await,
+        };
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
-            match track(&mut conn, self.mode, &prefixes).await {
+            match track(&mut conn, self.mode, &prefixes, noloop).await {
                 Ok(()) => self.registry.set_tracked(self.tracked_set(prefixes)),
                 Err(e) if is_refusal(&e) => self.tracking_refused(&e),
                 // Not tracked everywhere: the connection is not usable for an L1.
@@ -264,6 +303,7 @@ impl Remote {
         st.topology = topology;
         st.run_id = run_id;
         st.client_id = client_id;
+        st.noloop = noloop;
         Ok((generation, conn))
     }
 
@@ -305,7 +345,14 @@ impl Remote {
         }
         match self.registry.coverage(prefix) {
             Coverage::Covered => Ok(()),
-            Coverage::Disjoint => match track(&mut conn, self.mode, &[prefix.to_owned()]).await {
+            Coverage::Disjoint => match track(
+                &mut conn,
+                self.mode,
+                &[prefix.to_owned()],
+                crate::lock::lock(&self.state).noloop,
+            )
+            .await
+            {
                 Ok(()) => {
                     for p in self.tracked_set(vec![prefix.to_owned()]) {
                         self.registry.add_tracked(p);
@@ -402,17 +449,15 @@ impl Remote {
     }
 }
 
-/// `CLIENT TRACKING ON` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ...
-/// NOLOOP`, on every primary.
-///
-/// Key-based tracking goes without `NOLOOP`: Redis (7.0.5 and later) trims a full tracking table
-/// (`tracking-table-max-keys`) at the start of whichever command comes next, and skips the
-/// invalidations of a `NOLOOP` client whose own command that is, while still forgetting the
-/// keys it tracked; the L1 entries of those keys would then never hear of later writes. Without
-/// `NOLOOP`, Redis pushes this connection's own writes of keys it tracks back to it, right after
-/// the write's reply: an echo only drops what that write put in the L1 (the next read fills it),
-/// never a newer value.
-async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(), RedisError> {
+/// `CLIENT TRACKING ON [NOLOOP]` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2
+/// ... [NOLOOP]`, on every primary. Issued again on a tracking connection, it changes only the
+/// `NOLOOP` flag: what the connection tracks stays tracked.
+async fn track(
+    conn: &mut Conn,
+    mode: Tracking,
+    prefixes: &[String],
+    noloop: bool,
+) -> Result<(), RedisError> {
     let mut cmd = redis::cmd("CLIENT");
     cmd.arg("TRACKING").arg("ON");
     if mode == Tracking::Broadcast {
@@ -420,6 +465,8 @@ async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(
         for p in prefixes {
             cmd.arg("PREFIX").arg(p);
         }
+    }
+    if noloop {
         cmd.arg("NOLOOP");
     }
     conn.on_every_primary(&cmd).await.map(drop)
@@ -465,6 +512,14 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             {
                 tracing::warn!(endpoint = %r.endpoint, "flipcache: the cluster's topology changed; reconnecting");
                 r.lost(generation);
+                continue;
+            }
+            if r.noloop(generation)
+                && r.mode == Tracking::Keys
+                && let Ok(false) =
+                    tokio::time::timeout(PING_TIMEOUT, tracking_table::has_room(&mut conn)).await
+            {
+                r.drop_noloop(generation, conn).await;
             }
         }
     });
