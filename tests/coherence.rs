@@ -364,8 +364,7 @@ fn a_trim_during_the_shared_connections_own_command_still_invalidates() {
     }
     eventually(PUSH_WAIT, "every key to read the foreign value", || {
         (0..10).all(|i| c.get(&i.to_string()).unwrap().as_deref() == Some("new"))
-            && (10..20).all(|i| {
-                rt.block_on(a.get(&i.to_string())).unwrap().as_deref() == Some("new")
-            })
+            && (10..20)
+                .all(|i| rt.block_on(a.get(&i.to_string())).unwrap().as_deref() == Some("new"))
     });
 }

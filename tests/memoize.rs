@@ -940,11 +940,16 @@ fn the_tracking_option_chooses_how_redis_tracks() {
         if name == "t_bcast" {
             assert_eq!((keys, prefixes), (0, 1), "broadcast: one prefix, no keys");
         } else {
-            assert!(keys >= 1 && prefixes == 0, "keys: {keys} keys, {prefixes} prefixes");
+            assert!(
+                keys >= 1 && prefixes == 0,
+                "keys: {keys} keys, {prefixes} prefixes"
+            );
         }
         let _: () = raw.set(format!("{name}:1"), 11).unwrap();
-        support::eventually(Duration::from_secs(5), "the foreign write to reach the L1", || {
-            call(1) == 11
-        });
+        support::eventually(
+            Duration::from_secs(5),
+            "the foreign write to reach the L1",
+            || call(1) == 11,
+        );
     }
 }
