@@ -343,31 +343,27 @@ impl Remote {
         if self.registry.unsupported() {
             return Ok(());
         }
+        let noloop = crate::lock::lock(&self.state).noloop;
         match self.registry.coverage(prefix) {
             Coverage::Covered => Ok(()),
-            Coverage::Disjoint => match track(
-                &mut conn,
-                self.mode,
-                &[prefix.to_owned()],
-                crate::lock::lock(&self.state).noloop,
-            )
-            .await
-            {
-                Ok(()) => {
-                    for p in self.tracked_set(vec![prefix.to_owned()]) {
-                        self.registry.add_tracked(p);
+            Coverage::Disjoint => {
+                match track(&mut conn, self.mode, &[prefix.to_owned()], noloop).await {
+                    Ok(()) => {
+                        for p in self.tracked_set(vec![prefix.to_owned()]) {
+                            self.registry.add_tracked(p);
+                        }
+                        Ok(())
                     }
-                    Ok(())
+                    Err(e) if is_refusal(&e) => {
+                        self.tracking_refused(&e);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.lost(generation);
+                        Err(e)
+                    }
                 }
-                Err(e) if is_refusal(&e) => {
-                    self.tracking_refused(&e);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.lost(generation);
-                    Err(e)
-                }
-            },
+            }
             Coverage::Overlaps => {
                 // Redis refuses overlapping prefixes on one client: start over on a fresh
                 // connection with the minimal set. Every L1 here is emptied on the way.
