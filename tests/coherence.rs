@@ -353,7 +353,7 @@ fn a_trim_during_the_shared_connections_own_command_still_invalidates() {
     let a = rt.block_on(server.cache_async::<String, String>("tn"));
     // Written keys are tracked for the shared connection (the write script's `PTTL`)...
     for i in 0..10 {
-        c.set(&i.to_string(), "old").unwrap();
+        c.set(i.to_string(), "old").unwrap();
     }
     // ... and so are the async front's reads.
     for i in 10..20 {
