@@ -606,3 +606,24 @@ fn tags_span_the_primaries_and_removal_reaches_every_l1() {
         );
     }
 }
+
+/// The child side of the cluster stampede: run only by it; run any other way it fails.
+#[test]
+#[ignore = "a child process of the_cross_process_stampede_holds_on_a_cluster"]
+fn child_stampede() {
+    support::stampede::child();
+}
+
+/// `distributed_lock` on a cluster, where a key's lease and its value sit on different slots:
+/// 4 processes x 8 threads miss one cold key at once, 20 rounds, the loader runs once a round.
+#[test]
+fn the_cross_process_stampede_holds_on_a_cluster() {
+    let cluster = Cluster::start();
+    let coord = Server::start();
+    let spec = support::stampede::Spec::new(
+        format!("cluster:{}", cluster.seeds().join(",")),
+        cluster.seeds(),
+        coord.url(),
+    );
+    support::stampede::run("child_stampede", &spec).assert_once_per_round(20, 80);
+}

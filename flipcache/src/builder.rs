@@ -8,7 +8,7 @@ use crate::codec::{
     ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, MissingDecoder, MissingEncoder, ValueCodec,
 };
 use crate::core::{Core, Settings};
-use crate::endpoint::Target;
+use crate::endpoint::{Endpoint, Target};
 use crate::error::{Error, Result};
 use crate::key::FlipKey;
 use crate::local::Weigher;
@@ -166,6 +166,7 @@ pub struct Builder<K, V, C = DefaultCodec> {
     fail_safe_throttle: Duration,
     load_timeout: Option<Duration>,
     load_hard_timeout: Option<Duration>,
+    distributed_lock: Option<Duration>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -302,6 +303,7 @@ impl<K, V> Builder<K, V> {
             fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
             load_timeout: None,
             load_hard_timeout: None,
+            distributed_lock: None,
             _key: PhantomData,
         }
     }
@@ -335,6 +337,7 @@ impl<K, V, C> Builder<K, V, C> {
             fail_safe_throttle: self.fail_safe_throttle,
             load_timeout: self.load_timeout,
             load_hard_timeout: self.load_hard_timeout,
+            distributed_lock: self.distributed_lock,
             _key: PhantomData,
         }
     }
@@ -749,7 +752,32 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
-    fn target(&self) -> Result<(Target, String, String)> {
+    /// One load per key across processes: a loader path that finds nothing in Redis first
+    /// takes a *lease* on the key in Redis (`__flipcache__:lease:{name}:{key}`, outside the
+    /// layout Python FlipCache reads; `len`, `keys` and `clear` never see it) for at most
+    /// `lease`. Its holder runs the loader and writes the value; the other processes that miss
+    /// the key meanwhile wait for that write (woken by Redis's invalidation push, not by
+    /// polling) and read it in one round trip. Past the lease (a holder that crashed or hangs)
+    /// one of them takes over. With [`stale_for`](Builder::stale_for), callers serve the stale
+    /// value instead of waiting, and background refreshes run once in the fleet.
+    ///
+    /// Choose a `lease` longer than a load takes: a holder still loading when its lease ends
+    /// lets another process load too. A lease is for efficiency, not mutual exclusion: a
+    /// holder paused past its lease still writes, and the value written last wins. When Redis
+    /// cannot be reached the load goes on with this process's single-flight alone: the lease
+    /// never fails a call. Costs a second round trip on a miss (two more on a cluster, where
+    /// the lease may live on another slot than the value).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, String>::builder("reports")
+    ///     .distributed_lock(std::time::Duration::from_secs(10));
+    /// ```
+    pub fn distributed_lock(mut self, lease: Duration) -> Self {
+        self.distributed_lock = Some(lease);
+        self
+    }
+
+    fn target(&self) -> Result<Endpoint> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
             sentinels,
@@ -827,6 +855,12 @@ impl<K, V, C> Builder<K, V, C> {
         if self.timeout.is_zero() {
             return Err(self.config("timeout must not be zero".into()));
         }
+        if self
+            .distributed_lock
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(self.config("distributed_lock's lease must be at least 1 ms".into()));
+        }
         let target = self.target()?;
         let rt = runtime::handle()
             .map_err(|e| self.config(format!("cannot start the background runtime: {e}")))?;
@@ -854,6 +888,7 @@ impl<K, V, C> Builder<K, V, C> {
             fail_safe_throttle,
             load_timeout,
             load_hard_timeout,
+            distributed_lock,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -886,6 +921,7 @@ impl<K, V, C> Builder<K, V, C> {
             fail_safe_throttle,
             load_timeout,
             load_hard_timeout,
+            distributed_lock,
         };
         Core::start(settings, codec, remote).await
     }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
 use crate::load::flight::Flights;
 use crate::load::health::Health;
+use crate::load::lease::{Claim, Leases};
 use crate::local::{Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
 use crate::lock::lock;
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
@@ -61,6 +62,8 @@ pub(crate) struct Settings<K, V> {
     pub(crate) load_timeout: Option<Duration>,
     /// How long a caller waits for a loader at most.
     pub(crate) load_hard_timeout: Option<Duration>,
+    /// The cross-process lease of a load (`distributed_lock`).
+    pub(crate) distributed_lock: Option<Duration>,
 }
 
 /// What Redis holds for a key, as a read found it.
@@ -106,6 +109,8 @@ pub(crate) struct Core<K, V> {
     unverified: std::sync::atomic::AtomicBool,
     pub(crate) soft_timeout: Option<Duration>,
     pub(crate) hard_timeout: Option<Duration>,
+    /// `distributed_lock`: the lease and the waiters of each key.
+    pub(crate) leases: Option<Arc<Leases>>,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
@@ -137,6 +142,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             fail_safe_throttle,
             load_timeout,
             load_hard_timeout,
+            distributed_lock,
         } = settings;
         let freshness = (stale_for.is_some() || eager_refresh.is_some()).then(|| Freshness {
             stale_for: stale_for.unwrap_or_default(),
@@ -182,6 +188,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             unverified: std::sync::atomic::AtomicBool::new(false),
             soft_timeout: load_timeout,
             hard_timeout: load_hard_timeout,
+            leases: distributed_lock.map(|lease| Arc::new(Leases::new(lease))),
         });
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();
@@ -279,7 +286,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// Whether this cache's writes (and `GETEX` reads) must have Redis track their keys again
-    /// (key-based tracking; see `remote::retrack_cmd`).
+    /// (key-based tracking; see `SET_TRACKED` in `remote/commands.rs`).
     fn retrack(&self) -> bool {
         self.local.enabled() && self.remote.tracks_keys()
     }
@@ -380,6 +387,37 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
         self.landed(key, &rkey, ticket, start, fetched)
+    }
+
+    /// [`Core::read`] that also tries to take the key's lease first (`distributed_lock`, see
+    /// `load/lease.rs`). The outer error is Redis's, the inner one the value's decoding (the
+    /// lease was taken or not either way).
+    pub(crate) async fn read_leased(
+        &self,
+        key: &K,
+        markers: bool,
+        claim: &Claim,
+    ) -> Result<(remote::Taken, Result<Stored<V>>)> {
+        let rkey = redis_key(&self.prefix, key);
+        let marker = self.marker(&rkey, markers);
+        let ticket = self.local.read_ticket(self.local.hash(key));
+        let mode = self.read_mode();
+        let start = Instant::now();
+        let (taken, fetched) = self
+            .remote
+            .run(self.timeout, |c| {
+                remote::take_lease_and_get(
+                    c,
+                    claim.on(),
+                    &rkey,
+                    mode,
+                    marker.as_deref(),
+                    self.retrack(),
+                )
+            })
+            .await
+            .map_err(|f| self.fail(Some(&rkey), f))?;
+        Ok((taken, self.landed(key, &rkey, ticket, start, fetched)))
     }
 
     /// [`Core::read`] for the blocking front: the round trip is made from the calling thread
@@ -989,9 +1027,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
         if let Some(key) = std::str::from_utf8(suffix).ok().and_then(K::parse_key) {
             self.local.invalidate(&key);
         }
+        if let Some(leases) = &self.leases {
+            leases.changed(suffix);
+        }
     }
 
     fn flush(&self) {
+        if let Some(leases) = &self.leases {
+            leases.all_changed();
+        }
         self.local.flush();
         self.unverified.store(false, Ordering::Release);
         // Counted once done, so whoever sees the count sees the L1 emptied.
@@ -1002,6 +1046,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
         if self.fail_safe && self.local.enabled() {
             // Kept, but served only as fail-safe values until revalidated.
             self.unverified.store(true, Ordering::Release);
+            if let Some(leases) = &self.leases {
+                leases.all_changed();
+            }
         } else {
             self.flush();
         }

@@ -17,9 +17,20 @@ pub(crate) enum Target {
     Cluster(Box<redis::cluster::ClusterClient>),
 }
 
+/// A [`Target`] with what identifies it.
+pub(crate) struct Endpoint {
+    /// Where to connect.
+    pub(crate) target: Target,
+    /// Everything that makes a connection different (credentials included): caches whose
+    /// endpoints have the same identity share one connection. Never printed.
+    pub(crate) identity: String,
+    /// Where this connects to, for messages (no credentials).
+    pub(crate) name: String,
+}
+
 impl Target {
-    /// A fixed server; returns the target, its identity and a printable endpoint.
-    pub(crate) fn direct(client: &Client) -> Result<(Target, String, String), RedisError> {
+    /// A fixed server.
+    pub(crate) fn direct(client: &Client) -> Result<Endpoint, RedisError> {
         tls_provider();
         let info = client.get_connection_info().clone();
         let redis = info
@@ -37,8 +48,12 @@ impl Target {
             settings.username(),
             settings.password()
         );
-        let endpoint = format!("{}/{}", info.addr(), settings.db());
-        Ok((Target::Direct(Client::open(info)?), identity, endpoint))
+        let name = format!("{}/{}", info.addr(), settings.db());
+        Ok(Endpoint {
+            target: Target::Direct(Client::open(info)?),
+            identity,
+            name,
+        })
     }
 
     /// The primary of `service` found through the Sentinels at `sentinels` (URLs). `node` holds
@@ -48,7 +63,7 @@ impl Target {
         sentinels: &[String],
         service: &str,
         node: redis::RedisConnectionInfo,
-    ) -> Result<(Target, String, String), RedisError> {
+    ) -> Result<Endpoint, RedisError> {
         use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
         tls_provider();
         let node_info = node.clone().set_protocol(ProtocolVersion::RESP3);
@@ -58,7 +73,7 @@ impl Target {
             node_info.username(),
             node_info.password()
         );
-        let endpoint = format!("sentinel service `{service}` via {}", sentinels.join(","));
+        let name = format!("sentinel service `{service}` via {}", sentinels.join(","));
         // `build` takes a `String` without the `tls` feature and `impl AsRef<str>` with it.
         #[allow(clippy::unnecessary_to_owned)]
         let client = SentinelClient::build(
@@ -67,17 +82,17 @@ impl Target {
             Some(SentinelNodeConnectionInfo::default().set_redis_connection_info(node_info)),
             SentinelServerType::Master,
         )?;
-        Ok((
-            Target::Sentinel(tokio::sync::Mutex::new(client)),
+        Ok(Endpoint {
+            target: Target::Sentinel(tokio::sync::Mutex::new(client)),
             identity,
-            endpoint,
-        ))
+            name,
+        })
     }
 
     /// A Redis Cluster reached through the seed nodes `nodes` (URLs; credentials and TLS are
     /// taken from them).
     #[cfg(feature = "cluster")]
-    pub(crate) fn cluster(nodes: &[String]) -> Result<(Target, String, String), RedisError> {
+    pub(crate) fn cluster(nodes: &[String]) -> Result<Endpoint, RedisError> {
         tls_provider();
         let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
             .use_protocol(ProtocolVersion::RESP3)
@@ -86,7 +101,7 @@ impl Target {
         sorted.sort();
         let identity = format!("cluster|{sorted:?}");
         // The endpoint is printed: no credentials in it.
-        let endpoint = format!(
+        let name = format!(
             "cluster via {}",
             nodes
                 .iter()
@@ -94,7 +109,11 @@ impl Target {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        Ok((Target::Cluster(Box::new(client)), identity, endpoint))
+        Ok(Endpoint {
+            target: Target::Cluster(Box::new(client)),
+            identity,
+            name,
+        })
     }
 
     /// The one server's client, for a fixed server only (the blocking front reads from it

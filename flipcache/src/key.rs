@@ -123,6 +123,15 @@ pub(crate) fn absent_key(rkey: &str) -> String {
     out
 }
 
+/// The lease key of the value key `rkey` (`distributed_lock`).
+pub(crate) fn lease_key(rkey: &str) -> String {
+    let mut out = String::with_capacity(RESERVED.len() + 7 + rkey.len());
+    out.push_str(RESERVED);
+    out.push_str(":lease:");
+    out.push_str(rkey);
+    out
+}
+
 /// Escapes the glob characters of `text` for a `SCAN MATCH` pattern.
 pub(crate) fn escape_glob(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 4);

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use flipcache::{FlipKey, FlipValue};
 use redis_test::server::RedisServer;
 
+pub mod stampede;
+
 /// A private Redis for one test.
 pub struct Server {
     inner: Option<RedisServer>,
@@ -212,6 +214,54 @@ pub fn tracking() -> flipcache::Tracking {
 /// (the child entry fails unless they are), and gives back what it printed after `marker` (the
 /// rest of the first line that holds it). Fails the test, with the child's output, otherwise.
 pub fn run_child(entry: &str, envs: &[(&str, String)], marker: &str) -> String {
+    let out = child_command(entry, envs)
+        .output()
+        .expect("spawn the child");
+    child_said(entry, &out, marker)
+}
+
+/// [`run_child`] without waiting: the child runs beside the test (its stdout and stderr
+/// piped; killed if the test fails first), and [`child_said`] reads what it printed once it is
+/// done ([`ChildGuard::output`]).
+pub fn spawn_child(entry: &str, envs: &[(&str, String)]) -> ChildGuard {
+    let child = child_command(entry, envs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
+    ChildGuard(Some(child))
+}
+
+/// A child process killed (and reaped) when dropped, so that a failing test does not leave it
+/// running.
+pub struct ChildGuard(pub Option<std::process::Child>);
+
+impl ChildGuard {
+    /// Kills the child (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the child to finish and gives its output.
+    pub fn output(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("a child")
+            .wait_with_output()
+            .expect("wait for the child")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn child_command(entry: &str, envs: &[(&str, String)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
     cmd.args([
         "--exact",
@@ -223,7 +273,12 @@ pub fn run_child(entry: &str, envs: &[(&str, String)], marker: &str) -> String {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("spawn the child");
+    cmd
+}
+
+/// What the child `entry` printed after `marker` (the rest of the first line that holds it);
+/// fails the test, with the child's output, if it printed no such line.
+pub fn child_said(entry: &str, out: &std::process::Output, marker: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     stdout
         .lines()

@@ -28,6 +28,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "eager_refresh",
     "fail_safe",
     "tags",
+    "distributed_lock",
     "tracking",
 ];
 
@@ -53,6 +54,8 @@ pub(crate) struct Options {
     pub fail_safe: Option<Expr>,
     /// `tags = ["user:{id}", ...]`: format strings over the arguments.
     pub tags: Option<Expr>,
+    /// `distributed_lock = lease`: one load per key across processes.
+    pub distributed_lock: Option<Expr>,
     /// `tracking = "keys"` or `"broadcast"`: how Redis tells this process of writes.
     pub tracking: Option<Expr>,
 }
@@ -137,6 +140,7 @@ impl Options {
                         "eager_refresh" => set(&mut options.eager_refresh, v, &path, errors),
                         "fail_safe" => set(&mut options.fail_safe, v, &path, errors),
                         "tags" => set(&mut options.tags, v, &path, errors),
+                        "distributed_lock" => set(&mut options.distributed_lock, v, &path, errors),
                         "tracking" => set(&mut options.tracking, v, &path, errors),
                         _ => errors.push(syn::Error::new_spanned(
                             &path,

@@ -343,6 +343,9 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     if let Some(e) = &o.fail_safe {
         setters.push(quote!(.fail_safe(#e)));
     }
+    if let Some(e) = &o.distributed_lock {
+        setters.push(quote!(.distributed_lock(#e)));
+    }
     if let Some(e) = &o.tracking
         && let Some(variant) = super::valid::tracking_variant(e)
     {

@@ -236,6 +236,14 @@ fn values(options: &Options, errors: &mut Errors) {
     if let Some(e) = &options.stale_for {
         duration(e, "stale_for", "leave it out for no stale window", errors);
     }
+    if let Some(e) = &options.distributed_lock {
+        duration(
+            e,
+            "distributed_lock",
+            "leave it out for one load per process",
+            errors,
+        );
+    }
     if let Some(e) = &options.tracking
         && tracking_variant(e).is_none()
     {

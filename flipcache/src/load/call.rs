@@ -18,6 +18,7 @@ use std::time::Duration;
 use std::future::Future;
 
 use super::flight::{Flight, Join, Landed, Lead, SharedError};
+use super::lease::{Contest, Held};
 use super::{Load, LoadError, Loaded};
 use crate::core::{Core, Stored};
 use crate::error::{Error, Result};
@@ -104,6 +105,8 @@ enum Next<V> {
     Done(Got<V, Infallible>),
     Stale(V),
     Load,
+    /// Redis answered and has nothing: load, under the key's lease when there is one.
+    Contend,
 }
 
 /// Where a load stands once the caller may have to run its loader.
@@ -126,6 +129,8 @@ pub(crate) struct Loading<K: FlipKey, V: Clone + Send + Sync + 'static> {
     lead: Option<Lead<K, V>>,
     key: K,
     ask: Ask,
+    /// The key's lease in Redis, when this load holds it (`distributed_lock`).
+    lease: Option<Held>,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
@@ -136,8 +141,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
             lead,
             key,
             ask,
+            lease,
         } = self;
-        core.settle(lead, key, ask, produced).await
+        let got = core.settle(lead, key, ask, produced).await;
+        // Released once the value is written (its write is what wakes the other processes).
+        drop(lease);
+        got
     }
 
     /// [`Loading::finish`] from a blocking caller.
@@ -156,7 +165,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Join::Follow(flight) => match self.follow(self.wait_blocking(&flight, &key), ask) {
                     Follow::Done(got) => return Start::Done(got),
                     Follow::Again => {}
-                    Follow::Alone => return self.loading(None, key, ask),
+                    Follow::Alone => return self.loading(None, key, ask, None),
                 },
                 Join::Lead(lead) => {
                     if let Some(v) = self.local_hit(&key) {
@@ -173,7 +182,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                             lead.land(Landed::Value(v.clone()));
                             Start::Stale(v)
                         }
-                        Next::Load => self.loading(Some(lead), key, ask),
+                        Next::Load => self.loading(Some(lead), key, ask, None),
+                        Next::Contend => {
+                            let contest = block_on(self.rt(), self.contend_within(&key, ask));
+                            self.contended(lead, key, ask, contest)
+                        }
                     };
                 }
             }
@@ -191,7 +204,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Join::Follow(flight) => match self.follow(self.wait(&flight, &key).await, ask) {
                     Follow::Done(got) => return Start::Done(got),
                     Follow::Again => {}
-                    Follow::Alone => return self.loading(None, key, ask),
+                    Follow::Alone => return self.loading(None, key, ask, None),
                 },
                 Join::Lead(lead) => {
                     if let Some(v) = self.local_hit(&key) {
@@ -209,21 +222,69 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                             lead.land(Landed::Value(v.clone()));
                             Start::Stale(v)
                         }
-                        Next::Load => self.loading(Some(lead), key, ask),
+                        Next::Load => self.loading(Some(lead), key, ask, None),
+                        Next::Contend => {
+                            let contest = self.contend_within(&key, ask).await;
+                            self.contended(lead, key, ask, contest)
+                        }
                     };
                 }
             }
         }
     }
 
-    fn loading<E>(self: &Arc<Self>, lead: Option<Lead<K, V>>, key: K, ask: Ask) -> Start<K, V, E> {
+    fn loading<E>(
+        self: &Arc<Self>,
+        lead: Option<Lead<K, V>>,
+        key: K,
+        ask: Ask,
+        lease: Option<Held>,
+    ) -> Start<K, V, E> {
         Counters::bump(&self.counters.loads);
         Start::Load(Loading {
             core: self.clone(),
             lead,
             key,
             ask,
+            lease,
         })
+    }
+
+    /// [`Core::contend`] for a leader's miss, waiting on another process's lease for at most
+    /// the `load_hard_timeout`.
+    async fn contend_within(&self, key: &K, ask: Ask) -> Result<Contest<V>> {
+        let contest = self.contend(key, ask, false);
+        match self.hard_timeout {
+            None => Ok(contest.await),
+            Some(hard) => tokio::time::timeout(hard, contest)
+                .await
+                .map_err(|_| self.load_timed_out(key, hard)),
+        }
+    }
+
+    /// The leader's next step once the lease was contended for.
+    fn contended<E>(
+        self: &Arc<Self>,
+        lead: Lead<K, V>,
+        key: K,
+        ask: Ask,
+        contest: Result<Contest<V>>,
+    ) -> Start<K, V, E> {
+        let contest = match contest {
+            Ok(contest) => contest,
+            Err(timed_out) => {
+                lead.land(Landed::Cache(timed_out.clone()));
+                return Start::Done(Got::Cache(timed_out));
+            }
+        };
+        match contest {
+            Contest::Hold(held) => self.loading(Some(lead), key, ask, Some(held)),
+            Contest::Found(got) => {
+                Counters::bump(&self.counters.waits);
+                Start::Done(self.land_read(lead, got))
+            }
+            Contest::Busy | Contest::Alone => self.loading(Some(lead), key, ask, None),
+        }
     }
 
     /// Waits on another caller's load, for at most the `load_hard_timeout` (`Landed::Cache`
@@ -295,18 +356,26 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Ok(Stored::Absent | Stored::Missing) => {
                 self.health.healthy(&self.name);
-                Next::Load
+                self.to_load()
             }
             // A value that no longer decodes (a deploy changed the type): load and overwrite.
             Err(e) if !e.is_remote() => {
                 self.health.trouble(&self.name, &e);
-                Next::Load
+                self.to_load()
             }
             Err(e) if ask.fail_open => {
                 self.health.trouble(&self.name, &e);
                 Next::Load
             }
             Err(e) => Next::Done(Got::Cache(e)),
+        }
+    }
+
+    /// A load after Redis answered: under the key's lease when there is one.
+    fn to_load(&self) -> Next<V> {
+        match self.leases {
+            Some(_) => Next::Contend,
+            None => Next::Load,
         }
     }
 
@@ -544,9 +613,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Counters::bump(&self.counters.loads);
         let core = self.clone();
         self.rt().spawn_blocking(move || {
-            let produced = load();
             let rt = core.rt();
+            let Some(lease) = block_on(rt, core.refresh_lease(&key, ask)) else {
+                return;
+            };
+            let produced = load();
             block_on(rt, core.settle(Some(lead), key, ask, produced));
+            drop(lease);
         });
         flight
     }
@@ -613,10 +686,28 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Counters::bump(&self.counters.loads);
         let core = self.clone();
         self.rt().spawn(async move {
+            let Some(lease) = core.refresh_lease(&key, ask).await else {
+                return;
+            };
             let produced = load.await;
             core.settle(Some(lead), key, ask, produced).await;
+            drop(lease);
         });
         flight
+    }
+
+    /// Whether a background refresh goes ahead, and under which lease: `None` when another
+    /// process holds the key's lease (its write will reach this L1: the refresh is left to it,
+    /// and dropping its flight unlanded sends any waiter back to read).
+    async fn refresh_lease(&self, key: &K, ask: Ask) -> Option<Option<Held>> {
+        if self.leases.is_none() {
+            return Some(None);
+        }
+        match self.contend(key, ask, true).await {
+            Contest::Hold(held) => Some(Some(held)),
+            Contest::Busy => None,
+            Contest::Found(_) | Contest::Alone => Some(None),
+        }
     }
 
     #[inline]

@@ -10,6 +10,7 @@
 pub(crate) mod call;
 pub(crate) mod flight;
 pub(crate) mod health;
+pub(crate) mod lease;
 
 use std::fmt;
 use std::sync::Arc;

@@ -28,6 +28,7 @@ pub struct MemoOptions<V: 'static> {
     eager_refresh: Option<f64>,
     fail_safe: bool,
     load_timeout: Option<Duration>,
+    distributed_lock: Option<Duration>,
 }
 
 impl<V: 'static> MemoOptions<V> {
@@ -49,6 +50,7 @@ impl<V: 'static> MemoOptions<V> {
             eager_refresh: None,
             fail_safe: false,
             load_timeout: None,
+            distributed_lock: None,
         }
     }
 
@@ -142,6 +144,13 @@ impl<V: 'static> MemoOptions<V> {
         self
     }
 
+    /// `distributed_lock = lease` (a `Duration`, or whole seconds): one load per key across
+    /// processes (see `Builder::distributed_lock`).
+    pub fn distributed_lock(mut self, lease: impl IntoTtl) -> Self {
+        self.distributed_lock = Some(lease.into_ttl());
+        self
+    }
+
     /// The cache these options describe (lazily connecting: memoized functions never fail to
     /// build their cache because Redis is down).
     pub(crate) fn builder(self) -> crate::Builder<String, V, Arc<dyn ValueCodec<V>>>
@@ -178,6 +187,9 @@ impl<V: 'static> MemoOptions<V> {
         b = b.fail_safe(self.fail_safe);
         if let Some(soft) = self.load_timeout {
             b = b.load_timeout(soft);
+        }
+        if let Some(lease) = self.distributed_lock {
+            b = b.distributed_lock(lease);
         }
         b = match self.redis {
             Redis::Env => b,
@@ -333,6 +345,7 @@ impl<V> std::fmt::Debug for MemoOptions<V> {
             .field("timeout", &self.timeout)
             .field("redis", &self.redis)
             .field("stale_for", &self.stale_for)
+            .field("distributed_lock", &self.distributed_lock)
             .field("fail_safe", &self.fail_safe)
             .finish_non_exhaustive()
     }

@@ -1,0 +1,578 @@
+//! Every command the crate sends, built and its replies parsed: reads (`GET`, `GET`+`PTTL`,
+//! `GETEX`, with an absence marker), writes (`SET` and its tracked script), `PEXPIRE`, `DEL`,
+//! `SCAN`, `UNLINK`. They run on a connection that [`super::connection`] provides.
+
+use std::time::Duration;
+
+use redis::{RedisError, Value};
+
+use crate::conn::Conn;
+
+/// A value and, when asked, its remaining TTL in milliseconds (`None`: no TTL) and whether an
+/// absence marker exists.
+pub(crate) struct Fetched {
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) pttl: Option<u64>,
+    pub(crate) absent: bool,
+}
+
+impl Fetched {
+    fn new(value: Option<Vec<u8>>, pttl: Option<u64>) -> Self {
+        Fetched {
+            value,
+            pttl,
+            absent: false,
+        }
+    }
+
+    /// A value read with its `PTTL` reply (`-2`: gone between the two commands; `-1`: no
+    /// TTL).
+    fn with_pttl(value: Option<Vec<u8>>, pttl: i64) -> Self {
+        if pttl == -2 {
+            return Fetched::new(None, None);
+        }
+        Fetched::new(value, pttl_of(pttl))
+    }
+}
+
+/// A `PTTL` reply as a TTL in ms (`None` for `-1`, no TTL, and `-2`, no key).
+fn pttl_of(v: i64) -> Option<u64> {
+    u64::try_from(v).ok()
+}
+
+/// What a read needs besides the value.
+#[derive(Clone, Copy)]
+pub(crate) enum ReadMode {
+    /// Just `GET` (no L1 to bound).
+    Plain,
+    /// `GET` + `PTTL` in one round trip, to bound the L1 entry by the Redis TTL.
+    WithTtl,
+    /// `GETEX key PX ttl`: read and renew the TTL.
+    Refresh(Duration),
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+// With key-based tracking, a write made by this connection ends its tracking of the key
+// (silently while `NOLOOP` is on: see `tracking_table`), and a write command is not tracked
+// itself. A write that leaves a value
+// in the L1 (`SET`, `PEXPIRE` of a held key, `GETEX`) therefore runs in a script that then calls
+// the read-only `PTTL`, so Redis tracks the key for this connection again before any other
+// client can write it. (A script rather than `MULTI`/`EXEC`: an invalidation redirected to this
+// connection by the blocking front's read connections may be written in the middle of an
+// `EXEC` reply, but not into a script's reply.)
+
+/// `SET KEYS[1] ARGV[1] [ARGV[2..]]` (`PX ms`, `NX`), then track the key; replies as `SET`.
+const SET_TRACKED: &str =
+    "local r = redis.call('SET', KEYS[1], unpack(ARGV)) redis.call('PTTL', KEYS[1]) return r";
+/// `PEXPIRE KEYS[1] ARGV[1]`, then track the key.
+const PEXPIRE_TRACKED: &str =
+    "local n = redis.call('PEXPIRE', KEYS[1], ARGV[1]) redis.call('PTTL', KEYS[1]) return n";
+/// `GETEX KEYS[1] PX ARGV[1]`, then track the key.
+const GETEX_TRACKED: &str =
+    "local v = redis.call('GETEX', KEYS[1], 'PX', ARGV[1]) redis.call('PTTL', KEYS[1]) return v";
+
+fn getex_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
+    if retrack {
+        pipe.cmd("EVAL")
+            .arg(GETEX_TRACKED)
+            .arg(1)
+            .arg(key)
+            .arg(ms(ttl));
+    } else {
+        pipe.cmd("GETEX").arg(key).arg("PX").arg(ms(ttl));
+    }
+}
+
+fn pexpire_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
+    if retrack {
+        pipe.cmd("EVAL")
+            .arg(PEXPIRE_TRACKED)
+            .arg(1)
+            .arg(key)
+            .arg(ms(ttl));
+    } else {
+        pipe.cmd("PEXPIRE").arg(key).arg(ms(ttl));
+    }
+}
+
+/// `GET key` + `PTTL key` (see [`Fetched::with_pttl`] for the replies).
+fn get_with_pttl_cmd(pipe: &mut redis::Pipeline, key: &str) {
+    pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+}
+
+/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX` (`retrack`: see
+/// [`GETEX_TRACKED`]).
+fn read_request(key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    read_cmds(&mut pipe, key, mode, retrack);
+    pipe
+}
+
+/// Adds the commands of [`read_request`] to `pipe`.
+fn read_cmds(pipe: &mut redis::Pipeline, key: &str, mode: ReadMode, retrack: bool) {
+    match mode {
+        ReadMode::Plain => {
+            pipe.cmd("GET").arg(key);
+        }
+        ReadMode::WithTtl => {
+            get_with_pttl_cmd(pipe, key);
+        }
+        ReadMode::Refresh(ttl) => getex_cmd(pipe, key, ttl, retrack),
+    };
+}
+
+/// What [`read_request`]'s replies say.
+fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
+    let mut raw = raw.into_iter();
+    let value: Option<Vec<u8>> = redis::from_redis_value(raw.next().unwrap_or(Value::Nil))?;
+    match mode {
+        ReadMode::Plain => Ok(Fetched::new(value, None)),
+        ReadMode::WithTtl => {
+            let pttl: i64 = redis::from_redis_value(raw.next().unwrap_or(Value::Int(-2)))?;
+            Ok(Fetched::with_pttl(value, pttl))
+        }
+        ReadMode::Refresh(ttl) => Ok(Fetched::new(value, Some(ms(ttl)))),
+    }
+}
+
+/// Adds the reply of `EXISTS marker` to a read.
+fn with_marker(mut fetched: Fetched, exists: Value) -> Result<Fetched, RedisError> {
+    fetched.absent = redis::from_redis_value::<u64>(exists)? > 0;
+    Ok(fetched)
+}
+
+/// Reads `key` (see [`ReadMode`]) and, when `marker` is given, whether that absence marker
+/// exists: one pipeline on one server; two requests at once on a cluster, where the marker may
+/// sit on another slot.
+pub(crate) async fn get(
+    mut conn: Conn,
+    key: &str,
+    mode: ReadMode,
+    marker: Option<&str>,
+    retrack: bool,
+) -> Result<Fetched, RedisError> {
+    let Some(marker) = marker else {
+        let raw = read_request(key, mode, retrack)
+            .query_async(&mut conn)
+            .await?;
+        return read_reply(raw, mode);
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let mut other = conn.clone();
+        let read = async {
+            let raw = read_request(key, mode, retrack)
+                .query_async(&mut conn)
+                .await?;
+            read_reply(raw, mode)
+        };
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(marker);
+        let exists = exists.query_async::<Value>(&mut other);
+        let (fetched, exists) = futures_util::future::try_join(read, exists).await?;
+        return with_marker(fetched, exists);
+    }
+    let mut pipe = read_request(key, mode, retrack);
+    pipe.cmd("EXISTS").arg(marker);
+    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let exists = raw.pop().unwrap_or(Value::Int(0));
+    with_marker(read_reply(raw, mode)?, exists)
+}
+
+/// [`get`] on a synchronous connection (one server).
+pub(crate) fn get_blocking(
+    conn: &mut redis::Connection,
+    key: &str,
+    mode: ReadMode,
+    marker: Option<&str>,
+) -> Result<Fetched, RedisError> {
+    let mut pipe = read_request(key, mode, false);
+    if let Some(marker) = marker {
+        pipe.cmd("EXISTS").arg(marker);
+    }
+    let mut raw: Vec<Value> = pipe.query(conn)?;
+    match marker {
+        Some(_) => {
+            let exists = raw.pop().unwrap_or(Value::Int(0));
+            with_marker(read_reply(raw, mode)?, exists)
+        }
+        None => read_reply(raw, mode),
+    }
+}
+
+/// Reads of `keys` (`retrack`: see [`read_request`]).
+pub(crate) async fn get_many(
+    mut conn: Conn,
+    keys: &[String],
+    mode: ReadMode,
+    retrack: bool,
+) -> Result<Vec<Fetched>, RedisError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match mode {
+        ReadMode::Plain => {
+            let values: Vec<Option<Vec<u8>>> = match &mut conn {
+                Conn::Single(c) => redis::cmd("MGET").arg(keys).query_async(c).await?,
+                #[cfg(feature = "cluster")]
+                Conn::Cluster(_) => conn
+                    .pipelined(keys, 1, |p, i| {
+                        p.cmd("GET").arg(&keys[i]);
+                    })
+                    .await?
+                    .into_iter()
+                    .map(redis::from_redis_value)
+                    .collect::<Result<_, _>>()?,
+            };
+            Ok(values
+                .into_iter()
+                .map(|value| Fetched::new(value, None))
+                .collect())
+        }
+        ReadMode::WithTtl => {
+            let raw = conn
+                .pipelined(keys, 2, |p, i| get_with_pttl_cmd(p, &keys[i]))
+                .await?;
+            let mut out = Vec::with_capacity(keys.len());
+            let mut it = raw.into_iter();
+            while let (Some(v), Some(t)) = (it.next(), it.next()) {
+                let value: Option<Vec<u8>> = redis::from_redis_value(v)?;
+                let pttl: i64 = redis::from_redis_value(t)?;
+                out.push(Fetched::with_pttl(value, pttl));
+            }
+            Ok(out)
+        }
+        ReadMode::Refresh(ttl) => {
+            let raw = conn
+                .pipelined(keys, 1, |p, i| getex_cmd(p, &keys[i], ttl, retrack))
+                .await?;
+            raw.into_iter()
+                .map(|v| Ok(Fetched::new(redis::from_redis_value(v)?, Some(ms(ttl)))))
+                .collect()
+        }
+    }
+}
+
+/// One `SET`: the key, the encoded value, its TTL, `NX`, and an absence marker to end.
+#[derive(Clone, Copy)]
+pub(crate) struct Write<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: &'a [u8],
+    pub(crate) ttl: Option<Duration>,
+    /// `NX`: only if the key has no value.
+    pub(crate) only_new: bool,
+    /// An absence marker to delete with the write (`cache_absent`).
+    pub(crate) clear: Option<&'a str>,
+    /// Track the key again after the write (key-based tracking; see [`SET_TRACKED`]).
+    pub(crate) retrack: bool,
+}
+
+/// The command of one write: `SET` (or [`SET_TRACKED`] when `retrack`), with `PX` and `NX`.
+pub(crate) fn write_cmd(w: &Write<'_>) -> redis::Cmd {
+    let mut cmd = if w.retrack {
+        let mut c = redis::cmd("EVAL");
+        c.arg(SET_TRACKED).arg(1);
+        c
+    } else {
+        redis::cmd("SET")
+    };
+    cmd.arg(w.key).arg(w.value);
+    if let Some(ttl) = w.ttl {
+        cmd.arg("PX").arg(ms(ttl));
+    }
+    if w.only_new {
+        cmd.arg("NX");
+    }
+    cmd
+}
+
+/// Runs `w`; says whether the value was written (always, unless `NX` found a value).
+pub(crate) async fn set(mut conn: Conn, w: Write<'_>) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.add_command(write_cmd(&w));
+    let Some(marker) = w.clear else {
+        let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+        return Ok(reply != Value::Nil);
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let mut other = conn.clone();
+        let set = pipe.query_async::<(Value,)>(&mut conn);
+        let mut del = redis::cmd("DEL");
+        del.arg(marker);
+        let del = del.query_async::<Value>(&mut other);
+        let ((reply,), _) = futures_util::future::try_join(set, del).await?;
+        return Ok(reply != Value::Nil);
+    }
+    pipe.cmd("DEL").arg(marker).ignore();
+    let (reply,): (Value,) = pipe.query_async(&mut conn).await?;
+    Ok(reply != Value::Nil)
+}
+
+/// `SET` of every pair, each with its own TTL.
+pub(crate) async fn set_many(
+    mut conn: Conn,
+    items: &[(String, Vec<u8>)],
+    ttls: &[Option<Duration>],
+    retrack: bool,
+) -> Result<(), RedisError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+    conn.pipelined(&keys, 0, |p, i| {
+        let w = Write {
+            key: &items[i].0,
+            value: &items[i].1,
+            ttl: ttls.get(i).copied().flatten(),
+            only_new: false,
+            clear: None,
+            retrack,
+        };
+        p.add_command(write_cmd(&w)).ignore();
+    })
+    .await
+    .map(drop)
+}
+
+/// Writes an absence marker for `ttl`.
+pub(crate) async fn set_absent(
+    mut conn: Conn,
+    marker: &str,
+    ttl: Duration,
+) -> Result<(), RedisError> {
+    redis::cmd("SET")
+        .arg(marker)
+        .arg("1")
+        .arg("PX")
+        .arg(ms(ttl))
+        .query_async::<()>(&mut conn)
+        .await
+}
+
+/// The remaining TTL of `key` in ms (`None`: no such key, or no TTL).
+pub(crate) async fn pttl(mut conn: Conn, key: &str) -> Result<Option<u64>, RedisError> {
+    let v: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await?;
+    Ok(pttl_of(v))
+}
+
+pub(crate) async fn del(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
+    let n: u64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+    Ok(n > 0)
+}
+
+/// Deletes `key` and, when given, its absence marker; says whether either existed.
+pub(crate) async fn del_with(
+    mut conn: Conn,
+    key: &str,
+    marker: Option<&str>,
+) -> Result<bool, RedisError> {
+    let Some(marker) = marker else {
+        return del(conn, key).await;
+    };
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let (a, b) =
+            futures_util::future::try_join(del(conn.clone(), key), del(conn, marker)).await?;
+        return Ok(a || b);
+    }
+    let (a, b): (u64, u64) = redis::pipe()
+        .cmd("DEL")
+        .arg(key)
+        .cmd("DEL")
+        .arg(marker)
+        .query_async(&mut conn)
+        .await?;
+    Ok(a + b > 0)
+}
+
+pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
+    let n: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
+    Ok(n > 0)
+}
+
+/// `PEXPIRE` (`retrack`: see [`PEXPIRE_TRACKED`]).
+pub(crate) async fn pexpire(
+    mut conn: Conn,
+    key: &str,
+    ttl: Duration,
+    retrack: bool,
+) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    pexpire_cmd(&mut pipe, key, ttl, retrack);
+    let (n,): (u64,) = pipe.query_async(&mut conn).await?;
+    Ok(n > 0)
+}
+
+/// `PEXPIRE` of every key (`retrack`: see [`PEXPIRE_TRACKED`]).
+pub(crate) async fn pexpire_many(
+    mut conn: Conn,
+    keys: &[String],
+    ttl: Duration,
+    retrack: bool,
+) -> Result<Vec<bool>, RedisError> {
+    conn.pipelined(keys, 1, |p, i| pexpire_cmd(p, &keys[i], ttl, retrack))
+        .await?
+        .into_iter()
+        .map(|v| Ok(redis::from_redis_value::<u64>(v)? > 0))
+        .collect()
+}
+
+/// Every key matching `pattern`, by `SCAN` (never `KEYS`), on every primary.
+pub(crate) async fn scan(mut conn: Conn, pattern: &str) -> Result<Vec<Vec<u8>>, RedisError> {
+    let mut out = conn
+        .scan_primaries(|cursor| {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            cmd
+        })
+        .await?;
+    // SCAN may return a key more than once.
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Unlinks `keys` in batches (by hash slot on a cluster); returns how many existed.
+pub(crate) async fn unlink<K: AsRef<[u8]> + redis::ToRedisArgs>(
+    mut conn: Conn,
+    keys: &[K],
+) -> Result<usize, RedisError> {
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        // Keys on many slots: one pipeline per slot, all at once (a loop of one `UNLINK` per
+        // slot would pay a round trip per slot).
+        let mut removed = 0;
+        for batch in keys.chunks(1000) {
+            for reply in conn
+                .pipelined(batch, 1, |p, i| {
+                    p.cmd("UNLINK").arg(&batch[i]);
+                })
+                .await?
+            {
+                removed += redis::from_redis_value::<usize>(reply)?;
+            }
+        }
+        return Ok(removed);
+    }
+    let mut removed = 0;
+    for group in conn.key_groups(keys) {
+        for batch in group.chunks(1000) {
+            removed += redis::cmd("UNLINK")
+                .arg(batch)
+                .query_async::<usize>(&mut conn)
+                .await?;
+        }
+    }
+    Ok(removed)
+}
+
+// ---- leases (`distributed_lock`, see `load/lease.rs`) -------------------------------------
+
+/// Deletes the lease `KEYS[1]` if it still holds the token `ARGV[1]`.
+const RELEASE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/// What an attempt to take a lease found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// The attempt holds the lease now.
+    pub(crate) acquired: bool,
+    /// What is left of the lease (of whoever holds it), if Redis says.
+    pub(crate) left: Option<Duration>,
+}
+
+/// A lease to take: its key, the taker's token, how long it lasts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeaseOn<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) lease: Duration,
+}
+
+/// `SET lease token NX PX ms` + `PTTL lease`.
+fn lease_cmds(pipe: &mut redis::Pipeline, lease: LeaseOn<'_>) {
+    pipe.cmd("SET")
+        .arg(lease.key)
+        .arg(lease.token)
+        .arg("NX")
+        .arg("PX")
+        .arg(ms(lease.lease))
+        .cmd("PTTL")
+        .arg(lease.key);
+}
+
+/// What [`lease_cmds`]'s replies say.
+fn lease_reply(set: Value, pttl: Value) -> Result<Taken, RedisError> {
+    let acquired = !matches!(set, Value::Nil);
+    let pttl: i64 = redis::from_redis_value(pttl)?;
+    Ok(Taken {
+        acquired,
+        left: pttl_of(pttl).map(Duration::from_millis),
+    })
+}
+
+/// Tries to take `lease`, then reads the value key `key` as [`get`] does: one pipeline on one
+/// server, the lease first (whoever takes a lease its holder released then sees the value the
+/// holder wrote before releasing it); on a cluster, where the two may sit on different slots,
+/// two round trips in that order.
+pub(crate) async fn take_lease_and_get(
+    mut conn: Conn,
+    lease: LeaseOn<'_>,
+    key: &str,
+    mode: ReadMode,
+    marker: Option<&str>,
+    retrack: bool,
+) -> Result<(Taken, Fetched), RedisError> {
+    #[cfg(feature = "cluster")]
+    if let Conn::Cluster(_) = &conn {
+        let mut pipe = redis::pipe();
+        lease_cmds(&mut pipe, lease);
+        let (set, pttl): (Value, Value) = pipe.query_async(&mut conn).await?;
+        let taken = lease_reply(set, pttl)?;
+        let fetched = get(conn, key, mode, marker, retrack).await?;
+        return Ok((taken, fetched));
+    }
+    let mut pipe = redis::pipe();
+    lease_cmds(&mut pipe, lease);
+    read_cmds(&mut pipe, key, mode, retrack);
+    if let Some(marker) = marker {
+        pipe.cmd("EXISTS").arg(marker);
+    }
+    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let exists = marker.map(|_| raw.pop().unwrap_or(Value::Int(0)));
+    let mut raw = raw.into_iter();
+    let taken = lease_reply(
+        raw.next().unwrap_or(Value::Nil),
+        raw.next().unwrap_or(Value::Int(-2)),
+    )?;
+    let fetched = read_reply(raw.collect(), mode)?;
+    let fetched = match exists {
+        Some(exists) => with_marker(fetched, exists)?,
+        None => fetched,
+    };
+    Ok((taken, fetched))
+}
+
+/// Releases the lease `key` if it still holds `token` (compare-and-delete).
+pub(crate) async fn release_lease(
+    mut conn: Conn,
+    key: &str,
+    token: &str,
+) -> Result<(), RedisError> {
+    redis::cmd("EVAL")
+        .arg(RELEASE)
+        .arg(1)
+        .arg(key)
+        .arg(token)
+        .query_async::<i64>(&mut conn)
+        .await
+        .map(drop)
+}
