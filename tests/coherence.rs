@@ -279,7 +279,8 @@ fn child_process_writer() {
 
 /// Key-based tracking: when Redis's tracking table is full (`tracking-table-max-keys`) it forgets
 /// keys and sends an invalidation for each; those simply leave the L1, and every key still held
-/// is still tracked, so later foreign writes reach it.
+/// is still tracked, so later foreign writes reach it. (A table that fills up while the shared
+/// connection has `NOLOOP` is `a_trim_during_the_shared_connections_own_command_still_invalidates`.)
 #[test]
 fn a_full_tracking_table_only_drops_l1_entries() {
     if support::tracking() != flipcache::Tracking::Keys {
@@ -293,6 +294,20 @@ fn a_full_tracking_table_only_drops_l1_entries() {
         .arg(5)
         .query(&mut raw)
         .unwrap();
+    // The table is past half full before the cache connects, so the shared connection tracks
+    // without `NOLOOP` from the start (see `tracking_table`) and hears every trim. (With `NOLOOP`,
+    // trims made by its own commands would be unheard until the keep-alive notices the table and
+    // empties the L1: no invalidation would be counted, depending on which connection's command
+    // happens to trim.)
+    let mut filler = server.raw();
+    let _: () = redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .query(&mut filler)
+        .unwrap();
+    for i in 0..5 {
+        let _: Option<String> = filler.get(format!("filler:{i}")).unwrap();
+    }
     let c: FlipCache<String, String> = server.cache("tt");
     for i in 0..50 {
         let _: () = raw.set(format!("tt:{i}"), "old").unwrap();
@@ -315,4 +330,59 @@ fn a_full_tracking_table_only_drops_l1_entries() {
     for i in 0..50 {
         assert_eq!(c.get(&i.to_string()).unwrap().as_deref(), Some("new"));
     }
+}
+
+/// Key-based tracking: Redis trims a full tracking table at the start of whichever command
+/// comes next, and (since 7.0.5) skips the invalidations of a `NOLOOP` client whose own command
+/// that is, while still forgetting its keys. What the shared connection tracked (keys this
+/// process wrote, keys read through it: the async front, and the blocking front before its
+/// read connections exist) would never hear of later foreign writes: once the table fills up,
+/// the connection tracks without `NOLOOP` and the L1s are emptied, so every key is current
+/// again and stays so.
+#[test]
+fn a_trim_during_the_shared_connections_own_command_still_invalidates() {
+    if support::tracking() != flipcache::Tracking::Keys {
+        return; // broadcasting keeps no table
+    }
+    // A slow server cron (which trims too, outside any client's command): the trim is made by
+    // the shared connection's next command.
+    let server = Server::start_with(&["--hz".into(), "1".into()]);
+    let mut raw = server.raw();
+    let c: FlipCache<String, String> = server.cache("tn");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = rt.block_on(server.cache_async::<String, String>("tn"));
+    // Written keys are tracked for the shared connection (the write script's `PTTL`)...
+    for i in 0..10 {
+        c.set(i.to_string(), "old").unwrap();
+    }
+    // ... and so are the async front's reads.
+    for i in 10..20 {
+        let _: () = raw.set(format!("tn:{i}"), "old").unwrap();
+        let v = rt.block_on(a.get(&i.to_string())).unwrap();
+        assert_eq!(v.as_deref(), Some("old"));
+    }
+    assert_eq!((c.local_len(), a.local_len()), (10, 10));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tracking-table-max-keys")
+        .arg(1)
+        .query(&mut raw)
+        .unwrap();
+    // The shared connection's next command (this write) finds the table over its limit.
+    c.set("trigger", "x").unwrap();
+    eventually(PUSH_WAIT, "the trimmed keys to leave the L1s", || {
+        c.local_len() + a.local_len() <= 2
+    });
+    // Every key is current after foreign writes.
+    for i in 0..20 {
+        let _: () = raw.set(format!("tn:{i}"), "new").unwrap();
+    }
+    eventually(PUSH_WAIT, "every key to read the foreign value", || {
+        (0..10).all(|i| c.get(&i.to_string()).unwrap().as_deref() == Some("new"))
+            && (10..20)
+                .all(|i| rt.block_on(a.get(&i.to_string())).unwrap().as_deref() == Some("new"))
+    });
 }

@@ -892,3 +892,64 @@ async fn unusual_signatures_work() {
     assert_eq!(Counter::via_self(2), 6);
     assert!(Counter::via_self_invalidate(2).unwrap());
 }
+
+// ---- tracking mode -------------------------------------------------------------------------
+
+static BCAST_URL: OnceLock<String> = OnceLock::new();
+static KEYED_URL: OnceLock<String> = OnceLock::new();
+
+#[flipcache(name = "t_bcast", redis = BCAST_URL.get(), tracking = "broadcast")]
+fn bcast(n: u64) -> u64 {
+    n
+}
+
+#[flipcache(name = "t_keyed", redis = KEYED_URL.get(), tracking = "keys")]
+fn keyed(n: u64) -> u64 {
+    n
+}
+
+/// `INFO stats`' `tracking_total_keys` and `tracking_total_prefixes`.
+fn tracking_stats(raw: &mut redis::Connection) -> (u64, u64) {
+    let info: String = redis::cmd("INFO").arg("stats").query(raw).unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+    };
+    (
+        field("tracking_total_keys:"),
+        field("tracking_total_prefixes:"),
+    )
+}
+
+/// `tracking = "broadcast"` registers the cache's prefix with Redis (no per-key table), and
+/// `tracking = "keys"` the keys read (no prefix); either way a foreign write reaches the L1.
+#[test]
+fn the_tracking_option_chooses_how_redis_tracks() {
+    let b = serve(&BCAST_URL);
+    let k = serve(&KEYED_URL);
+    for (server, name, call) in [
+        (&b, "t_bcast", bcast as fn(u64) -> u64),
+        (&k, "t_keyed", keyed),
+    ] {
+        let mut raw = server.raw();
+        let _: () = raw.set(format!("{name}:1"), 10).unwrap();
+        assert_eq!(call(1), 10);
+        let (keys, prefixes) = tracking_stats(&mut raw);
+        if name == "t_bcast" {
+            assert_eq!((keys, prefixes), (0, 1), "broadcast: one prefix, no keys");
+        } else {
+            assert!(
+                keys >= 1 && prefixes == 0,
+                "keys: {keys} keys, {prefixes} prefixes"
+            );
+        }
+        let _: () = raw.set(format!("{name}:1"), 11).unwrap();
+        support::eventually(
+            Duration::from_secs(5),
+            "the foreign write to reach the L1",
+            || call(1) == 11,
+        );
+    }
+}

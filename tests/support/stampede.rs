@@ -148,13 +148,14 @@ pub fn run(entry: &str, spec: &Spec) -> Report {
     report
 }
 
-/// What the connections run in the background whatever the loads do (the keep-alive's `PING`,
-/// a cluster's topology checks), and this count's own `INFO`.
-const KEEP_ALIVE: [&str; 4] = [
+/// What the connections run in the background whatever the loads do (the keep-alive's `PING`
+/// and tracking-table check, a cluster's topology checks), and this count's own `INFO`.
+const KEEP_ALIVE: [&str; 5] = [
     "cmdstat_info:",
     "cmdstat_ping:",
     "cmdstat_cluster|",
     "cmdstat_client|",
+    "cmdstat_config|",
 ];
 
 /// Commands run so far by the servers at `nodes` (`INFO commandstats`), without

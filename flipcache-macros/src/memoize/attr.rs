@@ -29,6 +29,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "fail_safe",
     "tags",
     "distributed_lock",
+    "tracking",
 ];
 
 /// The options as written; `None` where the runtime default applies.
@@ -55,6 +56,8 @@ pub(crate) struct Options {
     pub tags: Option<Expr>,
     /// `distributed_lock = lease`: one load per key across processes.
     pub distributed_lock: Option<Expr>,
+    /// `tracking = "keys"` or `"broadcast"`: how Redis tells this process of writes.
+    pub tracking: Option<Expr>,
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, path: &Path, errors: &mut Errors) {
@@ -138,6 +141,7 @@ impl Options {
                         "fail_safe" => set(&mut options.fail_safe, v, &path, errors),
                         "tags" => set(&mut options.tags, v, &path, errors),
                         "distributed_lock" => set(&mut options.distributed_lock, v, &path, errors),
+                        "tracking" => set(&mut options.tracking, v, &path, errors),
                         _ => errors.push(syn::Error::new_spanned(
                             &path,
                             format!("`{name}` takes no value"),

@@ -365,6 +365,12 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     if let Some(e) = &o.distributed_lock {
         setters.push(quote!(.distributed_lock(#e)));
     }
+    if let Some(e) = &o.tracking
+        && let Some(variant) = super::valid::tracking_variant(e)
+    {
+        let variant = format_ident!("{}", variant, span = e.span());
+        setters.push(quote!(.tracking(::flipcache::Tracking::#variant)));
+    }
     let accessor = quote! {
         #[doc(hidden)]
         #[inline]

@@ -244,6 +244,15 @@ fn values(options: &Options, errors: &mut Errors) {
             errors,
         );
     }
+    if let Some(e) = &options.tracking
+        && tracking_variant(e).is_none()
+    {
+        errors.push(syn::Error::new_spanned(
+            e,
+            "`tracking` must be \"keys\" (the default: Redis tells this process of writes to the \
+             keys it read) or \"broadcast\" (of every write under the cache's name)",
+        ));
+    }
     if let Some((span, _)) = &options.refresh
         && options.expire_time.is_none()
     {
@@ -304,6 +313,18 @@ fn absence(f: &Function<'_>, options: &Options, errors: &mut Errors) {
         "`cache_absent` needs a function returning `Option<T>` or `Result<Option<T>, E>` (its \
          `None` is what is remembered)",
     ));
+}
+
+/// The `flipcache::Tracking` variant a `tracking = "..."` option names, if it names one.
+pub(crate) fn tracking_variant(e: &Expr) -> Option<&'static str> {
+    match literal(e) {
+        Some(Lit::Str(s)) => match s.value().as_str() {
+            "keys" => Some("Keys"),
+            "broadcast" => Some("Broadcast"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn literal(e: &Expr) -> Option<&Lit> {

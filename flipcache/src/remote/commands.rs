@@ -56,7 +56,8 @@ fn ms(d: Duration) -> u64 {
 }
 
 // With key-based tracking, a write made by this connection ends its tracking of the key
-// (silently: `NOLOOP`), and a write command is not tracked itself. A write that leaves a value
+// (silently while `NOLOOP` is on: see `tracking_table`), and a write command is not tracked
+// itself. A write that leaves a value
 // in the L1 (`SET`, `PEXPIRE` of a held key, `GETEX`) therefore runs in a script that then calls
 // the read-only `PTTL`, so Redis tracks the key for this connection again before any other
 // client can write it. (A script rather than `MULTI`/`EXEC`: an invalidation redirected to this
