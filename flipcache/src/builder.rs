@@ -10,6 +10,7 @@ use crate::codec::{
 use crate::core::{Core, Settings};
 use crate::endpoint::Target;
 use crate::error::{Error, Result};
+use crate::event::{Event, Listener};
 use crate::key::FlipKey;
 use crate::local::Weigher;
 use crate::remote::Remote;
@@ -166,6 +167,7 @@ pub struct Builder<K, V, C = DefaultCodec> {
     fail_safe_throttle: Duration,
     load_timeout: Option<Duration>,
     load_hard_timeout: Option<Duration>,
+    on_event: Option<Listener>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -270,6 +272,7 @@ impl<K, V, C> std::fmt::Debug for Builder<K, V, C> {
             .field("connect_timeout", &self.connect_timeout)
             .field("coherence", &self.coherence)
             .field("lazy_connect", &self.lazy)
+            .field("on_event", &self.on_event.as_ref().map(|_| ".."))
             .finish()
     }
 }
@@ -302,6 +305,7 @@ impl<K, V> Builder<K, V> {
             fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
             load_timeout: None,
             load_hard_timeout: None,
+            on_event: None,
             _key: PhantomData,
         }
     }
@@ -335,6 +339,7 @@ impl<K, V, C> Builder<K, V, C> {
             fail_safe_throttle: self.fail_safe_throttle,
             load_timeout: self.load_timeout,
             load_hard_timeout: self.load_hard_timeout,
+            on_event: self.on_event,
             _key: PhantomData,
         }
     }
@@ -749,6 +754,33 @@ impl<K, V, C> Builder<K, V, C> {
         self
     }
 
+    /// Calls `f` with every [`Event`] of this cache: entries invalidated by other clients,
+    /// evicted to make room, the L1 flushed, Redis reconnected, stale values served, loads
+    /// failed. For debugging lost updates and for custom telemetry.
+    ///
+    /// `f` runs on a thread of its own (one per cache that has a callback), in the order the
+    /// events happened, never on the caller's thread nor while the cache holds a lock, so it
+    /// may block (events queue up meanwhile) but it sees them a little later than they
+    /// happen. A panic in `f` is caught and logged; the cache and later events are unaffected.
+    /// Nothing is queued for caches without a callback, and an L1 hit never queues anything
+    /// but a stale value served.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .on_event(|e: &flipcache::Event| {
+    ///         if let flipcache::Event::Invalidated { key, .. } = e {
+    ///             eprintln!("{key} changed elsewhere");
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
     fn target(&self) -> Result<(Target, String, String)> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
@@ -854,6 +886,7 @@ impl<K, V, C> Builder<K, V, C> {
             fail_safe_throttle,
             load_timeout,
             load_hard_timeout,
+            on_event,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -886,6 +919,7 @@ impl<K, V, C> Builder<K, V, C> {
             fail_safe_throttle,
             load_timeout,
             load_hard_timeout,
+            on_event,
         };
         Core::start(settings, codec, remote).await
     }
@@ -954,7 +988,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     ///     .value_encoder(|v: &u8| v.to_string())
     ///     .value_decoder(|s: &str| s.parse::<u8>());
     /// ```
-    pub fn value_decoder<E: std::fmt::Display>(
+    pub fn value_decoder<E: Into<crate::codec::CodecError>>(
         self,
         g: impl Fn(&str) -> Result<V, E> + Send + Sync + 'static,
     ) -> Builder<K, V, C::WithDecoder> {
@@ -982,7 +1016,7 @@ impl<K, V: 'static, C: ClosureStart<V>> Builder<K, V, C> {
     ///     .value_encoder_bytes(|v: &u8| vec![*v])
     ///     .value_decoder_bytes(|b: &[u8]| b.first().copied().ok_or("empty"));
     /// ```
-    pub fn value_decoder_bytes<E: std::fmt::Display>(
+    pub fn value_decoder_bytes<E: Into<crate::codec::CodecError>>(
         self,
         g: impl Fn(&[u8]) -> Result<V, E> + Send + Sync + 'static,
     ) -> Builder<K, V, C::WithDecoder> {

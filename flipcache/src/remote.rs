@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 use crate::blocking_reads::{self, BlockingReads};
 use crate::conn::Conn;
 use crate::endpoint::Target;
+use crate::outage::Outage;
 use crate::tracking::{Coverage, Registry, Tracking};
 
 /// How often an idle shared connection is pinged; a ping unanswered within
@@ -62,6 +63,8 @@ pub(crate) struct Remote {
     reads: Option<BlockingReads>,
     /// How Redis tracks keys for this connection.
     mode: Tracking,
+    /// Logs each outage once.
+    outage: Outage,
 }
 
 /// Connection identity → the endpoint's `Remote`, so every cache of the process shares one.
@@ -113,11 +116,17 @@ impl Remote {
             connecting: tokio::sync::Mutex::new(()),
             registry: Registry::default(),
             rt,
+            outage: Outage::default(),
         });
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(identity, Arc::downgrade(&remote));
         keep_alive(Arc::downgrade(&remote), rt);
         remote
+    }
+
+    /// This endpoint's outage log (see [`Outage`]).
+    pub(crate) fn outage(&self) -> &Outage {
+        &self.outage
     }
 
     /// Where this connects to, for messages.
@@ -141,7 +150,9 @@ impl Remote {
             hit
         };
         if was_current {
-            tracing::warn!(endpoint = %self.endpoint, "lost the Redis connection; local caches emptied (kept unverified under fail-safe)");
+            self.outage.down(|| {
+                tracing::warn!(endpoint = %self.endpoint, "lost the Redis connection; local caches emptied (kept unverified under fail-safe); reconnecting in the background");
+            });
             self.registry.disconnected_all();
         }
     }
@@ -250,7 +261,10 @@ impl Remote {
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
             match track(&mut conn, self.mode, &prefixes).await {
-                Ok(()) => self.registry.set_tracked(self.tracked_set(prefixes)),
+                Ok(()) => {
+                    tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, prefixes = prefixes.len(), "client tracking registered");
+                    self.registry.set_tracked(self.tracked_set(prefixes));
+                }
                 Err(e) if is_refusal(&e) => self.tracking_refused(&e),
                 // Not tracked everywhere: the connection is not usable for an L1.
                 Err(e) => return Err(e),
@@ -264,6 +278,8 @@ impl Remote {
         st.topology = topology;
         st.run_id = run_id;
         st.client_id = client_id;
+        drop(st);
+        self.outage.up(&self.endpoint);
         Ok((generation, conn))
     }
 
@@ -287,7 +303,7 @@ impl Remote {
             tracing::warn!(
                 endpoint = %self.endpoint,
                 error = %e,
-                "flipcache: this server does not support RESP3 client tracking; local caches \
+                "this server does not support RESP3 client tracking; local caches \
                  fall back to TTL-bounded entries and cannot see other clients' writes"
             );
         }
@@ -307,6 +323,7 @@ impl Remote {
             Coverage::Covered => Ok(()),
             Coverage::Disjoint => match track(&mut conn, self.mode, &[prefix.to_owned()]).await {
                 Ok(()) => {
+                    tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, prefix, "client tracking registered");
                     for p in self.tracked_set(vec![prefix.to_owned()]) {
                         self.registry.add_tracked(p);
                     }
@@ -361,7 +378,7 @@ impl Remote {
             op,
         )?;
         if dropped && redirect.is_some() {
-            tracing::warn!(endpoint = %self.endpoint, "flipcache: a tracked read connection failed; local caches emptied");
+            tracing::warn!(endpoint = %self.endpoint, "a tracked read connection failed; local caches emptied");
             self.lost(generation);
         }
         match result {
@@ -455,7 +472,7 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             if let Ok(Ok(now)) = tokio::time::timeout(PING_TIMEOUT, conn.topology()).await
                 && r.topology_changed(generation, &now)
             {
-                tracing::warn!(endpoint = %r.endpoint, "flipcache: the cluster's topology changed; reconnecting");
+                tracing::warn!(endpoint = %r.endpoint, "the cluster's topology changed; reconnecting");
                 r.lost(generation);
             }
         }

@@ -21,6 +21,7 @@ use super::flight::{Flight, Join, Landed, Lead, SharedError};
 use super::{Load, LoadError, Loaded};
 use crate::core::{Core, Stored};
 use crate::error::{Error, Result};
+use crate::instrument::LoadTimer;
 use crate::key::FlipKey;
 use crate::runtime::block_on;
 use crate::stats::Counters;
@@ -126,6 +127,8 @@ pub(crate) struct Loading<K: FlipKey, V: Clone + Send + Sync + 'static> {
     lead: Option<Lead<K, V>>,
     key: K,
     ask: Ask,
+    /// Measures the load (`instrument`).
+    timer: LoadTimer,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
@@ -136,8 +139,20 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
             lead,
             key,
             ask,
+            timer,
         } = self;
-        core.settle(lead, key, ask, produced).await
+        core.loaded(&timer, &key, produced.is_ok());
+        timer.within(core.settle(lead, key, ask, produced)).await
+    }
+
+    /// Runs the (blocking) loader `f` inside this load's span.
+    pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.timer.within_blocking(f)
+    }
+
+    /// The loader's future `f`, inside this load's span.
+    pub(crate) fn run_async<F: Future>(&self, f: F) -> impl Future<Output = F::Output> {
+        self.timer.within(f)
     }
 
     /// [`Loading::finish`] from a blocking caller.
@@ -170,6 +185,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
                         Next::Stale(v) => {
+                            self.stale_served(&key);
                             lead.land(Landed::Value(v.clone()));
                             Start::Stale(v)
                         }
@@ -206,6 +222,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
                         Next::Stale(v) => {
+                            self.stale_served(&key);
                             lead.land(Landed::Value(v.clone()));
                             Start::Stale(v)
                         }
@@ -221,6 +238,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Start::Load(Loading {
             core: self.clone(),
             lead,
+            timer: self.load_timer(&key),
             key,
             ask,
         })
@@ -248,6 +266,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     fn load_timed_out(&self, key: &K, after: Duration) -> Error {
+        self.counters.error(crate::stats::ErrorKind::LoadTimeout);
         Error::LoadTimeout {
             cache: self.name.clone(),
             key: self.rkey(key),
@@ -468,14 +487,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Start::Load(loading) => match self.hard_timeout {
                 None => {
-                    let produced = load();
+                    let produced = loading.run(load);
                     loading.finish_blocking(produced)
                 }
                 Some(hard) => {
                     // On the blocking pool, so the caller can stop waiting; a blocking loader
                     // cannot be interrupted: it runs to the end and its result is stored.
                     let task = self.rt().spawn_blocking(move || {
-                        let produced = load();
+                        let produced = loading.run(load);
                         loading.finish_blocking(produced)
                     });
                     block_on(self.rt(), self.within(&key, hard, task))
@@ -543,10 +562,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Counters::bump(&self.counters.refreshes);
         Counters::bump(&self.counters.loads);
         let core = self.clone();
+        let timer = self.load_timer(&key);
         self.rt().spawn_blocking(move || {
-            let produced = load();
+            let produced = timer.within_blocking(load);
+            core.loaded(&timer, &key, produced.is_ok());
             let rt = core.rt();
-            block_on(rt, core.settle(Some(lead), key, ask, produced));
+            block_on(
+                rt,
+                timer.within(core.settle(Some(lead), key, ask, produced)),
+            );
         });
         flight
     }
@@ -576,14 +600,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Start::Load(loading) => match self.hard_timeout {
                 None => {
-                    let produced = load.await;
+                    let produced = loading.run_async(load).await;
                     loading.finish(produced).await
                 }
                 Some(hard) => {
                     // In a task of its own, so the caller can stop waiting while the load
                     // goes on (its result is stored).
                     let task = self.rt().spawn(async move {
-                        let produced = load.await;
+                        let produced = loading.run_async(load).await;
                         loading.finish(produced).await
                     });
                     self.within(&key, hard, task).await
@@ -612,9 +636,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Counters::bump(&self.counters.refreshes);
         Counters::bump(&self.counters.loads);
         let core = self.clone();
+        let timer = self.load_timer(&key);
         self.rt().spawn(async move {
-            let produced = load.await;
-            core.settle(Some(lead), key, ask, produced).await;
+            let produced = timer.within(load).await;
+            core.loaded(&timer, &key, produced.is_ok());
+            timer
+                .within(core.settle(Some(lead), key, ask, produced))
+                .await;
         });
         flight
     }

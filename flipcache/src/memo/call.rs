@@ -491,6 +491,13 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         Ok(crate::aio::FlipCache::from_core(core.clone()))
     }
 
+    /// The cache's counters (`<fn>_stats()`); all zero while the cache is not built.
+    pub fn stats(&'static self) -> crate::Stats {
+        self.core
+            .get()
+            .map_or_else(crate::Stats::default, |c| c.stats())
+    }
+
     /// Removes one entry (`<fn>_invalidate(args)`); says whether Redis had it.
     pub fn invalidate(&'static self, key: String) -> Result<bool> {
         self.cache()?.delete(&key)
