@@ -234,7 +234,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             let e = core.fail(None, f);
             core.remote.outage().down(|| {
-                tracing::warn!(cache = %core.name, error = %e, "built without reaching Redis (lazy_connect); retrying in the background");
+                tracing::warn!(cache = %core.name, error = %e.chain(), "built without reaching Redis (lazy_connect); retrying in the background");
             });
             // If a connection is up but registering this cache's prefix did not finish, start
             // over: the next connection registers every prefix before anything is filled.
@@ -512,7 +512,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(Stored::Value(_, true) | Stored::Absent | Stored::Missing) => Ok(None),
             Err(e) if e.is_remote() => match self.fail_safe_value(key) {
                 Some(v) => {
-                    tracing::debug!(cache = %self.name, error = %e, "Redis failed; served the fail-safe value");
+                    tracing::debug!(cache = %self.name, error = %e.chain(), "Redis failed; served the fail-safe value");
                     Ok(Some(v))
                 }
                 None => Err(e),
@@ -529,9 +529,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let key = e.key().unwrap_or_default();
         let mut warned = lock(&self.warned);
         if warned.len() < WARNED_KEYS_MAX && warned.insert(key.to_owned()) {
-            tracing::warn!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+            tracing::warn!(cache = %self.name, key, error = %e.chain(), "an entry does not decode; read as absent");
         } else {
-            tracing::debug!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+            tracing::debug!(cache = %self.name, key, error = %e.chain(), "an entry does not decode; read as absent");
         }
     }
 
@@ -767,7 +767,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(f) => f,
             Err(f) => {
                 let e = self.fail(None, f);
-                tracing::debug!(cache = %self.name, error = %e, "revalidation after reconnect failed");
+                tracing::debug!(cache = %self.name, error = %e.chain(), "revalidation after reconnect failed");
                 return;
             }
         };
@@ -808,7 +808,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Err(f) => {
                 let e = self.fail(None, f);
-                tracing::debug!(error = %e, "background TTL refresh failed; will retry on a later hit");
+                tracing::debug!(error = %e.chain(), "background TTL refresh failed; will retry on a later hit");
             }
         }
     }

@@ -102,6 +102,22 @@ pub enum Error {
     },
 }
 
+/// An error and its causes, as one line (`msg: cause: cause`): what flipcache's own log lines
+/// print, since an [`Error`]'s message leaves its cause to `source()`.
+pub(crate) struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
 fn for_key(key: &Option<String>) -> String {
     match key {
         Some(k) => format!(" for `{k}`"),
@@ -110,6 +126,11 @@ fn for_key(key: &Option<String>) -> String {
 }
 
 impl Error {
+    /// This error with its causes, for a log line.
+    pub(crate) fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+
     /// The name of the cache the error happened in.
     ///
     /// ```

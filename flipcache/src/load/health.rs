@@ -79,12 +79,12 @@ impl Health {
             if !self.codec_warned.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
                     cache,
-                    error = %e,
+                    error = %e.chain(),
                     "a cached value could not be encoded or decoded; the loader ran instead \
                      (further such cases are logged at debug level)"
                 );
             } else {
-                tracing::debug!(cache, error = %e, "cached value skipped");
+                tracing::debug!(cache, error = %e.chain(), "cached value skipped");
             }
             return;
         }
@@ -93,12 +93,12 @@ impl Health {
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 cache,
-                error = %e,
+                error = %e.chain(),
                 "Redis is unavailable to loads; loaders run without the shared cache (results \
                  kept in process memory) until Redis answers again"
             );
         } else {
-            tracing::debug!(cache, error = %e, "Redis still unavailable");
+            tracing::debug!(cache, error = %e.chain(), "Redis still unavailable");
         }
     }
 }
