@@ -10,7 +10,7 @@
 //! The handles are taken from the recorder installed when the cache is built: install the
 //! exporter's recorder first.
 
-use std::sync::{Mutex, Weak};
+use std::sync::{Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use ::metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
@@ -21,7 +21,8 @@ use crate::stats::{ErrorKind, Stats};
 /// How often a cache publishes its counters when nobody reads its stats.
 pub(crate) const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// The Redis commands `flipcache_redis_seconds` is labelled with (`command`).
+/// The Redis commands `flipcache_redis_seconds` is labelled with (`command`); any other is
+/// `other` (the last).
 const COMMANDS: [&str; 14] = [
     "ping",
     "get",
@@ -36,7 +37,7 @@ const COMMANDS: [&str; 14] = [
     "unlink",
     "set_absent",
     "tag",
-    "refresh",
+    "other",
 ];
 
 /// What a publication reads: the stats and the errors by kind.
@@ -57,8 +58,9 @@ pub(crate) struct Meter {
     errors: [Counter; ErrorKind::ALL.len()],
     local_entries: Gauge,
     load_seconds: Histogram,
-    redis_seconds: [Histogram; COMMANDS.len()],
-    other_seconds: Histogram,
+    /// By command, registered on first use (so an exporter shows no empty series).
+    redis_seconds: [OnceLock<Histogram>; COMMANDS.len()],
+    cache: String,
     published: Mutex<Reading>,
 }
 
@@ -83,10 +85,8 @@ impl Meter {
             }),
             local_entries: gauge!("flipcache_local_entries", "cache" => cache.clone()),
             load_seconds: histogram!("flipcache_load_seconds", "cache" => cache.clone()),
-            redis_seconds: COMMANDS.map(|command| {
-                histogram!("flipcache_redis_seconds", "cache" => cache.clone(), "command" => command)
-            }),
-            other_seconds: histogram!("flipcache_redis_seconds", "cache" => cache.clone(), "command" => "other"),
+            redis_seconds: Default::default(),
+            cache,
             published: Mutex::new(Reading::default()),
         }
     }
@@ -144,10 +144,13 @@ impl Meter {
 
     /// Records a Redis round trip of `command` that took `elapsed`.
     pub(crate) fn redis_took(&self, command: &'static str, elapsed: Duration) {
-        let h = COMMANDS
+        let i = COMMANDS
             .iter()
             .position(|c| *c == command)
-            .map_or(&self.other_seconds, |i| &self.redis_seconds[i]);
+            .unwrap_or(COMMANDS.len() - 1);
+        let h = self.redis_seconds[i].get_or_init(|| {
+            histogram!("flipcache_redis_seconds", "cache" => self.cache.clone(), "command" => COMMANDS[i])
+        });
         h.record(elapsed.as_secs_f64());
     }
 }
