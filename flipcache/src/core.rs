@@ -236,6 +236,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             core.remote.outage().down(|| {
                 tracing::warn!(cache = %core.name, error = %e.chain(), "built without reaching Redis (lazy_connect); retrying in the background");
             });
+            core.health.unreachable_at_start();
             // If a connection is up but registering this cache's prefix did not finish, start
             // over: the next connection registers every prefix before anything is filled.
             core.remote.reset();

@@ -73,6 +73,14 @@ impl Health {
         }
     }
 
+    /// Redis could not be reached when the cache was built (warned about then, once per
+    /// outage): this outage's failures on loader paths log at debug; the next call still
+    /// tries Redis.
+    pub(crate) fn unreachable_at_start(&self) {
+        self.retry_at.store(now_ms(), Ordering::Release);
+        self.degraded.store(true, Ordering::Release);
+    }
+
     /// Redis failed (or a value did not decode) on a loader path that goes on without it.
     pub(crate) fn trouble(&self, cache: &str, e: &Error) {
         if matches!(e, Error::Decode { .. } | Error::Encode { .. }) {
