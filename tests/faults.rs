@@ -162,7 +162,9 @@ fn acl_users_and_wrong_passwords() {
         start.elapsed()
     );
     assert!(matches!(err, Error::Redis { .. }), "{err}");
-    let text = err.to_string().to_lowercase();
+    // The message names the cache; Redis's refusal is its source.
+    let source = std::error::Error::source(&err).expect("redis-rs's error");
+    let text = format!("{err}: {source}").to_lowercase();
     assert!(
         text.contains("acl_bad") && (text.contains("auth") || text.contains("password")),
         "{err}"

@@ -76,7 +76,9 @@ fn a_value_from_another_version_of_the_type_is_a_decode_error_then_a_miss_to_ref
         .expect("cache");
     let err = new.get(&1).unwrap_err();
     assert!(err.is_decode(), "{err}");
-    let message = err.to_string();
+    // The message names the cache and the key; the decoder's error is its source.
+    let source = std::error::Error::source(&err).expect("the decoder's error");
+    let message = format!("{err}: {source}");
     assert!(
         message.contains("written by a different version of `Shape`"),
         "{message}"
@@ -117,8 +119,11 @@ fn text_written_by_another_client_is_a_decode_error_naming_the_type() {
         .unwrap();
     let err = shapes.get(&7).unwrap_err();
     assert!(err.is_decode());
+    let source = std::error::Error::source(&err).expect("the decoder's error");
     assert!(
-        err.to_string().contains("not a FlipCodec value of `Shape`"),
-        "{err}"
+        source
+            .to_string()
+            .contains("not a FlipCodec value of `Shape`"),
+        "{err}: {source}"
     );
 }

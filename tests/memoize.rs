@@ -953,3 +953,46 @@ fn the_tracking_option_chooses_how_redis_tracks() {
         );
     }
 }
+
+// ---- stats -------------------------------------------------------------------------------
+
+static STATS_URL: OnceLock<String> = OnceLock::new();
+static STATS_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[flipcache(name = "t_stats", redis = STATS_URL.get())]
+fn counted(n: u64) -> u64 {
+    bump(&STATS_RUNS);
+    n + 1
+}
+
+#[flipcache(name = "t_stats_async", redis = STATS_URL.get())]
+async fn counted_async(n: u64) -> u64 {
+    n + 2
+}
+
+/// `<fn>_stats()` is a plain call, for sync and async functions alike: zeros before the first
+/// call builds the cache, then the counts.
+#[test]
+fn the_stats_companion_needs_no_fallible_or_async_call() {
+    let _server = serve(&STATS_URL);
+    let before: flipcache::Stats = counted_stats();
+    assert_eq!(before, flipcache::Stats::default());
+    assert_eq!(counted(1), 2);
+    assert_eq!(counted(1), 2);
+    assert_eq!(counted(1), 2);
+    let s = counted_stats();
+    assert_eq!(runs(&STATS_RUNS), 1);
+    assert_eq!((s.loads, s.local_hits, s.sets), (1, 2, 1), "{s:?}");
+
+    assert_eq!(counted_async_stats(), flipcache::Stats::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(counted_async(1).await, 3);
+        assert_eq!(counted_async(1).await, 3);
+    });
+    let s = counted_async_stats();
+    assert_eq!((s.loads, s.local_hits), (1, 1), "{s:?}");
+}

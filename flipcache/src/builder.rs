@@ -10,6 +10,7 @@ use crate::codec::{
 use crate::core::{Core, Settings};
 use crate::endpoint::{Endpoint, Target};
 use crate::error::{Error, Result};
+use crate::event::{Event, Listener};
 use crate::front::{Async, Blocking};
 use crate::key::FlipKey;
 use crate::local::Weigher;
@@ -168,6 +169,7 @@ pub struct Builder<K, V, C = DefaultCodec, F = Blocking> {
     load_timeout: Option<Duration>,
     load_hard_timeout: Option<Duration>,
     distributed_lock: Option<Duration>,
+    on_event: Option<Listener>,
     /// The key type, and which cache `build()` makes (see [`crate::front`]).
     _key: PhantomData<fn() -> (K, F)>,
 }
@@ -273,6 +275,7 @@ impl<K, V, C, F> std::fmt::Debug for Builder<K, V, C, F> {
             .field("connect_timeout", &self.connect_timeout)
             .field("coherence", &self.coherence)
             .field("lazy_connect", &self.lazy)
+            .field("on_event", &self.on_event.as_ref().map(|_| ".."))
             .finish()
     }
 }
@@ -306,6 +309,7 @@ impl<K, V, F> Builder<K, V, DefaultCodec, F> {
             load_timeout: None,
             load_hard_timeout: None,
             distributed_lock: None,
+            on_event: None,
             _key: PhantomData,
         }
     }
@@ -340,6 +344,7 @@ impl<K, V, C, F> Builder<K, V, C, F> {
             load_timeout: self.load_timeout,
             load_hard_timeout: self.load_hard_timeout,
             distributed_lock: self.distributed_lock,
+            on_event: self.on_event,
             _key: PhantomData,
         }
     }
@@ -782,6 +787,33 @@ impl<K, V, C, F> Builder<K, V, C, F> {
         self
     }
 
+    /// Calls `f` with every [`Event`] of this cache: entries invalidated by other clients,
+    /// evicted to make room, the L1 flushed, Redis reconnected, stale values served, loads
+    /// failed. For debugging lost updates and for custom telemetry.
+    ///
+    /// `f` runs on a thread of its own (one per cache that has a callback), in the order the
+    /// events happened, never on the caller's thread nor while the cache holds a lock, so it
+    /// may block (events queue up meanwhile) but it sees them a little later than they
+    /// happen. A panic in `f` is caught and logged; the cache and later events are unaffected.
+    /// Nothing is queued for caches without a callback, and an L1 hit never queues anything
+    /// but a stale value served.
+    ///
+    /// ```no_run
+    /// # fn main() -> flipcache::Result<()> {
+    /// let cache = flipcache::FlipCache::<u64, String>::builder("users")
+    ///     .on_event(|e: &flipcache::Event| {
+    ///         if let flipcache::Event::Invalidated { key, .. } = e {
+    ///             eprintln!("{key} changed elsewhere");
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
     fn target(&self) -> Result<Endpoint> {
         #[cfg(feature = "sentinel")]
         if let Source::Sentinel {
@@ -894,6 +926,7 @@ impl<K, V, C, F> Builder<K, V, C, F> {
             load_timeout,
             load_hard_timeout,
             distributed_lock,
+            on_event,
             ..
         } = self;
         let codec = codec.into_codec().map_err(|message| Error::Config {
@@ -927,6 +960,7 @@ impl<K, V, C, F> Builder<K, V, C, F> {
             load_timeout,
             load_hard_timeout,
             distributed_lock,
+            on_event,
         };
         Core::start(settings, codec, remote).await
     }
@@ -1019,7 +1053,7 @@ impl<K, V: 'static, C: ClosureStart<V>, F> Builder<K, V, C, F> {
     ///     .value_encoder(|v: &u8| v.to_string())
     ///     .value_decoder(|s: &str| s.parse::<u8>());
     /// ```
-    pub fn value_decoder<E: std::fmt::Display>(
+    pub fn value_decoder<E: Into<crate::codec::CodecError>>(
         self,
         g: impl Fn(&str) -> Result<V, E> + Send + Sync + 'static,
     ) -> Builder<K, V, C::WithDecoder, F> {
@@ -1047,7 +1081,7 @@ impl<K, V: 'static, C: ClosureStart<V>, F> Builder<K, V, C, F> {
     ///     .value_encoder_bytes(|v: &u8| vec![*v])
     ///     .value_decoder_bytes(|b: &[u8]| b.first().copied().ok_or("empty"));
     /// ```
-    pub fn value_decoder_bytes<E: std::fmt::Display>(
+    pub fn value_decoder_bytes<E: Into<crate::codec::CodecError>>(
         self,
         g: impl Fn(&[u8]) -> Result<V, E> + Send + Sync + 'static,
     ) -> Builder<K, V, C::WithDecoder, F> {

@@ -1,14 +1,25 @@
 //! Codecs: how a value becomes bytes in Redis and back. The default ([`FlipValue`]), JSON
 //! (serde_json) and custom closures, behind one object-safe trait.
 
-use std::fmt::Display;
-
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::value::FlipValue;
+
+/// Why a [`ValueCodec`] could not encode or decode a value: the encoder's or decoder's own
+/// error (a `serde_json::Error`, a `ParseIntError`, a message), kept as the
+/// [`source`](std::error::Error::source) of the cache's [`Error`](crate::Error).
+///
+/// Anything `Into<CodecError>` converts with `?` or `.into()`: every error type, `String`
+/// and `&str`.
+///
+/// ```
+/// let e: flipcache::CodecError = "not a number".into();
+/// assert_eq!(e.to_string(), "not a number");
+/// ```
+pub type CodecError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Turns values into the bytes stored in Redis and back.
 ///
@@ -19,12 +30,12 @@ use crate::value::FlipValue;
 /// use flipcache::ValueCodec;
 /// struct Upper;
 /// impl ValueCodec<String> for Upper {
-///     fn encode(&self, v: &String, out: &mut Vec<u8>) -> Result<(), String> {
+///     fn encode(&self, v: &String, out: &mut Vec<u8>) -> Result<(), flipcache::CodecError> {
 ///         out.extend_from_slice(v.to_uppercase().as_bytes());
 ///         Ok(())
 ///     }
-///     fn decode(&self, bytes: &[u8]) -> Result<String, String> {
-///         String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+///     fn decode(&self, bytes: &[u8]) -> Result<String, flipcache::CodecError> {
+///         Ok(String::from_utf8(bytes.to_vec())?)
 ///     }
 /// }
 /// let mut out = Vec::new();
@@ -33,9 +44,9 @@ use crate::value::FlipValue;
 /// ```
 pub trait ValueCodec<V>: Send + Sync + 'static {
     /// Appends the encoded form of `value` to `out`.
-    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), String>;
+    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError>;
     /// Decodes bytes read from Redis.
-    fn decode(&self, bytes: &[u8]) -> Result<V, String>;
+    fn decode(&self, bytes: &[u8]) -> Result<V, CodecError>;
 }
 
 /// The codec a type has by default: its [`FlipValue`] encoding.
@@ -51,12 +62,12 @@ pub struct DefaultCodec;
 
 impl<V: FlipValue> ValueCodec<V> for DefaultCodec {
     #[inline]
-    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), String> {
-        value.encode_value(out)
+    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        value.encode_value(out).map_err(CodecError::from)
     }
     #[inline]
-    fn decode(&self, bytes: &[u8]) -> Result<V, String> {
-        V::decode_value(bytes)
+    fn decode(&self, bytes: &[u8]) -> Result<V, CodecError> {
+        V::decode_value(bytes).map_err(CodecError::from)
     }
 }
 
@@ -74,16 +85,16 @@ impl<V: FlipValue> ValueCodec<V> for DefaultCodec {
 pub struct JsonCodec;
 
 impl<V: Serialize + DeserializeOwned> ValueCodec<V> for JsonCodec {
-    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), String> {
-        serde_json::to_writer(out, value).map_err(|e| e.to_string())
+    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        Ok(serde_json::to_writer(out, value)?)
     }
-    fn decode(&self, bytes: &[u8]) -> Result<V, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    fn decode(&self, bytes: &[u8]) -> Result<V, CodecError> {
+        Ok(serde_json::from_slice(bytes)?)
     }
 }
 
 type EncodeFn<V> = Arc<dyn Fn(&V, &mut Vec<u8>) + Send + Sync>;
-type DecodeFn<V> = Arc<dyn Fn(&[u8]) -> Result<V, String> + Send + Sync>;
+type DecodeFn<V> = Arc<dyn Fn(&[u8]) -> Result<V, CodecError> + Send + Sync>;
 
 /// A codec made of two closures, set with
 /// [`Builder::value_encoder`](crate::Builder::value_encoder) and
@@ -179,13 +190,13 @@ impl<V: 'static> ClosureCodec<V> {
     ///     .decoder(|s: &str| s.parse::<u8>());
     /// assert!(c.is_complete());
     /// ```
-    pub fn decoder<E: Display>(
+    pub fn decoder<E: Into<CodecError>>(
         mut self,
         f: impl Fn(&str) -> Result<V, E> + Send + Sync + 'static,
     ) -> Self {
         self.decode = Some(Arc::new(move |bytes| {
-            let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
-            f(text).map_err(|e| e.to_string())
+            let text = std::str::from_utf8(bytes)?;
+            f(text).map_err(Into::into)
         }));
         self
     }
@@ -198,11 +209,11 @@ impl<V: 'static> ClosureCodec<V> {
     ///     .decoder_bytes(|b: &[u8]| b.first().copied().ok_or("empty"));
     /// assert!(c.is_complete());
     /// ```
-    pub fn decoder_bytes<E: Display>(
+    pub fn decoder_bytes<E: Into<CodecError>>(
         mut self,
         f: impl Fn(&[u8]) -> Result<V, E> + Send + Sync + 'static,
     ) -> Self {
-        self.decode = Some(Arc::new(move |bytes| f(bytes).map_err(|e| e.to_string())));
+        self.decode = Some(Arc::new(move |bytes| f(bytes).map_err(Into::into)));
         self
     }
 
@@ -217,7 +228,7 @@ impl<V: 'static> ClosureCodec<V> {
 }
 
 impl<V: 'static> ValueCodec<V> for ClosureCodec<V> {
-    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), String> {
+    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError> {
         match &self.encode {
             Some(f) => {
                 f(value, out);
@@ -226,7 +237,7 @@ impl<V: 'static> ValueCodec<V> for ClosureCodec<V> {
             None => Err("no value_encoder was set".into()),
         }
     }
-    fn decode(&self, bytes: &[u8]) -> Result<V, String> {
+    fn decode(&self, bytes: &[u8]) -> Result<V, CodecError> {
         match &self.decode {
             Some(f) => f(bytes),
             None => Err("no value_decoder was set".into()),

@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 
 use crate::codec::ValueCodec;
 use crate::error::{Error, Result};
+use crate::event::{Event, Listener};
+use crate::instrument::Observe;
 use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
 use crate::load::flight::Flights;
 use crate::load::health::Health;
@@ -22,7 +24,7 @@ use crate::local::{Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard
 use crate::lock::lock;
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, ErrorKind, Stats};
 use crate::tracking::Sink;
 
 /// How many keys `decode_errors_as_misses` remembers having warned about.
@@ -64,6 +66,8 @@ pub(crate) struct Settings<K, V> {
     pub(crate) load_hard_timeout: Option<Duration>,
     /// The cross-process lease of a load (`distributed_lock`).
     pub(crate) distributed_lock: Option<Duration>,
+    /// Told every [`Event`].
+    pub(crate) on_event: Option<Listener>,
 }
 
 /// What Redis holds for a key, as a read found it.
@@ -111,6 +115,8 @@ pub(crate) struct Core<K, V> {
     pub(crate) hard_timeout: Option<Duration>,
     /// `distributed_lock`: the lease and the waiters of each key.
     pub(crate) leases: Option<Arc<Leases>>,
+    /// Events, metrics (see `instrument`).
+    pub(crate) observe: Observe,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
@@ -143,6 +149,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             load_timeout,
             load_hard_timeout,
             distributed_lock,
+            on_event,
         } = settings;
         let freshness = (stale_for.is_some() || eager_refresh.is_some()).then(|| Freshness {
             stale_for: stale_for.unwrap_or_default(),
@@ -162,10 +169,22 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         };
         let l1 = limits.enabled();
         let prefix = format!("{name}:");
+        let name: Arc<str> = name.into();
+        let observe = Observe::new(&name, on_event);
+        let mut local = Local::with_limits(limits, refresh_every, freshness);
+        if observe.events.on() {
+            let (events, cache, prefix) = (observe.events.clone(), name.clone(), prefix.clone());
+            local.on_evict(Box::new(move |k: &K| {
+                events.emit(|| Event::Evicted {
+                    cache: cache.clone(),
+                    key: redis_key(&prefix, k),
+                })
+            }));
+        }
         let core = Arc::new(Core {
-            name: name.into(),
+            name,
             prefix: prefix.clone(),
-            local: Local::with_limits(limits, refresh_every, freshness),
+            local,
             codec,
             remote,
             ttl: expire_time,
@@ -189,6 +208,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             soft_timeout: load_timeout,
             hard_timeout: load_hard_timeout,
             leases: distributed_lock.map(|lease| Arc::new(Leases::new(lease))),
+            observe,
         });
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();
@@ -204,11 +224,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     .await
                     .map_err(Failure::from)
             } else {
-                core.remote
-                    .run(core.timeout, |mut c| async move {
-                        redis::cmd("PING").query_async::<()>(&mut c).await
-                    })
-                    .await
+                core.round_trip("ping", None, |mut c| async move {
+                    redis::cmd("PING").query_async::<()>(&mut c).await
+                })
+                .await
             }
         };
         let failure = match tokio::time::timeout(core.timeout, ready).await {
@@ -221,7 +240,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 return Err(core.fail(None, f));
             }
             let e = core.fail(None, f);
-            tracing::debug!(error = %e, "flipcache: built without reaching Redis (lazy_connect)");
+            core.remote.outage().down(|| {
+                tracing::warn!(cache = %core.name, error = %e.chain(), "built without reaching Redis (lazy_connect); retrying in the background");
+            });
+            core.health.unreachable_at_start();
             // If a connection is up but registering this cache's prefix did not finish, start
             // over: the next connection registers every prefix before anything is filled.
             core.remote.reset();
@@ -229,7 +251,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         if refresh_every.is_some() && core.local.enabled() {
             let (tx, rx) = mpsc::unbounded_channel();
             let _ = core.refresher.set(tx);
-            core.remote.rt.spawn(refresh_loop(weak, rx));
+            core.remote.rt.spawn(refresh_loop(weak.clone(), rx));
+        }
+        #[cfg(feature = "metrics")]
+        {
+            let publisher: Weak<dyn crate::metrics::Publish> = weak;
+            crate::metrics::keep_publishing(core.rt(), publisher);
         }
         Ok(core)
     }
@@ -248,38 +275,43 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     pub(crate) fn fail(&self, key: Option<&str>, failure: Failure) -> Error {
-        Counters::bump(&self.counters.errors);
         let cache = self.name.clone();
         let key = key.map(str::to_owned);
         match failure {
-            Failure::Redis(source) => Error::Redis { cache, key, source },
-            Failure::Timeout => Error::Timeout {
-                cache,
-                key,
-                after: self.timeout,
-            },
+            Failure::Redis(source) => {
+                self.counters.error(ErrorKind::Redis);
+                Error::Redis { cache, key, source }
+            }
+            Failure::Timeout => {
+                self.counters.error(ErrorKind::Timeout);
+                Error::Timeout {
+                    cache,
+                    key,
+                    after: self.timeout,
+                }
+            }
         }
     }
 
     fn decode(&self, rkey: &str, bytes: &[u8]) -> Result<V> {
-        self.codec.decode(bytes).map_err(|message| {
-            Counters::bump(&self.counters.errors);
+        self.codec.decode(bytes).map_err(|e| {
+            self.counters.error(ErrorKind::Decode);
             Error::Decode {
                 cache: self.name.clone(),
                 key: rkey.to_owned(),
-                message,
+                source: e.into(),
             }
         })
     }
 
     fn encode(&self, rkey: &str, value: &V) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.codec.encode(value, &mut out).map_err(|message| {
-            Counters::bump(&self.counters.errors);
+        self.codec.encode(value, &mut out).map_err(|e| {
+            self.counters.error(ErrorKind::Encode);
             Error::Encode {
                 cache: self.name.clone(),
                 key: rkey.to_owned(),
-                message,
+                source: e.into(),
             }
         })?;
         Ok(out)
@@ -336,6 +368,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 if self.unverified.load(Ordering::Relaxed) {
                     Counters::bump(&self.counters.fail_safe);
                     Counters::bump(&self.counters.stale_served);
+                    self.stale_served(key);
                 }
                 if refresh && let Some(tx) = self.refresher.get() {
                     // refresh-on-get: this claim was for a TTL renewal.
@@ -345,7 +378,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Some((value, refresh))
             }
             // Counted by the L1, per thread (a stale hit costs what a fresh one does).
-            Lookup::Stale { value, refresh } => Some((value, refresh)),
+            Lookup::Stale { value, refresh } => {
+                self.stale_served(key);
+                Some((value, refresh))
+            }
             Lookup::Miss => None,
         }
     }
@@ -361,7 +397,23 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         };
         Counters::bump(&self.counters.fail_safe);
         Counters::bump(&self.counters.stale_served);
+        self.stale_served(key);
         Some(value)
+    }
+
+    /// An [`Event::StaleServed`] of `key`, if anyone listens.
+    #[inline]
+    pub(crate) fn stale_served<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        if self.observe.events.on() {
+            self.observe.events.emit(|| Event::StaleServed {
+                cache: self.name.clone(),
+                key: self.rkey(&key.to_owned()),
+            });
+        }
     }
 
     // ---- verbs -----------------------------------------------------------------------------
@@ -380,8 +432,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let mode = self.read_mode();
         let start = Instant::now();
         let fetched = self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("get", Some(&rkey), |c| {
                 remote::get(c, &rkey, mode, marker.as_deref(), self.retrack())
             })
             .await
@@ -404,8 +455,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let mode = self.read_mode();
         let start = Instant::now();
         let (taken, fetched) = self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("lease", Some(&rkey), |c| {
                 remote::take_lease_and_get(
                     c,
                     claim.on(),
@@ -433,7 +483,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let marker = self.marker(&rkey, markers);
         let ticket = self.local.read_ticket(self.local.hash(key));
         let start = Instant::now();
-        let Some(fetched) = self.remote.run_blocking(self.timeout, |c| {
+        let Some(fetched) = self.round_trip_blocking("get", Some(&rkey), |c| {
             remote::get_blocking(c, self.timeout, &rkey, mode, marker.as_deref())
         }) else {
             return block_on(self.rt(), self.read(key, markers));
@@ -500,7 +550,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(Stored::Value(_, true) | Stored::Absent | Stored::Missing) => Ok(None),
             Err(e) if e.is_remote() => match self.fail_safe_value(key) {
                 Some(v) => {
-                    tracing::debug!(cache = %self.name, error = %e, "Redis failed; served the fail-safe value");
+                    tracing::debug!(cache = %self.name, error = %e.chain(), "Redis failed; served the fail-safe value");
                     Ok(Some(v))
                 }
                 None => Err(e),
@@ -517,9 +567,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let key = e.key().unwrap_or_default();
         let mut warned = lock(&self.warned);
         if warned.len() < WARNED_KEYS_MAX && warned.insert(key.to_owned()) {
-            tracing::warn!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+            tracing::warn!(cache = %self.name, key, error = %e.chain(), "an entry does not decode; read as absent");
         } else {
-            tracing::debug!(cache = %self.name, key, error = %e, "an entry does not decode; read as absent");
+            tracing::debug!(cache = %self.name, key, error = %e.chain(), "an entry does not decode; read as absent");
         }
     }
 
@@ -599,8 +649,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let ttl = self.write_ttl(ttl);
         let indexes = crate::tags::index_keys(&self.name, tags);
         let result = self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("set", Some(&rkey), |c| {
                 // Decided once connected: whether the connection tracks keys.
                 let write = remote::Write {
                     key: &rkey,
@@ -623,6 +672,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
             Ok(true) => {
+                Counters::bump(&self.counters.sets);
                 guard.finish(vec![(value, bytes.len())], ttl.map(|t| start + t));
                 Ok(true)
             }
@@ -642,17 +692,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         };
         let rkey = redis_key(&self.prefix, key);
         let marker = absent_key(&rkey);
-        self.remote
-            .run(self.timeout, |c| remote::set_absent(c, &marker, ttl))
-            .await
-            .map_err(|f| self.fail(Some(&rkey), f))
+        self.round_trip("set_absent", Some(&rkey), |c| {
+            remote::set_absent(c, &marker, ttl)
+        })
+        .await
+        .map_err(|f| self.fail(Some(&rkey), f))
     }
 
     /// The remaining TTL of `key` in Redis (`None`: no such key, or no TTL).
     pub(crate) async fn ttl_of(&self, key: K) -> Result<Option<Duration>> {
         let rkey = redis_key(&self.prefix, &key);
-        self.remote
-            .run(self.timeout, |c| remote::pttl(c, &rkey))
+        self.round_trip("pttl", Some(&rkey), |c| remote::pttl(c, &rkey))
             .await
             .map(|ms| ms.map(Duration::from_millis))
             .map_err(|f| self.fail(Some(&rkey), f))
@@ -663,8 +713,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let marker = self.marker(&rkey, true);
         let guard = WriteGuard::begin(&self.local, vec![key]);
         let result = self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("del", Some(&rkey), |c| {
                 remote::del_with(c, &rkey, marker.as_deref())
             })
             .await;
@@ -704,8 +753,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     pub(crate) async fn exists(&self, key: K) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
-        self.remote
-            .run(self.timeout, |c| remote::exists(c, &rkey))
+        self.round_trip("exists", Some(&rkey), |c| remote::exists(c, &rkey))
             .await
             .map_err(|f| self.fail(Some(&rkey), f))
     }
@@ -724,8 +772,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let ticket = self.local.read_ticket(self.local.hash(&key));
         let start = Instant::now();
         let found = self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("pexpire", Some(&rkey), |c| {
                 remote::pexpire(c, &rkey, ttl, self.retrack())
             })
             .await
@@ -750,8 +797,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let mode = self.read_mode();
         let start = Instant::now();
         let fetched = match self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("mget", None, |c| {
                 remote::get_many(c, &rkeys, mode, self.retrack())
             })
             .await
@@ -759,7 +805,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(f) => f,
             Err(f) => {
                 let e = self.fail(None, f);
-                tracing::debug!(cache = %self.name, error = %e, "revalidation after reconnect failed");
+                tracing::debug!(cache = %self.name, error = %e.chain(), "revalidation after reconnect failed");
                 return;
             }
         };
@@ -784,8 +830,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let rkeys: Vec<String> = keys.iter().map(|k| redis_key(&self.prefix, k)).collect();
         let start = Instant::now();
         match self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("pexpire", None, |c| {
                 remote::pexpire_many(c, &rkeys, ttl, self.retrack())
             })
             .await
@@ -801,7 +846,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Err(f) => {
                 let e = self.fail(None, f);
-                tracing::debug!(error = %e, "flipcache: background TTL refresh failed; will retry on a later hit");
+                tracing::debug!(error = %e.chain(), "background TTL refresh failed; will retry on a later hit");
             }
         }
     }
@@ -811,8 +856,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     async fn own_keys(&self) -> Result<Vec<(Vec<u8>, K)>> {
         let pattern = format!("{}*", escape_glob(&self.prefix));
         let raw = self
-            .remote
-            .run(self.timeout, |c| remote::scan(c, &pattern))
+            .round_trip("scan", None, |c| remote::scan(c, &pattern))
             .await
             .map_err(|f| self.fail(None, f))?;
         let nested = self.remote.registry.nested_prefixes(&self.prefix);
@@ -844,8 +888,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .map(|(raw, _)| raw)
             .collect();
         let result = self
-            .remote
-            .run(self.timeout, |c| remote::unlink(c, &keys))
+            .round_trip("unlink", None, |c| remote::unlink(c, &keys))
             .await;
         self.local.flush();
         self.remote.registry.local_clear(&self.prefix, self.id());
@@ -861,8 +904,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let marker_prefix = absent_key(&self.prefix);
         let pattern = format!("{}*", escape_glob(&marker_prefix));
         let raw = self
-            .remote
-            .run(self.timeout, |c| remote::scan(c, &pattern))
+            .round_trip("scan", None, |c| remote::scan(c, &pattern))
             .await
             .map_err(|f| self.fail(None, f))?;
         let nested: Vec<String> = self
@@ -876,8 +918,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .into_iter()
             .filter(|k| !nested.iter().any(|n| k.starts_with(n.as_bytes())))
             .collect();
-        self.remote
-            .run(self.timeout, |c| remote::unlink(c, &markers))
+        self.round_trip("unlink", None, |c| remote::unlink(c, &markers))
             .await
             .map(drop)
             .map_err(|f| self.fail(None, f))
@@ -907,8 +948,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let mode = self.read_mode();
         let start = Instant::now();
         let fetched = self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("mget", None, |c| {
                 remote::get_many(c, &rkeys, mode, self.retrack())
             })
             .await
@@ -962,8 +1002,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         // One jitter for the batch would let it expire together: each key gets its own.
         let ttls: Vec<Option<Duration>> = encoded.iter().map(|_| self.write_ttl(None)).collect();
         let result = self
-            .remote
-            .run(self.timeout, |c| {
+            .round_trip("mset", None, |c| {
                 remote::set_many(c, &encoded, &ttls, self.retrack())
             })
             .await;
@@ -972,6 +1011,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
         match result {
             Ok(()) => {
+                self.counters
+                    .sets
+                    .fetch_add(encoded.len() as u64, Ordering::Relaxed);
                 let deadlines = ttls.iter().map(|t| t.map(|t| start + t)).collect();
                 guard.finish_each(values, deadlines);
                 Ok(())
@@ -1012,13 +1054,36 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
+        #[cfg(feature = "metrics")]
+        {
+            let mut stats = Stats::default();
+            self.observe.meter.publish(|| {
+                stats = self.read_stats();
+                (stats, ErrorKind::ALL.map(|k| self.counters.errors_of(k)))
+            });
+            stats
+        }
+        #[cfg(not(feature = "metrics"))]
+        self.read_stats()
+    }
+
+    fn read_stats(&self) -> Stats {
         let mut stats = self.counters.snapshot(self.local.hits());
         stats.stale_served += self.local.stale_hits();
+        stats.evictions = self.local.evictions();
+        stats.local_entries = self.local.held() as u64;
         stats
     }
 
     pub(crate) fn expire_time(&self) -> Option<Duration> {
         self.ttl
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> crate::metrics::Publish for Core<K, V> {
+    fn publish(&self) {
+        self.stats();
     }
 }
 
@@ -1030,6 +1095,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
         if let Some(leases) = &self.leases {
             leases.changed(suffix);
         }
+        self.observe.events.emit(|| Event::Invalidated {
+            cache: self.name.clone(),
+            key: format!("{}{}", self.prefix, String::from_utf8_lossy(suffix)),
+        });
     }
 
     fn flush(&self) {
@@ -1040,9 +1109,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
         self.unverified.store(false, Ordering::Release);
         // Counted once done, so whoever sees the count sees the L1 emptied.
         Counters::bump(&self.counters.flushes);
+        self.observe.events.emit(|| Event::Flushed {
+            cache: self.name.clone(),
+        });
     }
 
     fn disconnected(&self) {
+        self.observe.disconnected();
         if self.fail_safe && self.local.enabled() {
             // Kept, but served only as fail-safe values until revalidated.
             self.unverified.store(true, Ordering::Release);
@@ -1060,6 +1133,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
 
     fn connected(self: Arc<Self>) {
         self.health.healthy(&self.name);
+        self.observe.connected(&self.name);
         // Without fail-safe the L1 was emptied when the last connection was lost (or never had
         // one): whatever it holds now was kept while Redis was unreachable. With fail-safe it
         // holds what it had before the outage too. Either way nothing of it is verified: it is

@@ -18,24 +18,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every variant names the cache; the per-key variants name the key as it is written in Redis
 /// (`{name}:{key}`), so a log line is enough to find the entry.
 ///
+/// The message of an error does not repeat its cause: the cause (redis-rs's error, the
+/// codec's) is its [`source`](std::error::Error::source), which error reporters such as
+/// `anyhow` print after it (`{:#}`), once.
+///
 /// ```
+/// use std::error::Error as _;
 /// use flipcache::Error;
+/// let cause = "x".parse::<u64>().unwrap_err();
 /// let err = Error::Decode {
 ///     cache: "nums".into(),
 ///     key: "nums:7".into(),
-///     message: "invalid digit found in string".into(),
+///     source: std::sync::Arc::new(cause),
 /// };
-/// assert_eq!(
-///     err.to_string(),
-///     "cache `nums`: cannot decode the value of `nums:7`: invalid digit found in string"
-/// );
+/// assert_eq!(err.to_string(), "cache `nums`: cannot decode the value of `nums:7`");
+/// assert_eq!(err.source().unwrap().to_string(), "invalid digit found in string");
 /// assert!(err.is_decode());
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Redis answered with an error, or the connection failed.
-    #[error("cache `{cache}`: Redis error{}: {source}", for_key(.key))]
+    #[error("cache `{cache}`: Redis error{}", for_key(.key))]
     Redis {
         /// The cache's name.
         cache: Arc<str>,
@@ -56,24 +60,26 @@ pub enum Error {
         after: Duration,
     },
     /// A value could not be encoded for Redis.
-    #[error("cache `{cache}`: cannot encode the value for `{key}`: {message}")]
+    #[error("cache `{cache}`: cannot encode the value for `{key}`")]
     Encode {
         /// The cache's name.
         cache: Arc<str>,
         /// The Redis key the value was meant for.
         key: String,
-        /// What the encoder reported.
-        message: String,
+        /// The encoder's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
     /// A value read from Redis could not be decoded (another writer, an old format, garbage).
-    #[error("cache `{cache}`: cannot decode the value of `{key}`: {message}")]
+    #[error("cache `{cache}`: cannot decode the value of `{key}`")]
     Decode {
         /// The cache's name.
         cache: Arc<str>,
         /// The Redis key whose value did not decode.
         key: String,
-        /// What the decoder reported.
-        message: String,
+        /// The decoder's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
     /// A loader did not finish within the `load_hard_timeout` (it goes on in the background,
     /// and its result is stored when it finishes).
@@ -96,6 +102,22 @@ pub enum Error {
     },
 }
 
+/// An error and its causes, as one line (`msg: cause: cause`): what flipcache's own log lines
+/// print, since an [`Error`]'s message leaves its cause to `source()`.
+pub(crate) struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
 fn for_key(key: &Option<String>) -> String {
     match key {
         Some(k) => format!(" for `{k}`"),
@@ -104,6 +126,11 @@ fn for_key(key: &Option<String>) -> String {
 }
 
 impl Error {
+    /// This error with its causes, for a log line.
+    pub(crate) fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+
     /// The name of the cache the error happened in.
     ///
     /// ```
@@ -172,7 +199,11 @@ impl Error {
     /// Whether this is a [`Error::Decode`].
     ///
     /// ```
-    /// let err = flipcache::Error::Decode { cache: "c".into(), key: "c:1".into(), message: "bad".into() };
+    /// let err = flipcache::Error::Decode {
+    ///     cache: "c".into(),
+    ///     key: "c:1".into(),
+    ///     source: std::sync::Arc::new(std::fmt::Error),
+    /// };
     /// assert!(err.is_decode());
     /// ```
     pub fn is_decode(&self) -> bool {

@@ -26,6 +26,7 @@
 //!
 //! - [Eviction, expiration, thread safety](#eviction)
 //! - [Cargo features](#cargo-features)
+//! - [Observability](#observability): stats, metrics, spans, events, logs
 //! - [Deployments and guarantees](#deployments-and-guarantees):
 //!   [production set-ups: ACL, TLS, Sentinel, Cluster, failures](#production-set-ups-acl-tls-sentinel-cluster-failures),
 //!   [how coherence works](#how-coherence-works) (the guarantees, and their limits)
@@ -69,8 +70,12 @@
 //! | `sentinel` | [`Builder::redis_sentinel`], [`Builder::redis_sentinel_node`] and [`SentinelService`] (for `#[flipcache(redis = ...)]`): the primary found through Redis Sentinel, followed across failovers |
 //! | `cluster` | [`Builder::redis_cluster`] and [`ClusterNodes`] (for `#[flipcache(redis = ...)]`): Redis Cluster, per-slot batches, tracking on every primary |
 //! | `tls` | `rediss://` URLs and `redis::Client::build_with_tls` clients (rustls, ring provider) |
+//! | `metrics` | counters, histograms and a gauge per cache through the `metrics` facade (see [Observability](#observability)) |
+//! | `tracing-spans` | a `tracing` span per Redis round trip and per load (see [Observability](#observability)) |
 //!
 //! [FlipCache]: https://pypi.org/project/flipcache/
+//!
+#![doc = include_str!("observability.md")]
 //!
 //! # Deployments and guarantees
 //!
@@ -93,15 +98,20 @@ mod core;
 mod endpoint;
 mod error;
 pub mod et;
+mod event;
 pub mod flipcodec;
 pub mod front;
+mod instrument;
 mod key;
 mod load;
 mod local;
 mod lock;
 mod memo;
+#[cfg(feature = "metrics")]
+mod metrics;
 #[cfg(all(test, feature = "shuttle"))]
 mod model_checks;
+mod outage;
 mod remote;
 mod runtime;
 mod stats;
@@ -118,9 +128,11 @@ pub use builder::{
 };
 pub use cache::FlipCache;
 pub use codec::{
-    ClosureCodec, CodecChoice, DefaultCodec, JsonCodec, MissingDecoder, MissingEncoder, ValueCodec,
+    ClosureCodec, CodecChoice, CodecError, DefaultCodec, JsonCodec, MissingDecoder, MissingEncoder,
+    ValueCodec,
 };
 pub use error::{Error, Result};
+pub use event::Event;
 pub use flipcache_macros::FlipCodec;
 pub use flipcodec::{DecodeError, FlipCodec, Reader, from_bytes, to_bytes};
 pub use key::FlipKey;
@@ -173,6 +185,11 @@ mod tests {
     fn guarantees_match_the_readme() {
         let readme = include_str!("../README.md");
         let guarantees = include_str!("guarantees.md");
+        assert!(
+            readme.contains(include_str!("observability.md")),
+            "README.md's section \"Observability\" differs from flipcache/src/observability.md: \
+             edit both the same way"
+        );
         assert!(
             readme.contains(guarantees),
             "README.md's sections \"Production set-ups\" and \"How coherence works\" differ \

@@ -4,6 +4,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of one cache's counters since it was built.
 ///
+/// It serializes (serde) as a flat map of its fields, for a status endpoint or a log line.
+/// With the `metrics` feature the same counts are also published through the `metrics`
+/// facade (see the crate docs' "Observability" section).
+///
 /// ```no_run
 /// # fn main() -> flipcache::Result<()> {
 /// let cache: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::new("stats_doc")?;
@@ -13,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// println!("{} local hits, {} remote hits", s.local_hits, s.remote_hits);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Reads answered by the L1.
@@ -42,6 +46,12 @@ pub struct Stats {
     pub refreshes: u64,
     /// Fail-safe values served because Redis or the loader failed.
     pub fail_safe: u64,
+    /// L1 entries evicted to make room for others (not those invalidated or expired).
+    pub evictions: u64,
+    /// Values written to Redis by this cache (`set`, `set_many` items, loaders' results).
+    pub sets: u64,
+    /// Entries in the L1 when the snapshot was taken.
+    pub local_entries: u64,
 }
 
 #[derive(Default)]
@@ -57,12 +67,59 @@ pub(crate) struct Counters {
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) fail_safe: AtomicU64,
+    pub(crate) sets: AtomicU64,
+    /// [`Counters::errors`] by kind ([`ErrorKind`]).
+    pub(crate) error_kinds: [AtomicU64; ErrorKind::ALL.len()],
+}
+
+/// What went wrong, as the `kind` label of `flipcache_errors_total` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    Redis,
+    Timeout,
+    Encode,
+    Decode,
+    LoadTimeout,
+}
+
+impl ErrorKind {
+    pub(crate) const ALL: [ErrorKind; 5] = [
+        ErrorKind::Redis,
+        ErrorKind::Timeout,
+        ErrorKind::Encode,
+        ErrorKind::Decode,
+        ErrorKind::LoadTimeout,
+    ];
+
+    /// The label value.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Redis => "redis",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Encode => "encode",
+            ErrorKind::Decode => "decode",
+            ErrorKind::LoadTimeout => "load_timeout",
+        }
+    }
 }
 
 impl Counters {
     #[inline]
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an error of `kind` (in `errors` and by kind).
+    pub(crate) fn error(&self, kind: ErrorKind) {
+        Self::bump(&self.errors);
+        Self::bump(&self.error_kinds[kind as usize]);
+    }
+
+    /// Errors of `kind` so far.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.error_kinds[kind as usize].load(Ordering::Relaxed)
     }
 
     pub(crate) fn snapshot(&self, local_hits: u64) -> Stats {
@@ -80,6 +137,9 @@ impl Counters {
             stale_served: get(&self.stale_served),
             refreshes: get(&self.refreshes),
             fail_safe: get(&self.fail_safe),
+            evictions: 0,
+            sets: get(&self.sets),
+            local_entries: 0,
         }
     }
 }

@@ -308,8 +308,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let mut removed = 0;
         loop {
             let step = self
-                .remote
-                .run(self.timeout(), |c| claim(c, &index, id, prev, &released))
+                .round_trip("tag", Some(&index), |c| {
+                    claim(c, &index, id, prev, &released)
+                })
                 .await
                 .map_err(|f| self.fail(Some(&index), f))?;
             if step.members.is_empty() {
@@ -328,8 +329,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// entries here.
     async fn unlink_members(&self, index: &str, members: &[String]) -> Result<usize> {
         self.removing(members, async {
-            self.remote
-                .run(self.timeout(), |c| crate::remote::unlink(c, members))
+            self.round_trip("unlink", None, |c| crate::remote::unlink(c, members))
                 .await
                 .map_err(|f| self.fail(Some(index), f))
         })
@@ -340,8 +340,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// before they are gone.
     async fn unlink_claimed_by_others(&self, index: &str) -> Result<usize> {
         let held = self
-            .remote
-            .run(self.timeout(), |c| claimed_by_others(c, index))
+            .round_trip("tag", Some(index), |c| claimed_by_others(c, index))
             .await
             .map_err(|f| self.fail(Some(index), f))?;
         let mut removed = 0;

@@ -77,6 +77,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let invalidate_fn = format_ident!("{}_invalidate", base, span = ident.span());
     let peek_fn = format_ident!("{}_peek", base, span = ident.span());
     let prime_fn = format_ident!("{}_prime", base, span = ident.span());
+    let stats_fn = format_ident!("{}_stats", base, span = ident.span());
     let memo_fn = format_ident!("__flipcache_memo_{}", base);
     let in_impl = f.receiver.is_some() || f.mentions_self || o.in_impl.is_some();
     let path = if in_impl { quote!(Self::) } else { quote!() };
@@ -255,7 +256,19 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
          arguments."
     );
     let uncached_doc = format!("Runs {link}'s body, without the cache.");
+    let stats_doc = format!(
+        "{link}'s cache counters (hits, misses, loads, ...); all zero until its first call \
+         builds the cache."
+    );
     let companions = quote! {
+        #[doc = #stats_doc]
+        #(#cfg)*
+        #(#lints_allow)*
+        #[allow(dead_code)]
+        #vis fn #stats_fn() -> ::flipcache::Stats {
+            #path #memo_fn().stats()
+        }
+
         #[doc = #cache_doc]
         #(#cfg)*
         #(#lints_allow)*

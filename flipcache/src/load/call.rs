@@ -22,6 +22,7 @@ use super::lease::{Contest, Held};
 use super::{Load, LoadError, Loaded};
 use crate::core::{Core, Stored};
 use crate::error::{Error, Result};
+use crate::instrument::LoadTimer;
 use crate::key::FlipKey;
 use crate::runtime::block_on;
 use crate::stats::Counters;
@@ -131,6 +132,8 @@ pub(crate) struct Loading<K: FlipKey, V: Clone + Send + Sync + 'static> {
     ask: Ask,
     /// The key's lease in Redis, when this load holds it (`distributed_lock`).
     lease: Option<Held>,
+    /// Measures the load (`instrument`).
+    timer: LoadTimer,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
@@ -142,11 +145,23 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
             key,
             ask,
             lease,
+            timer,
         } = self;
-        let got = core.settle(lead, key, ask, produced).await;
+        core.loaded(&timer, &key, produced.is_ok());
+        let got = timer.within(core.settle(lead, key, ask, produced)).await;
         // Released once the value is written (its write is what wakes the other processes).
         drop(lease);
         got
+    }
+
+    /// Runs the (blocking) loader `f` inside this load's span.
+    pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.timer.within_blocking(f)
+    }
+
+    /// The loader's future `f`, inside this load's span.
+    pub(crate) fn run_async<F: Future>(&self, f: F) -> impl Future<Output = F::Output> {
+        self.timer.within(f)
     }
 
     /// [`Loading::finish`] from a blocking caller.
@@ -179,6 +194,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
                         Next::Stale(v) => {
+                            self.stale_served(&key);
                             lead.land(Landed::Value(v.clone()));
                             Start::Stale(v)
                         }
@@ -219,6 +235,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
                         Next::Stale(v) => {
+                            self.stale_served(&key);
                             lead.land(Landed::Value(v.clone()));
                             Start::Stale(v)
                         }
@@ -244,6 +261,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Start::Load(Loading {
             core: self.clone(),
             lead,
+            timer: self.load_timer(&key),
             key,
             ask,
             lease,
@@ -309,6 +327,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     fn load_timed_out(&self, key: &K, after: Duration) -> Error {
+        self.counters.error(crate::stats::ErrorKind::LoadTimeout);
         Error::LoadTimeout {
             cache: self.name.clone(),
             key: self.rkey(key),
@@ -537,14 +556,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Start::Load(loading) => match self.hard_timeout {
                 None => {
-                    let produced = load();
+                    let produced = loading.run(load);
                     loading.finish_blocking(produced)
                 }
                 Some(hard) => {
                     // On the blocking pool, so the caller can stop waiting; a blocking loader
                     // cannot be interrupted: it runs to the end and its result is stored.
                     let task = self.rt().spawn_blocking(move || {
-                        let produced = load();
+                        let produced = loading.run(load);
                         loading.finish_blocking(produced)
                     });
                     block_on(self.rt(), self.within(&key, hard, task))
@@ -612,13 +631,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Counters::bump(&self.counters.refreshes);
         Counters::bump(&self.counters.loads);
         let core = self.clone();
+        let timer = self.load_timer(&key);
         self.rt().spawn_blocking(move || {
             let rt = core.rt();
             let Some(lease) = block_on(rt, core.refresh_lease(&key, ask)) else {
                 return;
             };
-            let produced = load();
-            block_on(rt, core.settle(Some(lead), key, ask, produced));
+            let produced = timer.within_blocking(load);
+            core.loaded(&timer, &key, produced.is_ok());
+            block_on(
+                rt,
+                timer.within(core.settle(Some(lead), key, ask, produced)),
+            );
             drop(lease);
         });
         flight
@@ -649,14 +673,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Start::Load(loading) => match self.hard_timeout {
                 None => {
-                    let produced = load.await;
+                    let produced = loading.run_async(load).await;
                     loading.finish(produced).await
                 }
                 Some(hard) => {
                     // In a task of its own, so the caller can stop waiting while the load
                     // goes on (its result is stored).
                     let task = self.rt().spawn(async move {
-                        let produced = load.await;
+                        let produced = loading.run_async(load).await;
                         loading.finish(produced).await
                     });
                     self.within(&key, hard, task).await
@@ -685,12 +709,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Counters::bump(&self.counters.refreshes);
         Counters::bump(&self.counters.loads);
         let core = self.clone();
+        let timer = self.load_timer(&key);
         self.rt().spawn(async move {
             let Some(lease) = core.refresh_lease(&key, ask).await else {
                 return;
             };
-            let produced = load.await;
-            core.settle(Some(lead), key, ask, produced).await;
+            let produced = timer.within(load).await;
+            core.loaded(&timer, &key, produced.is_ok());
+            timer
+                .within(core.settle(Some(lead), key, ask, produced))
+                .await;
             drop(lease);
         });
         flight

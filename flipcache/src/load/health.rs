@@ -73,18 +73,26 @@ impl Health {
         }
     }
 
+    /// Redis could not be reached when the cache was built (warned about then, once per
+    /// outage): this outage's failures on loader paths log at debug; the next call still
+    /// tries Redis.
+    pub(crate) fn unreachable_at_start(&self) {
+        self.retry_at.store(now_ms(), Ordering::Release);
+        self.degraded.store(true, Ordering::Release);
+    }
+
     /// Redis failed (or a value did not decode) on a loader path that goes on without it.
     pub(crate) fn trouble(&self, cache: &str, e: &Error) {
         if matches!(e, Error::Decode { .. } | Error::Encode { .. }) {
             if !self.codec_warned.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
                     cache,
-                    error = %e,
+                    error = %e.chain(),
                     "a cached value could not be encoded or decoded; the loader ran instead \
                      (further such cases are logged at debug level)"
                 );
             } else {
-                tracing::debug!(cache, error = %e, "cached value skipped");
+                tracing::debug!(cache, error = %e.chain(), "cached value skipped");
             }
             return;
         }
@@ -93,12 +101,12 @@ impl Health {
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 cache,
-                error = %e,
+                error = %e.chain(),
                 "Redis is unavailable to loads; loaders run without the shared cache (results \
                  kept in process memory) until Redis answers again"
             );
         } else {
-            tracing::debug!(cache, error = %e, "Redis still unavailable");
+            tracing::debug!(cache, error = %e.chain(), "Redis still unavailable");
         }
     }
 }

@@ -115,7 +115,14 @@ pub(crate) struct Local<K, V> {
     hits: ThreadLocal<Padded<StdAtomicU64>>,
     /// Stale values served (`Lookup::Stale`), counted the same way.
     stale_hits: ThreadLocal<Padded<StdAtomicU64>>,
+    /// Entries evicted to make room (counted under the shard's lock, never on a hit).
+    evictions: AtomicU64,
+    /// Told the key of each evicted entry, under the shard's lock (it must not block).
+    on_evict: Option<OnEvict<K>>,
 }
+
+/// What [`Local::on_evict`] calls.
+pub(crate) type OnEvict<K> = Box<dyn Fn(&K) + Send + Sync>;
 
 fn shard_count(capacity: usize) -> usize {
     if capacity < ONE_SHARD_BELOW {
@@ -181,7 +188,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
             clock: Clock::new(),
             hits: ThreadLocal::new(),
             stale_hits: ThreadLocal::new(),
+            evictions: AtomicU64::new(0),
+            on_evict: None,
         }
+    }
+
+    /// Has `f` told the key of each entry evicted to make room (not of entries invalidated,
+    /// expired or replaced). It runs under a shard's lock: it must only hand the key on.
+    pub(crate) fn on_evict(&mut self, f: OnEvict<K>) {
+        self.on_evict = Some(f);
     }
 
     /// Whether the L1 holds anything at all (`local_max > 0`, `local_max_bytes > 0`).
@@ -240,8 +255,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         }
         while !weight::take(&self.limits, &self.len, &self.bytes, weight) {
             // Budget spent: make room in this shard, or do not keep the entry.
-            match shard.policy.evict(&self.table, &guard) {
-                Some(w) => weight::give_back(&self.len, &self.bytes, 1, w),
+            let evicted = |k: &K| {
+                if let Some(f) = &self.on_evict {
+                    f(k);
+                }
+            };
+            match shard.policy.evict(&self.table, &guard, evicted) {
+                Some(w) => {
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
+                    weight::give_back(&self.len, &self.bytes, 1, w);
+                }
                 None => return false,
             }
         }
@@ -637,6 +660,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     /// Local hits counted so far.
     pub(crate) fn hits(&self) -> u64 {
         self.hits.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Entries evicted so far.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Entries held now, without a walk of the table (expired ones not yet dropped count).
+    pub(crate) fn held(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
     }
 
     /// Stale values served so far (all threads).

@@ -181,10 +181,13 @@ impl S3Fifo {
 
     /// Evicts one entry of this shard from `table`, returning its weight; `None` when the
     /// shard holds nothing.
+    /// `evicted` sees the key of the entry evicted (it runs under the shard's lock: it must
+    /// not block).
     pub(super) fn evict<K, V>(
         &mut self,
         table: &Table<K, V>,
         guard: &impl papaya::Guard,
+        evicted: impl FnOnce(&K),
     ) -> Option<usize> {
         // Every item is looked at most MAX_FREQ + 2 times before its entry leaves.
         let mut steps = (usize::from(MAX_FREQ) + 2) * (self.small.len() + self.main.len()) + 1;
@@ -219,6 +222,7 @@ impl S3Fifo {
                     self.small_weight = self.small_weight.saturating_sub(w);
                     self.ghost.put(id);
                 }
+                evicted(&e.key);
                 table.remove(&id, guard);
                 self.count = self.count.saturating_sub(1);
                 self.weight = self.weight.saturating_sub(w);

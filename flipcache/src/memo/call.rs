@@ -135,7 +135,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
                 let retry = u64::try_from(PROBE_EVERY.as_millis()).unwrap_or(u64::MAX);
                 self.build_retry_at
                     .store(now_ms().saturating_add(retry), Ordering::Release);
-                tracing::warn!(cache = self.name(), error = %e, "a memoized function's cache cannot be built; the function runs without it");
+                tracing::warn!(cache = self.name(), error = %e.chain(), "a memoized function's cache cannot be built; the function runs without it");
                 Err(e)
             }
         }
@@ -489,6 +489,13 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             None => self.build_async(true).await?,
         };
         Ok(crate::aio::FlipCache::from_core(core.clone()))
+    }
+
+    /// The cache's counters (`<fn>_stats()`); all zero while the cache is not built.
+    pub fn stats(&'static self) -> crate::Stats {
+        self.core
+            .get()
+            .map_or_else(crate::Stats::default, |c| c.stats())
     }
 
     /// Removes one entry (`<fn>_invalidate(args)`); says whether Redis had it.

@@ -237,11 +237,15 @@ struct CodecRef<V: 'static>(&'static dyn ValueCodec<V>);
 
 impl<V: 'static> ValueCodec<V> for CodecRef<V> {
     #[inline]
-    fn encode(&self, value: &V, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    fn encode(
+        &self,
+        value: &V,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), crate::codec::CodecError> {
         self.0.encode(value, out)
     }
     #[inline]
-    fn decode(&self, bytes: &[u8]) -> std::result::Result<V, String> {
+    fn decode(&self, bytes: &[u8]) -> std::result::Result<V, crate::codec::CodecError> {
         self.0.decode(bytes)
     }
 }

@@ -16,6 +16,7 @@ use tokio::runtime::Handle;
 use crate::blocking_reads::{self, BlockingReads};
 use crate::conn::Conn;
 use crate::endpoint::{Endpoint, Target};
+use crate::outage::Outage;
 use crate::tracking::{Coverage, Registry, Tracking};
 use crate::tracking_table;
 
@@ -94,6 +95,8 @@ pub(crate) struct Remote {
     reads: Option<BlockingReads>,
     /// How Redis tracks keys for this connection.
     mode: Tracking,
+    /// Logs each outage once.
+    outage: Outage,
 }
 
 /// Connection identity → the endpoint's `Remote`, so every cache of the process shares one.
@@ -152,6 +155,7 @@ impl Remote {
             connecting: tokio::sync::Mutex::new(()),
             registry: Registry::default(),
             rt,
+            outage: Outage::default(),
         });
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(identity, Arc::downgrade(&remote));
@@ -171,6 +175,11 @@ impl Remote {
     /// How long a connection attempt may take.
     pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout.load(Ordering::Acquire))
+    }
+
+    /// This endpoint's outage log (see [`Outage`]).
+    pub(crate) fn outage(&self) -> &Outage {
+        &self.outage
     }
 
     /// Where this connects to, for messages.
@@ -194,7 +203,9 @@ impl Remote {
             hit
         };
         if was_current {
-            tracing::warn!(endpoint = %self.endpoint, "lost the Redis connection; local caches emptied (kept unverified under fail-safe)");
+            self.outage.down(|| {
+                tracing::warn!(endpoint = %self.endpoint, "lost the Redis connection; local caches emptied (kept unverified under fail-safe); reconnecting in the background");
+            });
             self.registry.disconnected_all();
         }
     }
@@ -231,7 +242,7 @@ impl Remote {
             }
         }
         crate::lock::lock(&self.state).noloop = false;
-        tracing::info!(endpoint = %self.endpoint, "flipcache: Redis's tracking table is filling up (tracking-table-max-keys); tracking without NOLOOP from now on, local caches emptied");
+        tracing::info!(endpoint = %self.endpoint, "Redis's tracking table is filling up (tracking-table-max-keys); tracking without NOLOOP from now on, local caches emptied");
         self.registry.flush_all();
     }
 
@@ -302,7 +313,7 @@ impl Remote {
             st.down = None;
             return;
         };
-        tracing::debug!(endpoint = %self.endpoint, %error, "flipcache: connection attempt failed");
+        tracing::debug!(endpoint = %self.endpoint, %error, "connection attempt failed");
         if timeout < self.connect_timeout() {
             // A cache allowing longer attempts arrived meanwhile: try again at once.
             st.down = None;
@@ -410,7 +421,10 @@ impl Remote {
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
             match track(&mut conn, self.mode, &prefixes, noloop).await {
-                Ok(()) => self.registry.set_tracked(self.tracked_set(prefixes)),
+                Ok(()) => {
+                    tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, noloop, prefixes = prefixes.len(), "client tracking registered");
+                    self.registry.set_tracked(self.tracked_set(prefixes));
+                }
                 Err(e) if is_refusal(&e) => self.tracking_refused(&e),
                 // Not tracked everywhere: the connection is not usable for an L1.
                 Err(e) => return Err(e),
@@ -425,6 +439,8 @@ impl Remote {
         st.run_id = run_id;
         st.client_id = client_id;
         st.noloop = noloop;
+        drop(st);
+        self.outage.up(&self.endpoint);
         Ok((generation, conn))
     }
 
@@ -448,7 +464,7 @@ impl Remote {
             tracing::warn!(
                 endpoint = %self.endpoint,
                 error = %e,
-                "flipcache: this server does not support RESP3 client tracking; local caches \
+                "this server does not support RESP3 client tracking; local caches \
                  fall back to TTL-bounded entries and cannot see other clients' writes"
             );
         }
@@ -474,6 +490,7 @@ impl Remote {
                         for p in self.tracked_set(vec![prefix.to_owned()]) {
                             self.registry.add_tracked(p);
                         }
+                        tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, prefix, "client tracking registered");
                         Ok(())
                     }
                     Err(e) if is_refusal(&e) => {
@@ -527,7 +544,7 @@ impl Remote {
             op,
         )?;
         if dropped && redirect.is_some() {
-            tracing::warn!(endpoint = %self.endpoint, "flipcache: a tracked read connection failed; local caches emptied");
+            tracing::warn!(endpoint = %self.endpoint, "a tracked read connection failed; local caches emptied");
             self.lost(generation);
         }
         match result {
@@ -621,7 +638,7 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
             if let Ok(Ok(now)) = tokio::time::timeout(PING_TIMEOUT, conn.topology()).await
                 && r.topology_changed(generation, &now)
             {
-                tracing::warn!(endpoint = %r.endpoint, "flipcache: the cluster's topology changed; reconnecting");
+                tracing::warn!(endpoint = %r.endpoint, "the cluster's topology changed; reconnecting");
                 r.lost(generation);
                 continue;
             }

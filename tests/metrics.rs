@@ -1,0 +1,442 @@
+//! Observability against a real, private Redis: the `metrics` feature's counters, histograms
+//! and gauge (read through `metrics-util`'s debugging recorder), the events of `on_event`, the
+//! new `Stats` counters, and errors that print their cause once under `anyhow`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use flipcache::{Event, FlipCache, LoadError};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use redis::Commands;
+use support::{Server, eventually};
+
+/// `(name, sorted labels)` of one series.
+type Series = (String, Vec<(String, String)>);
+
+/// What the recorder saw, accumulated: the debugging recorder hands out each increment and
+/// sample once (a snapshot resets counters and gauges to 0 and empties histograms), and the
+/// tests of this file share it. A gauge keeps its last non-zero value (a reset one reads 0).
+#[derive(Default)]
+struct Seen {
+    counters: HashMap<Series, u64>,
+    gauges: HashMap<Series, f64>,
+    samples: HashMap<Series, Vec<f64>>,
+}
+
+fn recorder() -> &'static (Snapshotter, Mutex<Seen>) {
+    static R: OnceLock<(Snapshotter, Mutex<Seen>)> = OnceLock::new();
+    R.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("the only recorder of this test binary");
+        (snapshotter, Mutex::new(Seen::default()))
+    })
+}
+
+/// Reads the recorder and gives what it saw of cache `cache`'s series `name` with `labels`
+/// (besides `cache`).
+fn seen<T>(f: impl FnOnce(&Seen) -> T) -> T {
+    let (snapshotter, seen) = recorder();
+    let mut seen = seen.lock().unwrap();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let mut labels: Vec<(String, String)> = key
+            .labels()
+            .map(|l| (l.key().to_owned(), l.value().to_owned()))
+            .collect();
+        labels.sort();
+        let series = (key.name().to_owned(), labels);
+        match value {
+            DebugValue::Counter(n) => *seen.counters.entry(series).or_default() += n,
+            DebugValue::Gauge(g) => {
+                if g.into_inner() != 0.0 {
+                    seen.gauges.insert(series, g.into_inner());
+                }
+            }
+            DebugValue::Histogram(hs) => seen
+                .samples
+                .entry(series)
+                .or_default()
+                .extend(hs.into_iter().map(|h| h.into_inner())),
+        }
+    }
+    f(&seen)
+}
+
+fn series(name: &str, cache: &str, labels: &[(&str, &str)]) -> Series {
+    let mut all: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    all.push(("cache".into(), cache.into()));
+    all.sort();
+    (name.to_owned(), all)
+}
+
+fn counter(name: &str, cache: &str, labels: &[(&str, &str)]) -> u64 {
+    let s = series(name, cache, labels);
+    seen(|seen| seen.counters.get(&s).copied().unwrap_or(0))
+}
+
+fn samples(name: &str, cache: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    let s = series(name, cache, labels);
+    seen(|seen| seen.samples.get(&s).cloned().unwrap_or_default())
+}
+
+fn gauge(name: &str, cache: &str) -> Option<f64> {
+    let s = series(name, cache, &[]);
+    seen(|seen| seen.gauges.get(&s).copied())
+}
+
+/// A listener that keeps every event, and what it kept.
+fn listener() -> (
+    impl Fn(&Event) + Send + Sync + 'static,
+    Arc<Mutex<Vec<Event>>>,
+) {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let k = kept.clone();
+    (move |e: &Event| k.lock().unwrap().push(e.clone()), kept)
+}
+
+fn has(events: &Mutex<Vec<Event>>, wanted: &Event) -> bool {
+    events.lock().unwrap().iter().any(|e| e == wanted)
+}
+
+#[test]
+fn hits_misses_loads_and_errors_move_their_counters_and_histograms() {
+    recorder();
+    let server = Server::start();
+    let name = "mx_basic";
+    let cache: FlipCache<String, u64> = server.builder(name).local_max(100).build().unwrap();
+    let mut raw = server.raw();
+    let _: () = raw.set(format!("{name}:remote"), "7").unwrap();
+    let _: () = raw.set(format!("{name}:bad"), "not a number").unwrap();
+
+    assert_eq!(cache.get("remote").unwrap(), Some(7)); // remote hit, fills the L1
+    for _ in 0..5 {
+        assert_eq!(cache.get("remote").unwrap(), Some(7)); // local hits
+    }
+    assert_eq!(cache.get("absent").unwrap(), None); // miss
+    assert_eq!(cache.get_with("loaded", || 3).unwrap(), 3); // miss + load
+    let failed = cache.try_get_with("failing", || {
+        Err::<u64, _>(std::io::Error::other("db down"))
+    });
+    assert!(matches!(failed, Err(LoadError::Loader { .. })));
+    assert!(cache.get("bad").unwrap_err().is_decode());
+    cache.set("written", 1).unwrap();
+
+    let stats = cache.stats(); // publishes
+    assert_eq!(stats.local_hits, 5);
+    assert_eq!(stats.remote_hits, 1);
+    assert_eq!(stats.loads, 2);
+    assert_eq!(stats.load_errors, 1);
+    assert_eq!(stats.sets, 2, "the loaded value and `set`");
+    assert_eq!(stats.errors, 1);
+    // remote, written and (unless an invalidation raced the load's fill) loaded.
+    let held = cache.local_keys();
+    assert_eq!(stats.local_entries, held.len() as u64, "{held:?}");
+    assert!(
+        held.contains(&"remote".to_string()) && held.contains(&"written".to_string()),
+        "{held:?}"
+    );
+
+    let hits = |layer| counter("flipcache_hits_total", name, &[("layer", layer)]);
+    assert_eq!(hits("local"), 5);
+    assert_eq!(hits("remote"), 1);
+    assert_eq!(counter("flipcache_misses_total", name, &[]), stats.misses);
+    assert_eq!(stats.misses, 3, "absent, loaded, failing");
+    assert_eq!(counter("flipcache_loads_total", name, &[]), 2);
+    assert_eq!(counter("flipcache_load_errors_total", name, &[]), 1);
+    let errors = |kind| counter("flipcache_errors_total", name, &[("kind", kind)]);
+    assert_eq!(errors("decode"), 1);
+    assert_eq!(errors("redis") + errors("timeout"), 0);
+    assert_eq!(
+        gauge("flipcache_local_entries", name),
+        Some(stats.local_entries as f64)
+    );
+    // One sample per loader run, one per Redis round trip, by command.
+    assert_eq!(samples("flipcache_load_seconds", name, &[]).len(), 2);
+    let gets = samples("flipcache_redis_seconds", name, &[("command", "get")]);
+    assert_eq!(
+        gets.len(),
+        5,
+        "remote, absent, loaded, failing, bad: {gets:?}"
+    );
+    assert!(gets.iter().all(|s| *s > 0.0 && *s < 5.0), "{gets:?}");
+    assert_eq!(
+        samples("flipcache_redis_seconds", name, &[("command", "set")]).len(),
+        2
+    );
+
+    // Reading again publishes only what changed since.
+    assert_eq!(cache.get("remote").unwrap(), Some(7));
+    cache.stats();
+    assert_eq!(hits("local"), 6);
+    assert_eq!(counter("flipcache_loads_total", name, &[]), 2);
+
+    // Redis down: an error of kind `redis` (refused) or `timeout`.
+    drop(raw);
+    let mut server = server;
+    server.stop();
+    assert!(cache.get("elsewhere").is_err());
+    cache.stats();
+    assert_eq!(errors("redis") + errors("timeout"), 1);
+}
+
+#[test]
+fn counters_are_published_in_the_background_without_a_stats_call() {
+    recorder();
+    let server = Server::start();
+    let name = "mx_background";
+    let cache: FlipCache<u64, u64> = server.builder(name).build().unwrap();
+    cache.set(1, 1).unwrap();
+    for _ in 0..10 {
+        cache.get(&1).unwrap();
+    }
+    eventually(Duration::from_secs(5), "the publisher ran", || {
+        counter("flipcache_hits_total", name, &[("layer", "local")]) == 10
+    });
+}
+
+#[test]
+fn callers_that_wait_on_anothers_load_are_counted_as_waits() {
+    recorder();
+    let server = Server::start();
+    let name = "mx_waits";
+    let cache: FlipCache<u64, u64> = server.builder(name).build().unwrap();
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, start) = (cache.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                cache
+                    .get_with(&1, || {
+                        std::thread::sleep(Duration::from_millis(500));
+                        42
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    for c in callers {
+        assert_eq!(c.join().unwrap(), 42);
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.loads, 1, "{stats:?}");
+    assert_eq!(stats.waits, 7, "{stats:?}");
+    assert_eq!(counter("flipcache_loads_total", name, &[]), 1);
+    assert_eq!(counter("flipcache_waits_total", name, &[]), 7);
+}
+
+#[test]
+fn evictions_invalidations_and_flushes_move_counters_and_fire_events() {
+    recorder();
+    let server = Server::start();
+    let name = "mx_events";
+    let (on_event, events) = listener();
+    let cache: FlipCache<u64, u64> = server
+        .builder(name)
+        .local_max(4)
+        .on_event(on_event)
+        .build()
+        .unwrap();
+    for k in 0..10 {
+        cache.set(k, k).unwrap();
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.evictions, 6, "{stats:?}");
+    assert_eq!(stats.local_entries, 4, "{stats:?}");
+    assert_eq!(counter("flipcache_evictions_total", name, &[]), 6);
+    eventually(Duration::from_secs(5), "6 eviction events", || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::Evicted { .. }))
+            .count()
+            == 6
+    });
+    let held = cache.local_keys();
+    let k = held[0];
+    let mut raw = server.raw();
+    let _: () = raw.set(format!("{name}:{k}"), "100").unwrap();
+    let invalidated = Event::Invalidated {
+        cache: name.into(),
+        key: format!("{name}:{k}"),
+    };
+    eventually(Duration::from_secs(5), "the invalidation event", || {
+        has(&events, &invalidated)
+    });
+    // Counted right after the event is queued.
+    eventually(Duration::from_secs(5), "the invalidation counted", || {
+        cache.stats().invalidations >= 1
+    });
+    assert!(counter("flipcache_invalidations_total", name, &[]) >= 1);
+
+    let _: () = redis::cmd("FLUSHDB").query(&mut raw).unwrap();
+    let flushed = Event::Flushed { cache: name.into() };
+    eventually(Duration::from_secs(5), "the flush event", || {
+        has(&events, &flushed)
+    });
+    assert_eq!(cache.stats().flushes, 1);
+    assert_eq!(counter("flipcache_flushes_total", name, &[]), 1);
+}
+
+#[test]
+fn a_reconnect_a_failed_load_and_a_stale_value_fire_events() {
+    recorder();
+    let mut server = Server::start();
+    let name = "mx_more_events";
+    let (on_event, events) = listener();
+    let cache: FlipCache<u64, u64> = server
+        .builder(name)
+        .expire_time(Duration::from_millis(200))
+        .stale_for(Duration::from_secs(10))
+        .on_event(on_event)
+        .build()
+        .unwrap();
+    assert!(
+        cache
+            .try_get_with(&1, || Err::<u64, _>(std::io::Error::other("db down")))
+            .is_err()
+    );
+    let failed = Event::LoadFailed {
+        cache: name.into(),
+        key: format!("{name}:1"),
+    };
+    eventually(Duration::from_secs(5), "the load-failed event", || {
+        has(&events, &failed)
+    });
+
+    assert_eq!(cache.get_with(&2, || 2).unwrap(), 2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        cache.get_with(&2, || 3).unwrap(),
+        2,
+        "stale, served at once"
+    );
+    let stale = Event::StaleServed {
+        cache: name.into(),
+        key: format!("{name}:2"),
+    };
+    eventually(Duration::from_secs(5), "the stale-served event", || {
+        has(&events, &stale)
+    });
+    assert!(cache.stats().stale_served >= 1);
+    assert!(counter("flipcache_stale_served_total", name, &[]) >= 1);
+
+    server.restart();
+    let reconnected = Event::Reconnected { cache: name.into() };
+    eventually(Duration::from_secs(10), "the reconnect event", || {
+        has(&events, &reconnected)
+    });
+}
+
+#[test]
+fn a_panicking_listener_neither_stops_the_events_nor_poisons_the_cache() {
+    let server = Server::start();
+    let name = "mx_panics";
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let k = kept.clone();
+    let cache: FlipCache<u64, u64> = server
+        .builder(name)
+        .local_max(1)
+        .on_event(move |e: &Event| {
+            let mut kept = k.lock().unwrap();
+            kept.push(e.clone());
+            let first = kept.len() == 1;
+            drop(kept);
+            assert!(!first, "the listener panics on its first event");
+        })
+        .build()
+        .unwrap();
+    for k in 0..5 {
+        cache.set(k, k).unwrap();
+        assert_eq!(cache.get(&k).unwrap(), Some(k));
+    }
+    eventually(Duration::from_secs(5), "the events after the panic", || {
+        kept.lock().unwrap().len() == 4
+    });
+    assert_eq!(cache.get(&4).unwrap(), Some(4));
+}
+
+/// The causes of `e`'s chain, printed as `anyhow` prints them (`{:#}`).
+fn chain(e: impl std::error::Error + Send + Sync + 'static) -> String {
+    format!("{:#}", anyhow::Error::from(e))
+}
+
+#[test]
+fn errors_print_their_cause_once_under_anyhow() {
+    let mut server = Server::start();
+    let name = "mx_chain";
+    let json: FlipCache<u64, Vec<u32>> = server.builder(name).json().build().unwrap();
+    let mut raw = server.raw();
+    let _: () = raw.set(format!("{name}:1"), "[1, oops]").unwrap();
+    let e = json.get(&1).unwrap_err();
+    let cause = serde_json::from_str::<Vec<u32>>("[1, oops]")
+        .unwrap_err()
+        .to_string();
+    let printed = chain(e.clone());
+    assert_eq!(printed.matches(&cause).count(), 1, "{printed}");
+    assert!(
+        printed.starts_with(&format!(
+            "cache `{name}`: cannot decode the value of `{name}:1`: "
+        )),
+        "{printed}"
+    );
+    let source = std::error::Error::source(&e).expect("the decoder's error");
+    assert_eq!(source.to_string(), cause);
+
+    // A loader error through `LoadError`: its message, then the loader's error, once.
+    let failed = json
+        .try_get_with(&2, || Err::<Vec<u32>, _>(std::io::Error::other("db down")))
+        .unwrap_err();
+    let printed = chain(failed);
+    assert_eq!(printed.matches("db down").count(), 1, "{printed}");
+
+    // A Redis error: the connection's error once.
+    drop(raw);
+    server.stop();
+    let e = json.get(&3).unwrap_err();
+    assert!(e.is_remote(), "{e}");
+    let own = e.to_string();
+    let printed = chain(e.clone());
+    let flipcache::Error::Redis { source, .. } = &e else {
+        panic!("a refused connection is a Redis error: {e}");
+    };
+    // redis-rs prints its own I/O cause in its message and returns it as its source too: that
+    // pair is redis-rs's; flipcache adds no copy of either.
+    let cause = source.to_string();
+    assert!(
+        !own.contains(&cause),
+        "the message repeats its cause: {own}"
+    );
+    let theirs = chain(source.clone()).matches(&cause).count();
+    assert_eq!(printed.matches(&cause).count(), theirs, "{printed}");
+}
+
+#[test]
+fn stats_serialize_with_every_counter() {
+    let server = Server::start();
+    let cache: FlipCache<u64, u64> = server.builder("mx_serde").build().unwrap();
+    cache.set(1, 1).unwrap();
+    cache.get(&1).unwrap();
+    let json = serde_json::to_value(cache.stats()).unwrap();
+    assert_eq!(json["local_hits"], 1, "{json}");
+    assert_eq!(json["sets"], 1, "{json}");
+    for field in [
+        "evictions",
+        "waits",
+        "loads",
+        "local_entries",
+        "stale_served",
+    ] {
+        assert!(json.get(field).is_some(), "{field} missing: {json}");
+    }
+}
