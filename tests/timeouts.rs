@@ -103,8 +103,9 @@ fn a_server_that_never_answers_gives_timeouts_from_the_first_build() {
             .build()
             .expect_err("nothing answers");
         assert!(err.is_timeout(), "attempt {attempt}: {err:?}");
+        // Not a hang (a generous bound: this machine may be busy).
         assert!(
-            start.elapsed() < Duration::from_millis(*timeout.max(connect) + 500),
+            start.elapsed() < Duration::from_millis(*timeout.max(connect) * 3),
             "attempt {attempt} took {:?}",
             start.elapsed()
         );
@@ -130,7 +131,7 @@ fn two_caches_on_one_endpoint_keep_their_own_connect_timeouts() {
     let err = quick.get(&1).expect_err("the proxy is slower than 100 ms");
     assert!(err.is_timeout(), "{err:?}");
     assert!(
-        start.elapsed() < Duration::from_millis(600),
+        start.elapsed() < Duration::from_millis(1500),
         "{:?}",
         start.elapsed()
     );
@@ -173,8 +174,9 @@ fn a_blocking_miss_against_a_paused_server_takes_one_timeout() {
     let took = start.elapsed();
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(err.key(), Some("pausedmiss:missing"));
+    // About 1x (once 2x: one socket timeout per reply), with room for a busy machine.
     assert!(
-        took < timeout + timeout / 2,
+        took < timeout * 7 / 4,
         "a miss took {took:?} with a {timeout:?} timeout"
     );
 }
@@ -197,7 +199,7 @@ fn an_unreachable_server_is_retried_with_backoff() {
         let call = Instant::now();
         assert!(c.get(&1).is_err(), "nothing answers");
         assert!(
-            call.elapsed() < Duration::from_millis(600),
+            call.elapsed() < Duration::from_millis(1500),
             "{:?}",
             call.elapsed()
         );
