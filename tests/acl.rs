@@ -97,8 +97,17 @@ fn a_refused_command_is_named_with_the_cache_and_the_key() {
     // An L1 read asks for `GET` + `PTTL` (to bound the local copy by the Redis TTL).
     let err = c.get("k").expect_err("PTTL is refused");
     assert!(matches!(err, Error::Redis { .. }), "{err:?}");
-    let text = err.to_string();
+    // The error names the cache and the key; its source, Redis's refusal, names the command
+    // (as a reporter such as `anyhow` prints it: the message, then each cause once).
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
     assert!(text.contains("`PTTL`"), "{text}");
+    assert_eq!(text.matches("`PTTL`").count(), 1, "{text}");
     assert!(text.contains("refusing"), "{text}");
     assert_eq!(err.key(), Some("refusing:k"));
     assert!(!text.contains("Pipeline failure"), "{text}");
