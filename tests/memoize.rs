@@ -37,27 +37,16 @@ fn bump(c: &AtomicUsize) {
 
 /// Records every `info`/`warn`/`error` event's fields, so tests can count them per cache.
 mod logs {
-    use std::fmt::Write;
     use std::sync::{Mutex, Once};
 
-    use tracing::field::{Field, Visit};
     use tracing::span::{Attributes, Id, Record};
     use tracing::{Event, Level, Metadata, Subscriber};
+
+    use crate::support::Fields;
 
     static EVENTS: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
 
     struct Capture;
-
-    struct Fields(String);
-
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            let _ = write!(self.0, "{}={:?} ", field.name(), value);
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            let _ = write!(self.0, "{}={} ", field.name(), value);
-        }
-    }
 
     impl Subscriber for Capture {
         fn enabled(&self, meta: &Metadata<'_>) -> bool {

@@ -5,14 +5,12 @@
 
 mod support;
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use flipcache::FlipCache;
-use support::{Server, eventually};
-use tracing::field::{Field, Visit};
+use support::{Fields, Server, eventually};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
@@ -23,17 +21,6 @@ static EVENTS: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
 
 struct Capture {
     next: AtomicU64,
-}
-
-struct Fields(String);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, "{}={:?} ", field.name(), value);
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let _ = write!(self.0, "{}={} ", field.name(), value);
-    }
 }
 
 impl Subscriber for Capture {

@@ -9,6 +9,21 @@ use redis_test::server::RedisServer;
 
 pub mod stampede;
 
+/// A `tracing` visitor that writes every field as `name=value ` (what the tests that capture
+/// logs and spans look for).
+pub struct Fields(pub String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}={:?} ", field.name(), value);
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}={} ", field.name(), value);
+    }
+}
+
 /// A private Redis for one test.
 pub struct Server {
     inner: Option<RedisServer>,
