@@ -13,7 +13,8 @@
 //! in ms, `+inf` without TTL). Every tagged write trims up to [`TRIM`] members dead for more
 //! than [`GRACE_MS`] and sets the index's own expiry to [`GRACE_MS`] past its longest-lived
 //! member, so an index never outgrows its live members by more than the writes of the last
-//! [`GRACE_MS`] (and disappears with them). Removal drains the index entirely.
+//! [`GRACE_MS`] (and disappears with them). Removal drains the index of every member listed when
+//! it started (members tagged again by later writes may stay: see below).
 //!
 //! # The guarantee
 //! Once `remove_by_tag(t)` returns, every entry whose tagged write had *returned* before the
@@ -262,13 +263,14 @@ async fn claim(
     id: u32,
     prev: i64,
     released: &[String],
+    batch: usize,
 ) -> Result<Claimed, RedisError> {
     let (claim, members, others): (i64, Vec<String>, u64) = redis::cmd("EVAL")
         .arg(CLAIM)
         .arg(1)
         .arg(index)
         .arg(id)
-        .arg(BATCH)
+        .arg(batch)
         .arg(LEASE_MS)
         .arg(prev)
         .arg(released)
@@ -306,10 +308,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let mut prev = 0;
         let mut released: Vec<String> = Vec::new();
         let mut removed = 0;
+        // Every member this removal has deleted once. A member listed again after that was
+        // tagged by a write that came after the removal reached it, which may survive: once a
+        // whole (not full) batch holds only such members, every member listed when the removal
+        // started has been dealt with, and the removal ends instead of chasing writers that
+        // keep tagging the same keys.
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut batch = BATCH;
         loop {
             let step = self
                 .round_trip("tag", Some(&index), |c| {
-                    claim(c, &index, id, prev, &released)
+                    claim(c, &index, id, prev, &released, batch)
                 })
                 .await
                 .map_err(|f| self.fail(Some(&index), f))?;
@@ -319,9 +328,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 }
                 return Ok(removed);
             }
+            let whole = step.members.len() < BATCH;
+            let mut fresh = false;
+            for m in &step.members {
+                fresh |= seen.insert(m.clone());
+            }
             removed += self.unlink_members(&index, &step.members).await?;
             prev = step.claim;
             released = step.members;
+            if whole && !fresh {
+                // One more step releases this batch (claims nothing: a batch of 0).
+                batch = 0;
+            }
         }
     }
 
