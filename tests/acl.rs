@@ -108,6 +108,18 @@ fn a_refused_command_is_named_with_the_cache_and_the_key() {
     }
     assert!(text.contains("`PTTL`"), "{text}");
     assert_eq!(text.matches("`PTTL`").count(), 1, "{text}");
+    // The same through a batch (`get_many`: one pipeline of `GET` + `PTTL` per key).
+    let batch_err = c.get_many(&["k", "other"]).expect_err("PTTL is refused");
+    let mut batch = batch_err.to_string();
+    let mut source = std::error::Error::source(&batch_err);
+    while let Some(s) = source {
+        batch.push_str(": ");
+        batch.push_str(&s.to_string());
+        source = s.source();
+    }
+    assert!(batch.contains("`PTTL`"), "{batch}");
+    assert!(batch.contains("refusing"), "{batch}");
+    assert!(!batch.contains("Pipeline failure"), "{batch}");
     assert!(text.contains("refusing"), "{text}");
     assert_eq!(err.key(), Some("refusing:k"));
     assert!(!text.contains("Pipeline failure"), "{text}");

@@ -63,7 +63,10 @@ impl Conn {
                 for i in 0..keys.len() {
                     build(&mut pipe, i);
                 }
-                let reply: Vec<Value> = pipe.query_async(c).await?;
+                let reply: Vec<Value> = pipe
+                    .query_async(c)
+                    .await
+                    .map_err(|e| crate::remote::named(&pipe, e))?;
                 check_count(&reply, keys.len() * per_key)?;
                 Ok(reply)
             }
@@ -207,7 +210,11 @@ mod cluster {
                 build(&mut pipe, i);
             }
             let mut conn = conn.clone();
-            async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
+            async move {
+                pipe.query_async::<Vec<Value>>(&mut conn)
+                    .await
+                    .map_err(|e| crate::remote::named(&pipe, e))
+            }
         });
         let replies = futures_util::future::try_join_all(runs).await?;
         let mut out = vec![Value::Nil; keys.len() * per_key];

@@ -207,7 +207,10 @@ pub(crate) async fn set(
             for index in indexes {
                 pipe.add_command(zscore_cmd(index, w.key));
             }
-            let mut reply: Vec<Value> = pipe.query_async(&mut conn).await?;
+            let mut reply: Vec<Value> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| crate::remote::named(&pipe, e))?;
             let scores = reply.split_off(1.min(reply.len()));
             (reply.pop().unwrap_or(Value::Nil), scores)
         }

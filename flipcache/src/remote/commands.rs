@@ -127,7 +127,7 @@ fn read_cmds(pipe: &mut redis::Pipeline, key: &str, mode: ReadMode, retrack: boo
 /// `e` (from running `pipe`) as the error of the command that failed, named: "refused by
 /// Redis - NoPerm: `PTTL`: ..." rather than redis-rs's "Pipeline failure: [(Index 1, ...)]".
 /// Errors that are not a server's error reply are given back as they are.
-fn named(pipe: &redis::Pipeline, e: RedisError) -> RedisError {
+pub(crate) fn named(pipe: &redis::Pipeline, e: RedisError) -> RedisError {
     if !matches!(e.kind(), redis::ErrorKind::Server(_)) {
         return e;
     }
@@ -623,7 +623,7 @@ pub(crate) async fn take_lease_and_get(
     if let Conn::Cluster(_) = &conn {
         let mut pipe = redis::pipe();
         lease_cmds(&mut pipe, lease);
-        let (set, pttl): (Value, Value) = pipe.query_async(&mut conn).await?;
+        let (set, pttl): (Value, Value) = query(&pipe, &mut conn).await?;
         let taken = lease_reply(set, pttl)?;
         let fetched = get(conn, key, mode, marker, retrack).await?;
         return Ok((taken, fetched));
@@ -634,7 +634,7 @@ pub(crate) async fn take_lease_and_get(
     if let Some(marker) = marker {
         pipe.cmd("EXISTS").arg(marker);
     }
-    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let mut raw: Vec<Value> = query(&pipe, &mut conn).await?;
     let exists = marker.map(|_| raw.pop().unwrap_or(Value::Int(0)));
     let mut raw = raw.into_iter();
     let taken = lease_reply(
