@@ -99,28 +99,28 @@ fn a_refused_command_is_named_with_the_cache_and_the_key() {
     assert!(matches!(err, Error::Redis { .. }), "{err:?}");
     // The error names the cache and the key; its source, Redis's refusal, names the command
     // (as a reporter such as `anyhow` prints it: the message, then each cause once).
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = chain(&err);
     assert!(text.contains("`PTTL`"), "{text}");
     assert_eq!(text.matches("`PTTL`").count(), 1, "{text}");
     // The same through a batch (`get_many`: one pipeline of `GET` + `PTTL` per key).
     let batch_err = c.get_many(&["k", "other"]).expect_err("PTTL is refused");
-    let mut batch = batch_err.to_string();
-    let mut source = std::error::Error::source(&batch_err);
-    while let Some(s) = source {
-        batch.push_str(": ");
-        batch.push_str(&s.to_string());
-        source = s.source();
-    }
+    let batch = chain(&batch_err);
     assert!(batch.contains("`PTTL`"), "{batch}");
     assert!(batch.contains("refusing"), "{batch}");
     assert!(!batch.contains("Pipeline failure"), "{batch}");
     assert!(text.contains("refusing"), "{text}");
     assert_eq!(err.key(), Some("refusing:k"));
     assert!(!text.contains("Pipeline failure"), "{text}");
+}
+
+/// An error as a reporter such as `anyhow` prints it: the message, then each cause once.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
