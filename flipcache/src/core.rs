@@ -20,7 +20,7 @@ use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
 use crate::load::flight::Flights;
 use crate::load::health::Health;
 use crate::load::lease::{Claim, Leases};
-use crate::local::{Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
+use crate::local::{Fill, Found, Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
 use crate::lock::lock;
 use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
@@ -423,21 +423,47 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         (wanted && self.absent_ttl.is_some()).then(|| absent_key(rkey))
     }
 
+    /// How a read of `keys` may fill the L1, and the mode it reads in. A `GETEX`
+    /// (refresh-on-get) under key-based tracking changes the key, so Redis echoes it: it is a
+    /// write expecting that echo (see `local/coherence.rs`). While another write of a key's
+    /// slot is in flight it reads with `GET` + `PTTL` instead: it could not fill anyway, and
+    /// that write sets the TTL (overlapping `GETEX`s of a hot key would otherwise keep each
+    /// other from ever filling).
+    fn read_fill(&self, keys: &[K]) -> (ReadMode, Fill<'_, K, V>) {
+        let mode = self.read_mode();
+        let hashes: Vec<u64> = keys.iter().map(|k| self.local.hash(k)).collect();
+        let tickets = |local: &Local<K, V>| hashes.iter().map(|&h| local.read_ticket(h)).collect();
+        if !(matches!(mode, ReadMode::Refresh(_)) && self.retrack()) {
+            return (mode, Fill::Read(&self.local, tickets(&self.local)));
+        }
+        if hashes.iter().any(|&h| self.local.write_pending(h)) {
+            return (
+                ReadMode::WithTtl,
+                Fill::Read(&self.local, tickets(&self.local)),
+            );
+        }
+        (
+            mode,
+            Fill::Write(WriteGuard::begin(&self.local, keys.to_vec())),
+        )
+    }
+
     /// A read that missed the L1: one round trip (value, TTL and, when `markers`, the absence
     /// marker), then an epoch-guarded fill.
     pub(crate) async fn read(&self, key: &K, markers: bool) -> Result<Stored<V>> {
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
-        let ticket = self.local.read_ticket(self.local.hash(key));
-        let mode = self.read_mode();
+        let (mode, mut fill) = self.read_fill(std::slice::from_ref(key));
         let start = Instant::now();
         let fetched = self
             .round_trip("get", Some(&rkey), |c| {
-                remote::get(c, &rkey, mode, marker.as_deref(), self.retrack())
+                let retrack = self.retrack();
+                fill.sending(retrack);
+                remote::get(c, &rkey, mode, marker.as_deref(), retrack)
             })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
-        self.landed(key, &rkey, ticket, start, fetched)
+        self.landed(key, &rkey, fill, start, fetched)
     }
 
     /// [`Core::read`] that also tries to take the key's lease first (`distributed_lock`, see
@@ -451,23 +477,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     ) -> Result<(remote::Taken, Result<Stored<V>>)> {
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
-        let ticket = self.local.read_ticket(self.local.hash(key));
-        let mode = self.read_mode();
+        let (mode, mut fill) = self.read_fill(std::slice::from_ref(key));
         let start = Instant::now();
         let (taken, fetched) = self
             .round_trip("lease", Some(&rkey), |c| {
-                remote::take_lease_and_get(
-                    c,
-                    claim.on(),
-                    &rkey,
-                    mode,
-                    marker.as_deref(),
-                    self.retrack(),
-                )
+                let retrack = self.retrack();
+                fill.sending(retrack);
+                remote::take_lease_and_get(c, claim.on(), &rkey, mode, marker.as_deref(), retrack)
             })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
-        Ok((taken, self.landed(key, &rkey, ticket, start, fetched)))
+        Ok((taken, self.landed(key, &rkey, fill, start, fetched)))
     }
 
     /// [`Core::read`] for the blocking front: the round trip is made from the calling thread
@@ -476,12 +496,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     pub(crate) fn read_blocking(&self, key: &K, markers: bool) -> Result<Stored<V>> {
         let mode = self.read_mode();
         if matches!(mode, ReadMode::Refresh(_)) {
-            // GETEX changes the key: it must go through the shared connection (NOLOOP).
+            // GETEX changes the key: it goes through the shared connection, which tracks it and
+            // hears its echo (see `Core::read_fill`).
             return block_on(self.rt(), self.read(key, markers));
         }
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
-        let ticket = self.local.read_ticket(self.local.hash(key));
+        let fill = Fill::Read(
+            &self.local,
+            vec![self.local.read_ticket(self.local.hash(key))],
+        );
         let start = Instant::now();
         let Some(fetched) = self.round_trip_blocking("get", Some(&rkey), |c| {
             remote::get_blocking(c, self.timeout, &rkey, mode, marker.as_deref())
@@ -489,15 +513,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             return block_on(self.rt(), self.read(key, markers));
         };
         let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
-        self.landed(key, &rkey, ticket, start, fetched)
+        self.landed(key, &rkey, fill, start, fetched)
     }
 
-    /// What a read under `ticket` brought back (the L1 filled if nothing moved since).
+    /// What a read brought back (the L1 filled by `fill` if nothing moved since).
     fn landed(
         &self,
         key: &K,
         rkey: &str,
-        ticket: Ticket,
+        fill: Fill<'_, K, V>,
         start: Instant,
         fetched: Fetched,
     ) -> Result<Stored<V>> {
@@ -506,8 +530,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 let value = self.decode(rkey, &bytes)?;
                 Counters::bump(&self.counters.remote_hits);
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
-                self.local
-                    .fill_sized(key.clone(), value.clone(), deadline, bytes.len(), ticket);
+                let found = Some((value.clone(), bytes.len(), deadline));
+                fill.fill(std::slice::from_ref(key), vec![found]);
                 if fetched.absent {
                     // A value written by someone who does not clear markers: it wins; drop the
                     // marker so it does not come back when the value goes.
@@ -644,20 +668,25 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let rkey = redis_key(&self.prefix, &key);
         let bytes = self.encode(&rkey, &value)?;
         let marker = self.marker(&rkey, true);
-        let guard = WriteGuard::begin(&self.local, vec![key]);
+        let mut guard = WriteGuard::begin(&self.local, vec![key]);
         let start = Instant::now();
         let ttl = self.write_ttl(ttl);
         let indexes = crate::tags::index_keys(&self.name, tags);
         let result = self
             .round_trip("set", Some(&rkey), |c| {
-                // Decided once connected: whether the connection tracks keys.
+                // Decided once connected: whether the connection tracks keys (then Redis
+                // echoes the write, see `local/coherence.rs`).
+                let retrack = self.retrack();
+                if retrack {
+                    guard.expect_echo();
+                }
                 let write = remote::Write {
                     key: &rkey,
                     value: &bytes,
                     ttl,
                     only_new,
                     clear: marker.as_deref(),
-                    retrack: self.retrack(),
+                    retrack,
                 };
                 let indexes = &indexes;
                 async move {
@@ -772,9 +801,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let ticket = self.local.read_ticket(self.local.hash(&key));
         let start = Instant::now();
         let found = self
-            .round_trip("pexpire", Some(&rkey), |c| {
-                remote::pexpire(c, &rkey, ttl, self.retrack())
-            })
+            .round_trip("pexpire", Some(&rkey), |c| remote::pexpire(c, &rkey, ttl))
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
         if found {
@@ -789,16 +816,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// Reads `keys` again after a reconnect (fail-safe revalidation), in one pipelined pass,
     /// filling the L1 with what Redis holds now.
     async fn refill(&self, keys: Vec<K>) {
-        let tickets: Vec<Ticket> = keys
-            .iter()
-            .map(|k| self.local.read_ticket(self.local.hash(k)))
-            .collect();
+        let (mode, mut fill) = self.read_fill(&keys);
         let rkeys: Vec<String> = keys.iter().map(|k| self.rkey(k)).collect();
-        let mode = self.read_mode();
         let start = Instant::now();
         let fetched = match self
             .round_trip("mget", None, |c| {
-                remote::get_many(c, &rkeys, mode, self.retrack())
+                let retrack = self.retrack();
+                fill.sending(retrack);
+                remote::get_many(c, &rkeys, mode, retrack)
             })
             .await
         {
@@ -809,15 +834,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 return;
             }
         };
-        for (((key, rkey), ticket), f) in keys.into_iter().zip(&rkeys).zip(tickets).zip(fetched) {
-            if let Some(bytes) = f.value
-                && let Ok(value) = self.decode(rkey, &bytes)
-            {
+        let found = rkeys
+            .iter()
+            .zip(fetched)
+            .map(|(rkey, f)| {
+                let bytes = f.value?;
+                let value = self.decode(rkey, &bytes).ok()?;
                 let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
-                self.local
-                    .fill_sized(key, value, deadline, bytes.len(), ticket);
-            }
-        }
+                Some((value, bytes.len(), deadline))
+            })
+            .collect();
+        fill.fill(&keys, found);
     }
 
     /// Renews the Redis TTL of keys read from the L1 (refresh-on-get), in one round trip.
@@ -830,9 +857,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let rkeys: Vec<String> = keys.iter().map(|k| redis_key(&self.prefix, k)).collect();
         let start = Instant::now();
         match self
-            .round_trip("pexpire", None, |c| {
-                remote::pexpire_many(c, &rkeys, ttl, self.retrack())
-            })
+            .round_trip("pexpire", None, |c| remote::pexpire_many(c, &rkeys, ttl))
             .await
         {
             Ok(found) => {
@@ -937,47 +962,56 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         if missing.is_empty() {
             return Ok(out);
         }
-        let tickets: Vec<Ticket> = missing
-            .iter()
-            .map(|&i| self.local.read_ticket(self.local.hash(&keys[i])))
-            .collect();
-        let rkeys: Vec<String> = missing
-            .iter()
-            .map(|&i| redis_key(&self.prefix, &keys[i]))
-            .collect();
-        let mode = self.read_mode();
+        let wanted: Vec<K> = missing.iter().map(|&i| keys[i].clone()).collect();
+        let (mode, mut fill) = self.read_fill(&wanted);
+        let rkeys: Vec<String> = wanted.iter().map(|k| redis_key(&self.prefix, k)).collect();
         let start = Instant::now();
         let fetched = self
             .round_trip("mget", None, |c| {
-                remote::get_many(c, &rkeys, mode, self.retrack())
+                let retrack = self.retrack();
+                fill.sending(retrack);
+                remote::get_many(c, &rkeys, mode, retrack)
             })
             .await
             .map_err(|f| self.fail(None, f))?;
-        for (((&i, rkey), ticket), f) in missing.iter().zip(&rkeys).zip(tickets).zip(fetched) {
-            match f.value {
-                Some(bytes) => {
-                    let value = match self.decode(rkey, &bytes) {
-                        Ok(v) => v,
-                        Err(e) if self.decode_misses => {
-                            self.warn_undecodable(&e);
-                            out[i] = self.missing(keys[i].clone()).await?;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    Counters::bump(&self.counters.remote_hits);
+        // Decoded first, the L1 filled, then the defaults of what is missing (which may write).
+        let mut found: Vec<Found<V>> = Vec::with_capacity(wanted.len());
+        let mut undecodable: Vec<bool> = Vec::with_capacity(wanted.len());
+        for (rkey, f) in rkeys.iter().zip(fetched) {
+            let Some(bytes) = f.value else {
+                found.push(None);
+                undecodable.push(false);
+                continue;
+            };
+            match self.decode(rkey, &bytes) {
+                Ok(value) => {
                     let deadline = f.pttl.map(|ms| start + Duration::from_millis(ms));
-                    self.local.fill_sized(
-                        keys[i].clone(),
-                        value.clone(),
-                        deadline,
-                        bytes.len(),
-                        ticket,
-                    );
+                    found.push(Some((value, bytes.len(), deadline)));
+                    undecodable.push(false);
+                }
+                Err(e) if self.decode_misses => {
+                    self.warn_undecodable(&e);
+                    found.push(None);
+                    undecodable.push(true);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let values: Vec<Option<V>> = found
+            .iter()
+            .map(|f| f.as_ref().map(|(v, _, _)| v.clone()))
+            .collect();
+        fill.fill(&wanted, found);
+        for ((&i, value), undecodable) in missing.iter().zip(values).zip(undecodable) {
+            match value {
+                Some(value) => {
+                    Counters::bump(&self.counters.remote_hits);
                     out[i] = Some(value);
                 }
                 None => {
-                    Counters::bump(&self.counters.misses);
+                    if !undecodable {
+                        Counters::bump(&self.counters.misses);
+                    }
                     out[i] = self.missing(keys[i].clone()).await?;
                 }
             }
@@ -997,13 +1031,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .zip(&encoded)
             .map(|((k, v), (_, bytes))| (k, (v, bytes.len())))
             .unzip();
-        let guard = WriteGuard::begin(&self.local, keys);
+        let mut guard = WriteGuard::begin(&self.local, keys);
         let start = Instant::now();
         // One jitter for the batch would let it expire together: each key gets its own.
         let ttls: Vec<Option<Duration>> = encoded.iter().map(|_| self.write_ttl(None)).collect();
         let result = self
             .round_trip("mset", None, |c| {
-                remote::set_many(c, &encoded, &ttls, self.retrack())
+                let retrack = self.retrack();
+                if retrack {
+                    guard.expect_echo();
+                }
+                remote::set_many(c, &encoded, &ttls, retrack)
             })
             .await;
         for (rkey, _) in &encoded {
@@ -1087,11 +1125,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> crate::metrics::Publish for C
     }
 }
 
-impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
-    fn invalidate(&self, suffix: &[u8]) {
-        if let Some(key) = std::str::from_utf8(suffix).ok().and_then(K::parse_key) {
-            self.local.invalidate(&key);
-        }
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
+    /// `{prefix}{suffix}` changed in Redis: lease waiters look again, listeners are told.
+    fn changed(&self, suffix: &[u8]) {
         if let Some(leases) = &self.leases {
             leases.changed(suffix);
         }
@@ -1099,6 +1135,29 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
             cache: self.name.clone(),
             key: format!("{}{}", self.prefix, String::from_utf8_lossy(suffix)),
         });
+    }
+}
+
+impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
+    fn invalidate(&self, suffix: &[u8]) {
+        if let Some(key) = std::str::from_utf8(suffix).ok().and_then(K::parse_key) {
+            self.local.invalidate(&key);
+        }
+        self.changed(suffix);
+    }
+
+    fn pushed(&self, suffix: &[u8]) {
+        let invalidated = match std::str::from_utf8(suffix).ok().and_then(K::parse_key) {
+            Some(key) => self.local.heard(&key),
+            None => true,
+        };
+        if invalidated {
+            Counters::bump(&self.counters.invalidations);
+            self.changed(suffix);
+        } else if let Some(leases) = &self.leases {
+            // This process's own write: its waiters may read it.
+            leases.changed(suffix);
+        }
     }
 
     fn flush(&self) {
@@ -1116,6 +1175,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
 
     fn disconnected(&self) {
         self.observe.disconnected();
+        // The echoes of writes sent on it are lost with it.
+        self.local.forget_echoes();
         if self.fail_safe && self.local.enabled() {
             // Kept, but served only as fail-safe values until revalidated.
             self.unverified.store(true, Ordering::Release);
@@ -1127,11 +1188,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
         }
     }
 
-    fn count_invalidation(&self) {
-        Counters::bump(&self.counters.invalidations);
-    }
-
     fn connected(self: Arc<Self>) {
+        // Writes sent on an earlier connection are not counted on to echo on this one.
+        self.local.forget_echoes();
         self.health.healthy(&self.name);
         self.observe.connected(&self.name);
         // Without fail-safe the L1 was emptied when the last connection was lost (or never had

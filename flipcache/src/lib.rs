@@ -118,7 +118,6 @@ mod stats;
 mod sync;
 mod tags;
 mod tracking;
-mod tracking_table;
 mod value;
 
 pub use arg::Arg;

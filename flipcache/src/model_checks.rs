@@ -7,7 +7,10 @@
 //! `cargo test -p flipcache --features shuttle --lib shuttle_` (run by `scripts/test`).
 //!
 //! Redis is modelled by a shuttle mutex holding the key's current value; "another client's
-//! write" sets it and then delivers the invalidation push, as Redis does.
+//! write" sets it and then delivers the invalidation push, as Redis does. With key-based
+//! tracking, the pushes (other clients' writes and the echoes of this process's own) travel
+//! in Redis's order on one connection, handled by its reader: modelled by a queue that Redis
+//! appends to under its lock and a reader thread that drains it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,7 +89,7 @@ fn shuttle_overlapping_writes_and_a_read_leave_the_l1_agreeing_with_redis() {
             .map(|v| {
                 let (l, r) = (l.clone(), r.clone());
                 thread::spawn(move || {
-                    // This process's own write (NOLOOP: no push comes back for it).
+                    // This process's own write (broadcasting, NOLOOP: no push comes back for it).
                     let guard = WriteGuard::begin(&l, vec![7]);
                     put(&r, v);
                     guard.finish(vec![(v, 8)], None);
@@ -138,6 +141,158 @@ fn shuttle_a_flush_racing_a_read_never_keeps_the_old_value() {
         assert_coherent(&l, &r);
         assert!(l.len() <= 1);
     });
+}
+
+/// Redis with key-based tracking: the key's value, every value it held in order, and the
+/// pushes not yet read by the connection's reader (each with the value its write left), in the
+/// order Redis sent them.
+struct Tracked {
+    value: u64,
+    history: Vec<u64>,
+    pushes: std::collections::VecDeque<u64>,
+}
+
+fn tracked() -> Arc<Mutex<Tracked>> {
+    Arc::new(Mutex::new(Tracked {
+        value: 1,
+        history: vec![1],
+        pushes: std::collections::VecDeque::new(),
+    }))
+}
+
+/// A write of the key to `v` (unique per test; this process's, echoed, or another client's):
+/// applied, and its push queued behind every earlier one.
+fn tracked_put(redis: &Mutex<Tracked>, v: u64) {
+    let mut r = redis.lock().unwrap_or_else(|p| p.into_inner());
+    r.value = v;
+    r.history.push(v);
+    r.pushes.push_back(v);
+}
+
+fn tracked_get(redis: &Mutex<Tracked>) -> u64 {
+    redis.lock().unwrap_or_else(|p| p.into_inner()).value
+}
+
+/// A read that missed the L1, against [`Tracked`].
+fn tracked_read(l: &Local<u64, u64>, redis: &Mutex<Tracked>) {
+    let t = l.read_ticket(l.hash(&7));
+    let v = tracked_get(redis);
+    l.fill(7, v, None, t);
+}
+
+/// The connection's reader: handles `expected` pushes in order. Once it has handled the push
+/// of a write, the L1 never again serves a value older than that write's.
+fn reader(l: &Local<u64, u64>, redis: &Mutex<Tracked>, expected: usize) {
+    let mut read = 0;
+    while read < expected {
+        let push = redis
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pushes
+            .pop_front();
+        let Some(written) = push else {
+            thread::yield_now();
+            continue;
+        };
+        l.heard(&7);
+        read += 1;
+        if let Lookup::Hit { value, .. } = l.get(&7) {
+            let r = redis.lock().unwrap_or_else(|p| p.into_inner());
+            let at = |v: u64| r.history.iter().position(|&h| h == v);
+            assert!(
+                at(value) >= at(written),
+                "the L1 served {value} after the push of the later write of {written}"
+            );
+        }
+    }
+}
+
+/// Once every write is acknowledged and every push handled, the L1 holds what Redis holds, or
+/// nothing, and expects no echo.
+fn assert_tracked_coherent(l: &Local<u64, u64>, redis: &Mutex<Tracked>) {
+    let now = tracked_get(redis);
+    if let Lookup::Hit { value, .. } = l.get(&7) {
+        assert_eq!(value, now, "the L1 kept {value} while Redis holds {now}");
+    }
+    assert_eq!(l.echoes_expected(), 0, "an echo is still expected");
+}
+
+#[test]
+fn shuttle_echoes_of_own_writes_never_hide_another_clients_write() {
+    check(|| {
+        let l = Arc::new(Local::<u64, u64>::new(10, None));
+        let r = tracked();
+        tracked_read(&l, &r);
+        // Two writes of this process (each echoed once) and one of another client.
+        let own: Vec<_> = [2u64, 3]
+            .into_iter()
+            .map(|v| {
+                let (l, r) = (l.clone(), r.clone());
+                thread::spawn(move || {
+                    let mut guard = WriteGuard::begin(&l, vec![7]);
+                    guard.expect_echo();
+                    tracked_put(&r, v);
+                    guard.finish(vec![(v, 8)], None);
+                    tracked_read(&l, &r);
+                })
+            })
+            .collect();
+        let foreign = {
+            let r = r.clone();
+            thread::spawn(move || tracked_put(&r, 4))
+        };
+        let pushes = {
+            let (l, r) = (l.clone(), r.clone());
+            thread::spawn(move || reader(&l, &r, 3))
+        };
+        tracked_read(&l, &r);
+        for w in own {
+            w.join().ok();
+        }
+        foreign.join().ok();
+        pushes.join().ok();
+        assert_tracked_coherent(&l, &r);
+    });
+}
+
+#[test]
+fn shuttle_a_write_that_fails_hides_nothing_whether_redis_applied_it_or_not() {
+    for applied in [false, true] {
+        check(move || {
+            let l = Arc::new(Local::<u64, u64>::new(10, None));
+            let r = tracked();
+            tracked_read(&l, &r);
+            let own = {
+                let (l, r) = (l.clone(), r.clone());
+                thread::spawn(move || {
+                    let mut guard = WriteGuard::begin(&l, vec![7]);
+                    guard.expect_echo();
+                    if applied {
+                        // Applied (and echoed), but the reply was lost.
+                        tracked_put(&r, 2);
+                    }
+                    drop(guard);
+                    tracked_read(&l, &r);
+                })
+            };
+            let foreign = {
+                let r = r.clone();
+                thread::spawn(move || tracked_put(&r, 3))
+            };
+            let pushes = {
+                let (l, r) = (l.clone(), r.clone());
+                thread::spawn(move || reader(&l, &r, 1 + usize::from(applied)))
+            };
+            tracked_read(&l, &r);
+            own.join().ok();
+            foreign.join().ok();
+            pushes.join().ok();
+            let now = tracked_get(&r);
+            if let Lookup::Hit { value, .. } = l.get(&7) {
+                assert_eq!(value, now, "the L1 kept {value} while Redis holds {now}");
+            }
+        });
+    }
 }
 
 /// What one caller of a load gets: the single-flight loop of `load/call.rs`.

@@ -58,12 +58,14 @@ pub(crate) const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
 
 /// What the registry needs from a cache: drop one key, or everything.
 pub(crate) trait Sink: Send + Sync {
-    /// Drops the entry whose Redis key is `{prefix}{suffix}`.
+    /// Drops the entry whose Redis key is `{prefix}{suffix}` (another cache of this process
+    /// wrote it).
     fn invalidate(&self, suffix: &[u8]);
+    /// Redis pushed an invalidation of `{prefix}{suffix}`: an echo of this cache's own write
+    /// when one is expected (see `local/coherence.rs`), else an invalidation, counted.
+    fn pushed(&self, suffix: &[u8]);
     /// Drops every entry.
     fn flush(&self);
-    /// Counts an invalidation received from Redis.
-    fn count_invalidation(&self);
     /// The connection was lost: what the L1 holds may miss invalidations from now on (dropped,
     /// or kept unverified under fail-safe).
     fn disconnected(&self);
@@ -218,7 +220,8 @@ impl Registry {
     }
 
     /// A cache of this process wrote `key`: every *other* cache whose prefix matches drops it
-    /// (Redis does not tell us about our own writes: NOLOOP).
+    /// at once (with `NOLOOP`, broadcasting, Redis does not tell us about our own writes; with
+    /// key-based tracking the echo may come later than the next read).
     pub(crate) fn local_write(&self, key: &[u8], writer: u64) {
         self.route(key, Some(writer), false);
     }
@@ -235,9 +238,10 @@ impl Registry {
         for (sink, prefix_len) in
             self.live(|m| Some(m.id) != skip && key.starts_with(m.prefix.as_bytes()))
         {
-            sink.invalidate(&key[prefix_len..]);
             if from_redis {
-                sink.count_invalidation();
+                sink.pushed(&key[prefix_len..]);
+            } else {
+                sink.invalidate(&key[prefix_len..]);
             }
         }
     }
@@ -301,11 +305,11 @@ mod tests {
     }
 
     impl Sink for Leaving {
-        fn invalidate(&self, _: &[u8]) {
+        fn invalidate(&self, _: &[u8]) {}
+        fn pushed(&self, _: &[u8]) {
             self.holder.lock().unwrap().take();
         }
         fn flush(&self) {}
-        fn count_invalidation(&self) {}
         fn disconnected(&self) {}
         fn connected(self: Arc<Self>) {}
     }

@@ -14,6 +14,21 @@
 //!
 //! A hit that raced an invalidation returns the value the key held just before it: the read
 //! happened first, as it would have under a lock.
+//!
+//! Echoes (key-based tracking, which tracks without `NOLOOP`: see `tracking.rs`): Redis pushes
+//! an invalidation back to this process for each of its own writes of a key it tracks. A write
+//! that leaves a value in the L1 makes sure Redis sends exactly one such echo (its script reads
+//! the key before and after writing it) and says so before it is sent ([`WriteGuard::expect_echo`]),
+//! which also drops the key's entry. A push of a key with echoes expected is taken as one of
+//! them: it neither moves the epoch nor drops anything. This is safe because pushes and replies
+//! arrive in the order Redis ran the commands, and each echo comes right after its write (Redis
+//! 7: after its reply; 6: before it). A push taken for an echo while the write is in flight
+//! finds no entry (dropped) and no fill possible (the write is pending); once every such write
+//! has its reply, a key still expecting an echo can only hear that echo next. A write whose
+//! echo will not come (failed, cancelled, `NX` not applied, `GETEX` of a missing key) gives its
+//! expectation back before it stops being pending; one that may still come (a timeout) is then
+//! just an invalidation. Counting too few is never unsafe (an echo then drops the write's own
+//! entry); counting too many would be, and cannot happen. Connection loss clears the counts.
 
 use std::hash::Hash;
 use std::time::Instant;
@@ -56,6 +71,61 @@ struct Slot {
 
 /// One shard's coherence state.
 pub(super) struct Slots([Slot; SLOTS]);
+
+/// Echoes still expected of this process's own writes, by key (few at a time: only writes in
+/// flight or just acknowledged).
+pub(super) struct Echoes<K>(Vec<(K, u32)>);
+
+impl<K> Default for Echoes<K> {
+    fn default() -> Self {
+        Echoes(Vec::new())
+    }
+}
+
+impl<K: Eq> Echoes<K> {
+    /// One more echo of `key` is expected.
+    pub(super) fn expect(&mut self, key: &K)
+    where
+        K: Clone,
+    {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((key.clone(), 1)),
+        }
+    }
+
+    /// A push of `key` arrived: whether it is taken as an expected echo (one fewer expected).
+    pub(super) fn take<Q>(&mut self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let Some(i) = self.0.iter().position(|(k, _)| k.borrow() == key) else {
+            return false;
+        };
+        self.0[i].1 -= 1;
+        if self.0[i].1 == 0 {
+            self.0.swap_remove(i);
+        }
+        true
+    }
+
+    /// An expected echo of `key` will not come.
+    pub(super) fn give_back(&mut self, key: &K) {
+        let _ = self.take(key);
+    }
+
+    /// Expects nothing any more (the connection was lost: its echoes with it).
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Echoes expected, all keys together.
+    #[cfg(test)]
+    pub(super) fn pending(&self) -> u32 {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+}
 
 impl Default for Slots {
     fn default() -> Self {
@@ -101,6 +171,11 @@ impl Slots {
         (slot.epoch, clean)
     }
 
+    /// Whether a write of the slot of `hash` is in flight.
+    pub(super) fn pending(&self, hash: u64) -> bool {
+        self.0[Self::index(hash)].pending > 0
+    }
+
     /// A write of the slot of `hash` is no longer in flight.
     pub(super) fn end_write(&mut self, hash: u64) {
         let slot = &mut self.0[Self::index(hash)];
@@ -121,6 +196,8 @@ pub(crate) struct WriteGuard<'a, K: Hash + Eq + Clone, V: Clone> {
     keys: Vec<K>,
     tickets: Vec<Ticket>,
     done: bool,
+    /// Whether an echo of each key is expected (see [`WriteGuard::expect_echo`]).
+    echoes: bool,
 }
 
 impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
@@ -132,6 +209,17 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
             keys,
             tickets,
             done: false,
+            echoes: false,
+        }
+    }
+
+    /// The write is about to be sent in a form that makes Redis echo it exactly once per key
+    /// (see the module docs); the keys' entries are dropped. Call it at most once per attempt
+    /// sent; later calls do nothing.
+    pub(crate) fn expect_echo(&mut self) {
+        if !self.echoes {
+            self.echoes = true;
+            self.local.expect_echoes(&self.keys);
         }
     }
 
@@ -143,18 +231,34 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
     }
 
     /// [`WriteGuard::finish`] with a deadline per key (writes with jitter).
-    pub(crate) fn finish_each(mut self, values: Vec<(V, usize)>, deadlines: Vec<Option<Instant>>) {
-        self.done = true;
-        self.local.release(&self.tickets);
-        for (((key, ticket), (value, len)), deadline) in self
-            .keys
-            .iter()
-            .zip(&self.tickets)
-            .zip(values)
+    pub(crate) fn finish_each(self, values: Vec<(V, usize)>, deadlines: Vec<Option<Instant>>) {
+        let outcomes = values
+            .into_iter()
             .zip(deadlines)
-        {
+            .map(|((v, len), d)| Some((v, len, d)))
+            .collect();
+        self.finish_some(outcomes);
+    }
+
+    /// Redis answered for each key: `Some((value, encoded length, deadline))` may fill the L1;
+    /// `None` left the key unchanged in Redis (a `GETEX` of a missing key), so its echo is not
+    /// expected any more, and its entry is dropped.
+    pub(crate) fn finish_some(mut self, outcomes: Vec<Found<V>>) {
+        self.done = true;
+        if self.echoes {
+            for (key, outcome) in self.keys.iter().zip(&outcomes) {
+                if outcome.is_none() {
+                    self.local.give_back_echo(key);
+                }
+            }
+        }
+        // Echoes given back before the write stops being pending (see the module docs).
+        self.local.release(&self.tickets);
+        for ((key, ticket), outcome) in self.keys.iter().zip(&self.tickets).zip(outcomes) {
+            let outcome = outcome.map(|(v, len, d)| ((v, d), len));
+            let len = outcome.as_ref().map_or(0, |o| o.1);
             self.local
-                .settle_sized(key, Some((value, deadline)), len, *ticket);
+                .settle_sized(key, outcome.map(|o| o.0), len, *ticket);
         }
     }
 }
@@ -162,10 +266,56 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
 impl<K: Hash + Eq + Clone, V: Clone> Drop for WriteGuard<'_, K, V> {
     fn drop(&mut self) {
         if !self.done {
+            if self.echoes {
+                // Not applied, or not known to be: its echoes are not counted on (before the
+                // release, see the module docs).
+                for key in &self.keys {
+                    self.local.give_back_echo(key);
+                }
+            }
             self.local.release(&self.tickets);
             for (key, ticket) in self.keys.iter().zip(&self.tickets) {
                 self.local.settle(key, None, *ticket);
             }
+        }
+    }
+}
+
+/// What a read of one key found that may fill the L1: the value, its encoded length (which
+/// weighs it) and its deadline. `None`: nothing to fill.
+pub(crate) type Found<V> = Option<(V, usize, Option<Instant>)>;
+
+/// How a read (one key or a batch) may fill the L1: under a read's [`Ticket`] per key, or, for
+/// a read that changes its keys (`GETEX`, refresh-on-get), as a write whose echoes are
+/// expected.
+pub(crate) enum Fill<'a, K: Hash + Eq + Clone, V: Clone> {
+    /// A plain read (`GET`, `PTTL`), a ticket per key.
+    Read(&'a Local<K, V>, Vec<Ticket>),
+    /// A read that writes (`GETEX`).
+    Write(WriteGuard<'a, K, V>),
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Fill<'_, K, V> {
+    /// The read is about to be sent; `retrack`: in the form that has Redis track its keys for
+    /// this connection (key-based tracking), which makes a `GETEX` echo (expected from now on).
+    pub(crate) fn sending(&mut self, retrack: bool) {
+        if let (Fill::Write(guard), true) = (self, retrack) {
+            guard.expect_echo();
+        }
+    }
+
+    /// Fills the L1 with what the read found of each of `keys` (those it was made for, in
+    /// order), unless something moved since.
+    pub(crate) fn fill(self, keys: &[K], found: Vec<Found<V>>) {
+        match self {
+            Fill::Read(local, tickets) => {
+                for ((key, ticket), found) in keys.iter().zip(tickets).zip(found) {
+                    if let Some((value, len, deadline)) = found {
+                        local.fill_sized(key.clone(), value, deadline, len, ticket);
+                    }
+                }
+            }
+            Fill::Write(guard) => guard.finish_some(found),
         }
     }
 }

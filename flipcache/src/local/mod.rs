@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 use papaya::Equivalent;
 use thread_local::ThreadLocal;
 
-use coherence::Slots;
-pub(crate) use coherence::{Ticket, WriteGuard};
+use coherence::{Echoes, Slots};
+pub(crate) use coherence::{Fill, Found, Ticket, WriteGuard};
 use policy::S3Fifo;
 use storage::{Clock, Entry, ID_LOW_BITS, Ids, Table};
 pub(crate) use weight::{Limits, Weigher};
@@ -55,11 +55,22 @@ const MAX_SHARDS: usize = 64;
 /// Most table slots reserved up front, whatever the capacity (the table grows past this).
 const PRESIZE_MAX: usize = 1 << 14;
 
-/// One shard's write-side state: its coherence slots and eviction queues.
-#[derive(Default)]
-struct Shard {
+/// One shard's write-side state: its coherence slots, the echoes its keys expect and its
+/// eviction queues.
+struct Shard<K> {
     slots: Slots,
+    echoes: Echoes<K>,
     policy: S3Fifo,
+}
+
+impl<K> Default for Shard<K> {
+    fn default() -> Self {
+        Shard {
+            slots: Slots::default(),
+            echoes: Echoes::default(),
+            policy: S3Fifo::default(),
+        }
+    }
 }
 
 #[repr(align(128))]
@@ -94,7 +105,7 @@ pub(crate) struct Freshness {
 /// The in-process layer of one cache.
 pub(crate) struct Local<K, V> {
     table: Table<K, V>,
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Box<[Padded<Mutex<Shard<K>>>]>,
     mask: u64,
     hasher: Hasher,
     global: AtomicU64,
@@ -233,14 +244,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<K>> {
         // Bits 8.. (the id's own), apart from the coherence slot's (40..).
         lock(&self.shards[((hash >> 8) & self.mask) as usize].0)
     }
 
     /// Inserts or replaces under the shard lock, within the shared budgets; false when the
     /// entry could not be kept.
-    fn insert(&self, shard: &mut Shard, id: u64, entry: Entry<K, V>) -> bool {
+    fn insert(&self, shard: &mut Shard<K>, id: u64, entry: Entry<K, V>) -> bool {
         let guard = self.table.guard();
         let weight = entry.weight();
         // A replaced entry goes (given back first) and its successor keeps its standing.
@@ -277,7 +288,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     }
 
     /// Removes the entry of `id` under the shard lock.
-    fn remove(&self, shard: &mut Shard, id: u64) {
+    fn remove(&self, shard: &mut Shard<K>, id: u64) {
         let guard = self.table.guard();
         if let Some(old) = self.table.remove(&id, &guard) {
             let state = old.state.load(Ordering::Relaxed);
@@ -410,7 +421,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         shard.slots.read(hash, self.global.load(Ordering::Acquire))
     }
 
-    fn still_valid(&self, shard: &Shard, t: &Ticket) -> bool {
+    fn still_valid(&self, shard: &Shard<K>, t: &Ticket) -> bool {
         shard.slots.allows(t, self.global.load(Ordering::Acquire))
     }
 
@@ -625,12 +636,78 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         self.remove(&mut shard, Self::id(hash));
     }
 
-    /// Empties the L1 and stops every in-flight read from filling.
+    /// Expects one echo of each of `keys` (a batch may list a key twice: two echoes) and
+    /// drops their entries (see `coherence`).
+    pub(crate) fn expect_echoes(&self, keys: &[K]) {
+        if !self.enabled() {
+            return;
+        }
+        for key in keys {
+            let hash = self.hash(key);
+            let mut shard = self.shard(hash);
+            shard.echoes.expect(key);
+            self.remove(&mut shard, Self::id(hash));
+        }
+    }
+
+    /// Whether a write of a key sharing a coherence slot with the key hashing to `hash` is in
+    /// flight (a read started now could not fill).
+    pub(crate) fn write_pending(&self, hash: u64) -> bool {
+        self.enabled() && self.shard(hash).slots.pending(hash)
+    }
+
+    /// An echo of `key` expected by a write will not come (or may not).
+    pub(crate) fn give_back_echo(&self, key: &K) {
+        if !self.enabled() {
+            return;
+        }
+        self.shard(self.hash(key)).echoes.give_back(key);
+    }
+
+    /// Redis pushed an invalidation of `key`: taken as an expected echo of this process's own
+    /// write if one is expected (then nothing changes), else an invalidation
+    /// ([`Local::invalidate`]). Says whether it was an invalidation.
+    pub(crate) fn heard<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.enabled() {
+            return true;
+        }
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        if shard.echoes.take(key) {
+            return false;
+        }
+        shard.slots.invalidate(hash);
+        self.remove(&mut shard, Self::id(hash));
+        true
+    }
+
+    /// Expects no echo any more (the connection that would carry them was lost).
+    pub(crate) fn forget_echoes(&self) {
+        for shard in self.shards.iter() {
+            lock(&shard.0).echoes.clear();
+        }
+    }
+
+    /// Echoes expected, all keys together.
+    #[cfg(test)]
+    pub(crate) fn echoes_expected(&self) -> u32 {
+        self.shards
+            .iter()
+            .map(|s| lock(&s.0).echoes.pending())
+            .sum()
+    }
+
+    /// Empties the L1, stops every in-flight read from filling and expects no echo any more.
     pub(crate) fn flush(&self) {
         self.global.fetch_add(1, Ordering::AcqRel);
         let guard = self.table.guard();
         for shard in self.shards.iter() {
             let mut shard = lock(&shard.0);
+            shard.echoes.clear();
             let (n, w) = shard.policy.clear(&self.table, &guard);
             weight::give_back(&self.len, &self.bytes, n, w);
         }
@@ -840,6 +917,84 @@ mod tests {
         assert!(!l.fill(1, 1, None, t));
         let t = l.read_ticket(l.hash(&1));
         assert!(l.fill(1, 1, None, t));
+    }
+
+    #[test]
+    fn a_writes_own_echo_keeps_its_entry_whenever_it_comes() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        // The echo after the reply is processed (Redis 7: it follows the reply).
+        let mut g = WriteGuard::begin(&l, vec![1]);
+        g.expect_echo();
+        g.finish(vec![(2, 0)], None);
+        assert!(!l.heard(&1), "the write's own echo is not an invalidation");
+        assert_eq!(hit(l.get(&1)), Some(2));
+        // The echo before the reply is processed (Redis 6, or the reader ran first).
+        let mut g = WriteGuard::begin(&l, vec![1]);
+        g.expect_echo();
+        assert!(!l.heard(&1));
+        g.finish(vec![(3, 0)], None);
+        assert_eq!(hit(l.get(&1)), Some(3));
+        // Nothing more is expected: the next push is another client's write.
+        assert_eq!(l.echoes_expected(), 0);
+        assert!(l.heard(&1));
+        assert_eq!(hit(l.get(&1)), None);
+    }
+
+    #[test]
+    fn expecting_an_echo_drops_the_entry_the_write_replaces() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        let t = l.read_ticket(l.hash(&1));
+        assert!(l.fill(1, 1, None, t));
+        let mut g = WriteGuard::begin(&l, vec![1]);
+        g.expect_echo();
+        // A push taken for the echo while the write is in flight must find nothing to keep:
+        // it may be another client's earlier write.
+        assert_eq!(hit(l.get(&1)), None);
+        assert!(!l.heard(&1));
+        // ... and no read may fill meanwhile.
+        let r = l.read_ticket(l.hash(&1));
+        g.finish(vec![(2, 0)], None);
+        assert!(!l.fill(1, 1, None, r));
+        assert_eq!(hit(l.get(&1)), Some(2));
+    }
+
+    #[test]
+    fn a_write_that_failed_or_did_not_apply_gives_its_echo_back() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        let mut g = WriteGuard::begin(&l, vec![1]);
+        g.expect_echo();
+        drop(g); // failed, cancelled, or `NX` found a value: no echo will come
+        assert_eq!(l.echoes_expected(), 0);
+        let t = l.read_ticket(l.hash(&1));
+        assert!(l.fill(1, 1, None, t));
+        assert!(l.heard(&1), "another client's write is an invalidation");
+        assert_eq!(hit(l.get(&1)), None);
+        // A `GETEX` of a missing key changes nothing in Redis.
+        let mut g = WriteGuard::begin(&l, vec![1, 2]);
+        g.expect_echo();
+        g.finish_some(vec![None, Some((5, 0, None))]);
+        assert_eq!(l.echoes_expected(), 1);
+        assert_eq!(hit(l.get(&2)), Some(5));
+        assert!(!l.heard(&2));
+        assert!(l.heard(&1));
+    }
+
+    #[test]
+    fn a_batch_listing_a_key_twice_expects_two_echoes_and_a_flush_forgets_them() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        let mut g = WriteGuard::begin(&l, vec![1, 1]);
+        g.expect_echo();
+        g.expect_echo(); // a second call adds nothing
+        assert_eq!(l.echoes_expected(), 2);
+        g.finish(vec![(1, 0), (2, 0)], None);
+        l.flush();
+        assert_eq!(l.echoes_expected(), 0);
+        let mut g = WriteGuard::begin(&l, vec![3]);
+        g.expect_echo();
+        l.forget_echoes();
+        g.finish(vec![(3, 0)], None);
+        assert!(l.heard(&3), "an echo no longer expected drops the entry");
+        assert_eq!(hit(l.get(&3)), None);
     }
 
     #[test]

@@ -55,24 +55,24 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-// With key-based tracking, a write made by this connection ends its tracking of the key
-// (silently while `NOLOOP` is on: see `tracking_table`), and a write command is not tracked
-// itself. A write that leaves a value
-// in the L1 (`SET`, `PEXPIRE` of a held key, `GETEX`) therefore runs in a script that then calls
-// the read-only `PTTL`, so Redis tracks the key for this connection again before any other
-// client can write it. (A script rather than `MULTI`/`EXEC`: an invalidation redirected to this
-// connection by the blocking front's read connections may be written in the middle of an
-// `EXEC` reply, but not into a script's reply.)
+// With key-based tracking (which tracks without `NOLOOP`), a write of a key this connection
+// tracks is pushed back to it as an invalidation (an *echo*), and ends its tracking of the key;
+// a write command is not tracked itself. A write that leaves a value in the L1 (`SET`,
+// `GETEX`) therefore runs in a script that reads the key with `PTTL` first, so that Redis
+// echoes the write exactly once, whatever this connection tracked before (the L1 expects that
+// one echo: see `local/coherence.rs`), and again after, so that Redis tracks the key for this
+// connection before any other client can write it. (A script rather than `MULTI`/`EXEC`: an
+// invalidation redirected to this connection by the blocking front's read connections may be
+// written in the middle of an `EXEC` reply, but not into a script's reply.) A `PEXPIRE` (TTL
+// refresh) is sent as it is: its echo drops the entry, which the next read fills again.
 
-/// `SET KEYS[1] ARGV[1] [ARGV[2..]]` (`PX ms`, `NX`), then track the key; replies as `SET`.
-const SET_TRACKED: &str =
-    "local r = redis.call('SET', KEYS[1], unpack(ARGV)) redis.call('PTTL', KEYS[1]) return r";
-/// `PEXPIRE KEYS[1] ARGV[1]`, then track the key.
-const PEXPIRE_TRACKED: &str =
-    "local n = redis.call('PEXPIRE', KEYS[1], ARGV[1]) redis.call('PTTL', KEYS[1]) return n";
-/// `GETEX KEYS[1] PX ARGV[1]`, then track the key.
-const GETEX_TRACKED: &str =
-    "local v = redis.call('GETEX', KEYS[1], 'PX', ARGV[1]) redis.call('PTTL', KEYS[1]) return v";
+/// `SET KEYS[1] ARGV[1] [ARGV[2..]]` (`PX ms`, `NX`) between two reads of the key (see above);
+/// replies as `SET`.
+const SET_TRACKED: &str = "redis.call('PTTL', KEYS[1]) \
+     local r = redis.call('SET', KEYS[1], unpack(ARGV)) redis.call('PTTL', KEYS[1]) return r";
+/// `GETEX KEYS[1] PX ARGV[1]` between two reads of the key (see above).
+const GETEX_TRACKED: &str = "redis.call('PTTL', KEYS[1]) \
+     local v = redis.call('GETEX', KEYS[1], 'PX', ARGV[1]) redis.call('PTTL', KEYS[1]) return v";
 
 fn getex_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
     if retrack {
@@ -86,16 +86,8 @@ fn getex_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool
     }
 }
 
-fn pexpire_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration, retrack: bool) {
-    if retrack {
-        pipe.cmd("EVAL")
-            .arg(PEXPIRE_TRACKED)
-            .arg(1)
-            .arg(key)
-            .arg(ms(ttl));
-    } else {
-        pipe.cmd("PEXPIRE").arg(key).arg(ms(ttl));
-    }
+fn pexpire_cmd(pipe: &mut redis::Pipeline, key: &str, ttl: Duration) {
+    pipe.cmd("PEXPIRE").arg(key).arg(ms(ttl));
 }
 
 /// `GET key` + `PTTL key` (see [`Fetched::with_pttl`] for the replies).
@@ -483,26 +475,20 @@ pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError
 }
 
 /// `PEXPIRE` (`retrack`: see [`PEXPIRE_TRACKED`]).
-pub(crate) async fn pexpire(
-    mut conn: Conn,
-    key: &str,
-    ttl: Duration,
-    retrack: bool,
-) -> Result<bool, RedisError> {
+pub(crate) async fn pexpire(mut conn: Conn, key: &str, ttl: Duration) -> Result<bool, RedisError> {
     let mut pipe = redis::pipe();
-    pexpire_cmd(&mut pipe, key, ttl, retrack);
+    pexpire_cmd(&mut pipe, key, ttl);
     let (n,): (u64,) = query(&pipe, &mut conn).await?;
     Ok(n > 0)
 }
 
-/// `PEXPIRE` of every key (`retrack`: see [`PEXPIRE_TRACKED`]).
+/// `PEXPIRE` of every key.
 pub(crate) async fn pexpire_many(
     mut conn: Conn,
     keys: &[String],
     ttl: Duration,
-    retrack: bool,
 ) -> Result<Vec<bool>, RedisError> {
-    conn.pipelined(keys, 1, |p, i| pexpire_cmd(p, &keys[i], ttl, retrack))
+    conn.pipelined(keys, 1, |p, i| pexpire_cmd(p, &keys[i], ttl))
         .await?
         .into_iter()
         .map(|v| Ok(redis::from_redis_value::<u64>(v)? > 0))

@@ -18,7 +18,6 @@ use crate::conn::Conn;
 use crate::endpoint::{Endpoint, Target};
 use crate::outage::Outage;
 use crate::tracking::{Coverage, Registry, Tracking};
-use crate::tracking_table;
 
 /// How often an idle shared connection is pinged; a ping unanswered within
 /// [`PING_TIMEOUT`] counts as a lost connection.
@@ -70,8 +69,6 @@ struct State {
     client_id: Option<u64>,
     /// Set while connection attempts fail: calls fail fast until the backoff ends.
     down: Option<Down>,
-    /// Whether the current connection tracks with `NOLOOP` (see `tracking_table`).
-    noloop: bool,
 }
 
 /// One Redis endpoint: its shared connection and the caches using it.
@@ -214,36 +211,6 @@ impl Remote {
     fn topology_changed(&self, generation: u64, now: &[String]) -> bool {
         let st = crate::lock::lock(&self.state);
         st.current.as_ref().is_some_and(|(g, _)| *g == generation) && st.topology != now
-    }
-
-    /// Whether connection `generation` is the current one and tracks with `NOLOOP`.
-    fn noloop(&self, generation: u64) -> bool {
-        let st = crate::lock::lock(&self.state);
-        st.noloop && st.current.as_ref().is_some_and(|(g, _)| *g == generation)
-    }
-
-    /// Key-based tracking, the tracking table filling up: turns tracking on again without
-    /// `NOLOOP` on connection `generation`, then empties every L1 on it (what Redis trimmed
-    /// while `NOLOOP` was on may have gone unheard). See `tracking_table`.
-    async fn drop_noloop(&self, generation: u64, mut conn: Conn) {
-        let _guard = self.connecting.lock().await;
-        if !self.noloop(generation) {
-            return;
-        }
-        if self.registry.tracking() && !self.registry.unsupported() {
-            let prefixes = self.registry.wanted_prefixes();
-            let again = track(&mut conn, self.mode, &prefixes, false);
-            match tokio::time::timeout(PING_TIMEOUT, again).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    self.lost(generation);
-                    return;
-                }
-            }
-        }
-        crate::lock::lock(&self.state).noloop = false;
-        tracing::info!(endpoint = %self.endpoint, "Redis's tracking table is filling up (tracking-table-max-keys); tracking without NOLOOP from now on, local caches emptied");
-        self.registry.flush_all();
     }
 
     /// Drops the current connection, if any (see [`Remote::lost`]).
@@ -412,17 +379,11 @@ impl Remote {
         } else {
             (None, None)
         };
-        // Broadcasting keeps no table; key-based tracking keeps `NOLOOP` only while the table
-        // has room (see `tracking_table`).
-        let noloop = match self.mode {
-            Tracking::Broadcast => true,
-            Tracking::Keys => tracking_table::has_room(&mut conn).await,
-        };
         let prefixes = self.registry.wanted_prefixes();
         if !prefixes.is_empty() && !self.registry.unsupported() {
-            match track(&mut conn, self.mode, &prefixes, noloop).await {
+            match track(&mut conn, self.mode, &prefixes).await {
                 Ok(()) => {
-                    tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, noloop, prefixes = prefixes.len(), "client tracking registered");
+                    tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, prefixes = prefixes.len(), "client tracking registered");
                     self.registry.set_tracked(self.tracked_set(prefixes));
                 }
                 Err(e) if is_refusal(&e) => self.tracking_refused(&e),
@@ -438,7 +399,6 @@ impl Remote {
         st.topology = topology;
         st.run_id = run_id;
         st.client_id = client_id;
-        st.noloop = noloop;
         drop(st);
         self.outage.up(&self.endpoint);
         Ok((generation, conn))
@@ -481,28 +441,25 @@ impl Remote {
         if self.registry.unsupported() {
             return Ok(());
         }
-        let noloop = crate::lock::lock(&self.state).noloop;
         match self.registry.coverage(prefix) {
             Coverage::Covered => Ok(()),
-            Coverage::Disjoint => {
-                match track(&mut conn, self.mode, &[prefix.to_owned()], noloop).await {
-                    Ok(()) => {
-                        for p in self.tracked_set(vec![prefix.to_owned()]) {
-                            self.registry.add_tracked(p);
-                        }
-                        tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, prefix, "client tracking registered");
-                        Ok(())
+            Coverage::Disjoint => match track(&mut conn, self.mode, &[prefix.to_owned()]).await {
+                Ok(()) => {
+                    for p in self.tracked_set(vec![prefix.to_owned()]) {
+                        self.registry.add_tracked(p);
                     }
-                    Err(e) if is_refusal(&e) => {
-                        self.tracking_refused(&e);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        self.lost(generation);
-                        Err(e)
-                    }
+                    tracing::info!(endpoint = %self.endpoint, mode = ?self.mode, prefix, "client tracking registered");
+                    Ok(())
                 }
-            }
+                Err(e) if is_refusal(&e) => {
+                    self.tracking_refused(&e);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.lost(generation);
+                    Err(e)
+                }
+            },
             Coverage::Overlaps => {
                 // Redis refuses overlapping prefixes on one client: start over on a fresh
                 // connection with the minimal set. Every L1 here is emptied on the way.
@@ -585,15 +542,16 @@ impl Remote {
     }
 }
 
-/// `CLIENT TRACKING ON [NOLOOP]` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2
-/// ... [NOLOOP]`, on every primary. Issued again on a tracking connection, it changes only the
-/// `NOLOOP` flag: what the connection tracks stays tracked.
-async fn track(
-    conn: &mut Conn,
-    mode: Tracking,
-    prefixes: &[String],
-    noloop: bool,
-) -> Result<(), RedisError> {
+/// `CLIENT TRACKING ON` (key-based), or `CLIENT TRACKING ON BCAST PREFIX p1 PREFIX p2 ...
+/// NOLOOP`, on every primary.
+///
+/// Key-based tracking goes without `NOLOOP`: since Redis 7.0.5 (redis/redis#11052), when the
+/// command that makes Redis trim a full tracking table (`tracking-table-max-keys`) comes from a
+/// `NOLOOP` client, Redis forgets the keys that client tracked without telling it, and its L1
+/// would keep them unheard. Without `NOLOOP` every trimmed key is heard of, and Redis echoes
+/// this process's own writes, which the L1 expects (see `local/coherence.rs`). Broadcasting
+/// keeps no table: `NOLOOP` spares every process the push of its own writes there.
+async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(), RedisError> {
     let mut cmd = redis::cmd("CLIENT");
     cmd.arg("TRACKING").arg("ON");
     if mode == Tracking::Broadcast {
@@ -601,8 +559,6 @@ async fn track(
         for p in prefixes {
             cmd.arg("PREFIX").arg(p);
         }
-    }
-    if noloop {
         cmd.arg("NOLOOP");
     }
     conn.on_every_primary(&cmd).await.map(drop)
@@ -641,13 +597,6 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
                 tracing::warn!(endpoint = %r.endpoint, "the cluster's topology changed; reconnecting");
                 r.lost(generation);
                 continue;
-            }
-            if r.noloop(generation)
-                && r.mode == Tracking::Keys
-                && let Ok(false) =
-                    tokio::time::timeout(PING_TIMEOUT, tracking_table::has_room(&mut conn)).await
-            {
-                r.drop_noloop(generation, conn).await;
             }
         }
     });
