@@ -1,0 +1,121 @@
+//! Echoes: key-based tracking tracks without `NOLOOP` (see `remote/connection.rs`), so Redis
+//! pushes this process's own writes back to it. Each write that fills the L1 expects its one
+//! echo and keeps its entry; everything else still invalidates.
+
+mod support;
+
+use std::time::Duration;
+
+use flipcache::FlipCache;
+use redis::Commands;
+use support::{Server, drain_pushes, eventually};
+
+const PUSH_WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn own_writes_keep_their_entries_once_their_echoes_are_handled() {
+    let server = Server::start();
+    let c: FlipCache<String, String> = server.cache("ech");
+    let mut raw = server.raw();
+    c.set("one", "mine").unwrap();
+    c.set_many([("two", "mine"), ("three", "mine")]).unwrap();
+    // A key written twice in one batch expects two echoes.
+    c.set_many([("four", "a"), ("four", "b")]).unwrap();
+    drain_pushes(&c, &mut raw, "sentinel");
+    for k in ["one", "two", "three", "four"] {
+        assert!(c.local_contains(k), "the echo of `{k}` dropped its entry");
+    }
+    let hits = c.stats().local_hits;
+    assert_eq!(c.get("four").unwrap().as_deref(), Some("b"));
+    assert_eq!(c.stats().local_hits, hits + 1);
+    // Echoes are not counted as invalidations: only the sentinel's pushes were (its second
+    // write; broadcasting, its first too).
+    let sentinel_pushes = match support::tracking() {
+        flipcache::Tracking::Broadcast => 2,
+        _ => 1,
+    };
+    assert_eq!(c.stats().invalidations, sentinel_pushes);
+    // Another client's write after them is heard.
+    let _: () = raw.set("ech:one", "theirs").unwrap();
+    eventually(PUSH_WAIT, "the foreign write's push", || {
+        !c.local_contains("one")
+    });
+    assert_eq!(c.get("one").unwrap().as_deref(), Some("theirs"));
+}
+
+#[test]
+fn own_writes_keep_their_entries_on_the_async_front() {
+    let server = Server::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let a = rt.block_on(server.cache_async::<String, String>("echa"));
+    // A blocking handle of the same cache shares the tracked connection: draining it drains
+    // the async one's pushes too.
+    let c: FlipCache<String, String> = server.cache("echa");
+    let mut raw = server.raw();
+    rt.block_on(a.set("k", "mine")).unwrap();
+    drain_pushes(&c, &mut raw, "sentinel");
+    assert!(a.local_contains("k"));
+    let _: () = raw.set("echa:k", "theirs").unwrap();
+    eventually(PUSH_WAIT, "the foreign write's push", || {
+        !a.local_contains("k")
+    });
+    assert_eq!(rt.block_on(a.get("k")).unwrap().as_deref(), Some("theirs"));
+}
+
+#[test]
+fn reads_that_renew_the_ttl_fill_and_stay() {
+    let server = Server::start();
+    let c: FlipCache<String, String> = server
+        .builder("echr")
+        .expire_time(Duration::from_secs(60))
+        .refresh_expire_time_on_get(true)
+        .build()
+        .unwrap();
+    let mut raw = server.raw();
+    let _: () = redis::cmd("SET")
+        .arg("echr:k")
+        .arg("v")
+        .arg("PX")
+        .arg(5_000)
+        .query(&mut raw)
+        .unwrap();
+    // A GETEX read: it renews the TTL and fills the L1; its echo leaves the entry. (When
+    // broadcasting, the push of the `SET` above may still be on its way and stop the first
+    // read's fill: read until it fills.)
+    eventually(PUSH_WAIT, "a read to fill the L1", || {
+        assert_eq!(c.get("k").unwrap().as_deref(), Some("v"));
+        c.local_contains("k")
+    });
+    let pttl: i64 = raw.pttl("echr:k").unwrap();
+    assert!(pttl > 50_000, "GETEX renewed the TTL: {pttl} ms left");
+    let missing = c.get("missing").unwrap();
+    assert_eq!(missing, None);
+    drain_pushes(&c, &mut raw, "sentinel");
+    assert!(c.local_contains("k"), "the GETEX's echo dropped its entry");
+    // A GETEX of a missing key changed nothing: no echo expected, and a later write of it by
+    // another client is heard.
+    let _: () = raw.set("echr:k", "theirs").unwrap();
+    eventually(PUSH_WAIT, "the foreign write's push", || {
+        !c.local_contains("k")
+    });
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("theirs"));
+}
+
+#[test]
+fn a_write_that_did_not_apply_expects_no_echo() {
+    let server = Server::start();
+    let c: FlipCache<String, String> = server.cache("echn");
+    let mut raw = server.raw();
+    let _: () = raw.set("echn:k", "theirs").unwrap();
+    // `NX` finds a value: nothing is written, no echo comes.
+    let written = c.set_if_absent("k", "mine").unwrap();
+    assert!(!written);
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("theirs"));
+    assert!(c.local_contains("k"));
+    // Were an echo still expected, this write's push would be taken for it.
+    let _: () = raw.set("echn:k", "newer").unwrap();
+    eventually(PUSH_WAIT, "the foreign write's push", || {
+        !c.local_contains("k")
+    });
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("newer"));
+}
