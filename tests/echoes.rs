@@ -119,3 +119,36 @@ fn a_write_that_did_not_apply_expects_no_echo() {
     });
     assert_eq!(c.get("k").unwrap().as_deref(), Some("newer"));
 }
+
+#[test]
+fn refresh_on_get_renews_ttls_without_dropping_hot_entries() {
+    let server = Server::start();
+    // The TTL is renewed in the background every quarter of it (500 ms) while the key is read.
+    let c: FlipCache<String, String> = server
+        .builder("echt")
+        .expire_time(Duration::from_secs(2))
+        .refresh_expire_time_on_get(true)
+        .build()
+        .unwrap();
+    let mut raw = server.raw();
+    let _: () = raw.set("echt:k", "v").unwrap();
+    eventually(PUSH_WAIT, "a read to fill the L1", || {
+        assert_eq!(c.get("k").unwrap().as_deref(), Some("v"));
+        c.local_contains("k")
+    });
+    let reads = c.stats().remote_hits;
+    // 3 s of reads: past the first TTL, and about five renewals.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        assert_eq!(c.get("k").unwrap().as_deref(), Some("v"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pttl: i64 = raw.pttl("echt:k").unwrap();
+    assert!(pttl > 1_000, "the TTL was renewed: {pttl} ms left");
+    // Each renewal reads the key again in the background (`GETEX`) rather than dropping it:
+    // reads keep hitting the L1 (one may land while a renewal is in flight).
+    let misses = c.stats().remote_hits - reads;
+    assert!(misses <= 2, "{misses} reads went to Redis");
+    drain_pushes(&c, &mut raw, "sentinel");
+    assert!(c.local_contains("k"));
+}

@@ -354,7 +354,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     }
 
     /// Re-applies the TTL to `key` in Redis and marks it recently used locally; says whether the
-    /// key exists.
+    /// key exists. With key-based tracking Redis echoes the `PEXPIRE`, which drops the key from
+    /// the L1 (the next read fills it again).
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {

@@ -4,8 +4,9 @@
 //! (two thread wake-ups, which on a busy or virtual machine can cost more than the round trip).
 //!
 //! Only reads go this way, and only while the shared connection is up with tracking on: writes
-//! must use the shared connection (its `NOLOOP` keeps Redis from echoing this process's writes
-//! back as invalidations), and an L1 fill needs the invalidations of that connection. Fills
+//! must use the shared connection (its pushes are ordered with its replies, which is how a
+//! write's echo is told from another client's write: see `local/coherence.rs`), and an L1 fill
+//! needs the invalidations of that connection. Fills
 //! stay guarded by the L1's epochs exactly as for reads on the shared connection. A pooled
 //! connection belongs to one generation of the shared connection and one server run (its
 //! `run_id`): after a reconnect or a server restart, old ones are dropped and new ones are

@@ -753,7 +753,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     /// Runs `op`, which deletes the Redis keys `rkeys` of this cache, with their L1 entries
     /// held as being written (a read in flight cannot fill them back), and drops them from
-    /// this process's L1s (tracking's NOLOOP hides our own deletions from us).
+    /// this process's L1s (Redis may tell them later, or never: `NOLOOP` when broadcasting).
     pub(crate) async fn removing<T>(&self, rkeys: &[String], op: impl Future<Output = T>) -> T {
         let keys: Vec<K> = rkeys
             .iter()
@@ -813,7 +813,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Ok(found)
     }
 
-    /// Reads `keys` again after a reconnect (fail-safe revalidation), in one pipelined pass,
+    /// Reads `keys` again (fail-safe revalidation after a reconnect, refresh-on-get's TTL renewal
+    /// under key-based tracking), in one pipelined pass,
     /// filling the L1 with what Redis holds now.
     async fn refill(&self, keys: Vec<K>) {
         let (mode, mut fill) = self.read_fill(&keys);
@@ -830,7 +831,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(f) => f,
             Err(f) => {
                 let e = self.fail(None, f);
-                tracing::debug!(cache = %self.name, error = %e.chain(), "revalidation after reconnect failed");
+                tracing::debug!(cache = %self.name, error = %e.chain(), "reading keys again (revalidation, TTL renewal) failed");
                 return;
             }
         };
@@ -847,9 +848,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         fill.fill(&keys, found);
     }
 
-    /// Renews the Redis TTL of keys read from the L1 (refresh-on-get), in one round trip.
+    /// Renews the Redis TTL of keys read from the L1 (refresh-on-get), in one round trip. With
+    /// key-based tracking Redis echoes a `PEXPIRE`, which would drop the entry (it cannot be
+    /// told from another client's write while the entry is kept): the keys are read again with
+    /// `GETEX` instead (see [`Core::refill`]), which renews their TTL and fills them anew.
     async fn refresh_batch(&self, keys: Vec<K>) {
         let Some(ttl) = self.ttl else { return };
+        if self.retrack() {
+            return self.refill(keys).await;
+        }
         let tickets: Vec<Ticket> = keys
             .iter()
             .map(|k| self.local.read_ticket(self.local.hash(k)))

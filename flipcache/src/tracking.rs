@@ -15,8 +15,9 @@ use redis::Value;
 ///   use the cache, so it is the mode for fleets and write-heavy caches. The price is server
 ///   memory: a tracking table bounded by `tracking-table-max-keys` (when it is full Redis
 ///   invalidates keys it stops tracking, which only drops them from the L1s that hold them), and
-///   each L1-filling write of this process runs in a small script with a `PTTL`, so Redis
-///   tracks the written key for the writer too.
+///   each L1-filling write of this process runs in a small script that reads the key with
+///   `PTTL` before and after, so Redis echoes it exactly once (the L1 expects that echo) and
+///   tracks the written key for the writer too. `refresh(key)` drops the key from the L1.
 /// - [`Tracking::Broadcast`]: every write under a cache's prefix (`{name}:`) is pushed to every
 ///   process that has the cache, held or not (`BCAST PREFIX`). No server memory per key, but
 ///   Redis spends CPU per write per process: measured, 50 processes make a `SET` cost Redis 15x

@@ -63,8 +63,8 @@ fn ms(d: Duration) -> u64 {
 // one echo: see `local/coherence.rs`), and again after, so that Redis tracks the key for this
 // connection before any other client can write it. (A script rather than `MULTI`/`EXEC`: an
 // invalidation redirected to this connection by the blocking front's read connections may be
-// written in the middle of an `EXEC` reply, but not into a script's reply.) A `PEXPIRE` (TTL
-// refresh) is sent as it is: its echo drops the entry, which the next read fills again.
+// written in the middle of an `EXEC` reply, but not into a script's reply.) A `PEXPIRE`
+// (`refresh`) is sent as it is: its echo drops the entry, which the next read fills again.
 
 /// `SET KEYS[1] ARGV[1] [ARGV[2..]]` (`PX ms`, `NX`) between two reads of the key (see above);
 /// replies as `SET`.
@@ -474,7 +474,7 @@ pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError
     Ok(n > 0)
 }
 
-/// `PEXPIRE` (`retrack`: see [`PEXPIRE_TRACKED`]).
+/// `PEXPIRE`.
 pub(crate) async fn pexpire(mut conn: Conn, key: &str, ttl: Duration) -> Result<bool, RedisError> {
     let mut pipe = redis::pipe();
     pexpire_cmd(&mut pipe, key, ttl);
