@@ -12,6 +12,21 @@ use support::{Server, drain_pushes, eventually};
 
 const PUSH_WAIT: Duration = Duration::from_secs(5);
 
+/// Another client writes `value` under `key` of `c`: its push drops the entry, and `c` reads
+/// the new value (no echo expected by `c` took the push for its own).
+fn foreign_write_is_heard(
+    c: &FlipCache<String, String>,
+    raw: &mut redis::Connection,
+    key: &str,
+    value: &str,
+) {
+    let _: () = raw.set(format!("{}:{key}", c.name()), value).unwrap();
+    eventually(PUSH_WAIT, "the foreign write's push", || {
+        !c.local_contains(key)
+    });
+    assert_eq!(c.get(key).unwrap().as_deref(), Some(value));
+}
+
 #[test]
 fn own_writes_keep_their_entries_once_their_echoes_are_handled() {
     let server = Server::start();
@@ -36,11 +51,7 @@ fn own_writes_keep_their_entries_once_their_echoes_are_handled() {
     };
     assert_eq!(c.stats().invalidations, sentinel_pushes);
     // Another client's write after them is heard.
-    let _: () = raw.set("ech:one", "theirs").unwrap();
-    eventually(PUSH_WAIT, "the foreign write's push", || {
-        !c.local_contains("one")
-    });
-    assert_eq!(c.get("one").unwrap().as_deref(), Some("theirs"));
+    foreign_write_is_heard(&c, &mut raw, "one", "theirs");
 }
 
 #[test]
@@ -94,11 +105,7 @@ fn reads_that_renew_the_ttl_fill_and_stay() {
     assert!(c.local_contains("k"), "the GETEX's echo dropped its entry");
     // A GETEX of a missing key changed nothing: no echo expected, and a later write of it by
     // another client is heard.
-    let _: () = raw.set("echr:k", "theirs").unwrap();
-    eventually(PUSH_WAIT, "the foreign write's push", || {
-        !c.local_contains("k")
-    });
-    assert_eq!(c.get("k").unwrap().as_deref(), Some("theirs"));
+    foreign_write_is_heard(&c, &mut raw, "k", "theirs");
 }
 
 #[test]
@@ -113,11 +120,7 @@ fn a_write_that_did_not_apply_expects_no_echo() {
     assert_eq!(c.get("k").unwrap().as_deref(), Some("theirs"));
     assert!(c.local_contains("k"));
     // Were an echo still expected, this write's push would be taken for it.
-    let _: () = raw.set("echn:k", "newer").unwrap();
-    eventually(PUSH_WAIT, "the foreign write's push", || {
-        !c.local_contains("k")
-    });
-    assert_eq!(c.get("k").unwrap().as_deref(), Some("newer"));
+    foreign_write_is_heard(&c, &mut raw, "k", "newer");
 }
 
 #[test]

@@ -318,21 +318,20 @@ pub fn drain_pushes<V: FlipValue>(
     sentinel: &str,
 ) {
     let rkey = format!("{}:{sentinel}", c.name());
-    let _: () = redis::cmd("SET")
-        .arg(&rkey)
-        .arg("held")
-        .query(raw)
-        .expect("SET");
+    let mut set = |value: &str| {
+        let _: () = redis::cmd("SET")
+            .arg(&rkey)
+            .arg(value)
+            .query(raw)
+            .expect("SET");
+    };
+    set("held");
     // A read whose fill raced a push (a trim, say) is retried until the L1 holds the sentinel.
     eventually(Duration::from_secs(5), "the sentinel to be held", || {
         let _ = c.get(sentinel).expect("get");
         c.local_contains(sentinel)
     });
-    let _: () = redis::cmd("SET")
-        .arg(&rkey)
-        .arg("changed")
-        .query(raw)
-        .expect("SET");
+    set("changed");
     eventually(Duration::from_secs(5), "the sentinel's push", || {
         !c.local_contains(sentinel)
     });
