@@ -307,7 +307,7 @@ pub fn child_said(entry: &str, out: &std::process::Output, marker: &str) -> Stri
 }
 
 /// Waits until every push Redis sent `c`'s tracked connection so far has been handled: holds
-/// `sentinel` (a key of `c`, written here first) in the L1, has another client write it, and
+/// `sentinel` (a key of `c`, written here first, as a number any value type reads) in the L1, has another client write it, and
 /// waits until its push drops it. Pushes reach a process in the order Redis sent them, on its
 /// one tracked connection, so the echoes of `c`'s earlier writes and the invalidations of
 /// earlier foreign writes were handled before.
@@ -325,13 +325,13 @@ pub fn drain_pushes<V: FlipValue>(
             .query(raw)
             .expect("SET");
     };
-    set("held");
+    set("1");
     // A read whose fill raced a push (a trim, say) is retried until the L1 holds the sentinel.
     eventually(Duration::from_secs(5), "the sentinel to be held", || {
         let _ = c.get(sentinel).expect("get");
         c.local_contains(sentinel)
     });
-    set("changed");
+    set("2");
     eventually(Duration::from_secs(5), "the sentinel's push", || {
         !c.local_contains(sentinel)
     });
