@@ -143,7 +143,7 @@ pub use memo::ClusterNodes;
 #[cfg(feature = "sentinel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
 pub use memo::SentinelService;
-pub use memo::{MemoKey, write_escaped_key};
+pub use memo::{MemoCache, MemoKey, write_escaped_key};
 pub use stats::Stats;
 pub use tracking::Tracking;
 pub use value::FlipValue;

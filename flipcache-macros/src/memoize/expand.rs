@@ -220,18 +220,20 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let value_name = free_name(f, "value");
     let asyncness = is_async.then(|| quote!(async));
     let dot_await = is_async.then(|| quote!(.await));
+    let handle = super::handle::handle(f, o, key_needs_self, &writer, tags.as_ref());
+    let args_ty = &handle.args_ty;
     let (cache_ty, cache_call, invalidate_call, prime_call, peek_call) = if is_async {
         (
-            quote!(::flipcache::aio::FlipCache<::std::string::String, #value>),
-            quote!(cache_async),
+            quote!(::flipcache::aio::MemoCache<#args_ty, #value>),
+            quote!(handle_async),
             quote!(invalidate_async),
             quote!(prime_async),
             quote!(peek_async),
         )
     } else {
         (
-            quote!(::flipcache::FlipCache<::std::string::String, #value>),
-            quote!(cache),
+            quote!(::flipcache::MemoCache<#args_ty, #value>),
+            quote!(handle),
             quote!(invalidate),
             quote!(prime),
             quote!(peek),
@@ -241,9 +243,13 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         Some(list) => quote!(::flipcache::__private01::Loaded::new(#value_name).tags(#list)),
         None => quote!(#value_name),
     };
+    let key_fn = &handle.key_fn;
+    let tags_fn = &handle.tags_fn;
     let cache_doc = format!(
-        "The cache behind {link}: its results, by argument key (built, and connected to \
-         Redis, on first use). Use it to inspect, count or clear the memoized entries."
+        "The cache behind {link}, typed by its arguments (built, and connected to Redis, on \
+         first use): read, set or invalidate the result for given arguments, count or clear \
+         them all. See `flipcache::MemoCache` for how the arguments make up its first type \
+         parameter."
     );
     let invalidate_doc = format!(
         "Removes {link}'s memoized result for these arguments, from Redis and from every \
@@ -272,9 +278,9 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         #[doc = #cache_doc]
         #(#cfg)*
         #(#lints_allow)*
-        #[allow(dead_code)]
+        #[allow(dead_code, unused_variables)]
         #vis #asyncness fn #cache_fn() -> ::flipcache::Result<#cache_ty> {
-            #path #memo_fn().#cache_call() #dot_await
+            #path #memo_fn().#cache_call(#key_fn, #tags_fn) #dot_await
         }
 
         #[doc = #invalidate_doc]
