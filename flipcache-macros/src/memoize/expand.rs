@@ -220,7 +220,8 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let value_name = free_name(f, "value");
     let asyncness = is_async.then(|| quote!(async));
     let dot_await = is_async.then(|| quote!(.await));
-    let handle = super::handle::handle(f, o, key_needs_self, &writer, tags.as_ref());
+    let handle_writer = key_writer_of(f, o, false);
+    let handle = super::handle::handle(f, o, key_needs_self, &handle_writer, tags.as_ref());
     let args_ty = &handle.args_ty;
     let (cache_ty, cache_call, invalidate_call, prime_call, peek_call) = if is_async {
         (
@@ -413,20 +414,31 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
 
 /// The statements that write the key into `__flipcache_key`.
 fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
+    key_writer_of(f, o, true)
+}
+
+/// [`key_writer`]; the default key writes each argument `x` as `&x` when `borrow` is true, as
+/// `&*x` otherwise. The typed handle's key function binds the arguments as references and
+/// passes false: the same type and span as in the call, so a type that is not `MemoKey` gets
+/// the call's error, reported once.
+pub(crate) fn key_writer_of(f: &Function<'_>, o: &Options, borrow: bool) -> TokenStream {
     let parts = |items: Vec<(TokenStream, proc_macro2::Span)>| {
         items
             .into_iter()
             .enumerate()
             .map(|(i, (e, span))| {
                 let first = i == 0;
-                quote_spanned!(span=> ::flipcache::__private01::write_part(__flipcache_key, #first, &#e);)
+                quote_spanned!(span=> ::flipcache::__private01::write_part(__flipcache_key, #first, #e);)
             })
             .collect::<TokenStream>()
     };
     match &o.key {
-        Some(Expr::Tuple(t)) if t.elems.len() >= 2 => {
-            parts(t.elems.iter().map(|e| (quote!((#e)), e.span())).collect())
-        }
+        Some(Expr::Tuple(t)) if t.elems.len() >= 2 => parts(
+            t.elems
+                .iter()
+                .map(|e| (quote_spanned!(e.span()=> &(#e)), e.span()))
+                .collect(),
+        ),
         Some(e) => {
             quote_spanned!(e.span()=> ::flipcache::__private01::write_alone(__flipcache_key, &(#e));)
         }
@@ -434,13 +446,22 @@ fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
             let args: Vec<(TokenStream, proc_macro2::Span)> = f
                 .args
                 .iter()
-                .filter_map(|a| Some((a.ident?.to_token_stream(), a.ty.span())))
+                .filter_map(|a| {
+                    let i = a.ident?;
+                    let span = a.ty.span();
+                    let e = if borrow {
+                        quote_spanned!(span=> &#i)
+                    } else {
+                        quote_spanned!(span=> &*#i)
+                    };
+                    Some((e, span))
+                })
                 .collect();
             match args.len() {
                 0 => quote!(let _ = __flipcache_key;),
                 1 => {
                     let (e, span) = &args[0];
-                    quote_spanned!(*span=> ::flipcache::__private01::write_alone(__flipcache_key, &#e);)
+                    quote_spanned!(*span=> ::flipcache::__private01::write_alone(__flipcache_key, #e);)
                 }
                 _ => parts(args),
             }
