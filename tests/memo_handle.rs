@@ -238,6 +238,65 @@ fn with_a_key_expression_the_handle_takes_the_keyed_arguments() {
     assert_eq!(runs(&KEYED_RUNS), 4);
 }
 
+// ---- slices, nested references, raw names ---------------------------------------------------
+
+static SLICE_URL: OnceLock<String> = OnceLock::new();
+static SLICE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[flipcache(name = "t_handle_total", redis = SLICE_URL.get())]
+fn total(items: &[u32], scale: Option<u8>) -> u64 {
+    SLICE_RUNS.fetch_add(1, Ordering::SeqCst);
+    items.iter().map(|&i| u64::from(i)).sum::<u64>() * u64::from(scale.unwrap_or(1))
+}
+
+#[flipcache(name = "t_handle_join", redis = SLICE_URL.get())]
+fn join<'a>(words: &'a [&'a str]) -> String {
+    SLICE_RUNS.fetch_add(1, Ordering::SeqCst);
+    words.join("-")
+}
+
+#[flipcache(name = "t_handle_raw", redis = SLICE_URL.get())]
+fn kind(r#type: &str, mut n: u8) -> String {
+    SLICE_RUNS.fetch_add(1, Ordering::SeqCst);
+    n += 1;
+    format!("{type}{n}")
+}
+
+/// `&[T]` is `Vec<T>` in a tuple and `[T]` alone; references inside an argument's type are
+/// `'static`; raw and `mut` argument names work.
+#[test]
+fn slices_nested_references_and_raw_names() {
+    let server = Server::start();
+    SLICE_URL.set(server.url()).expect("one test");
+    let cache: MemoCache<(Vec<u32>, Option<u8>), u64> = total_cache().expect("cache");
+    assert_eq!(total(&[1, 2], None), 3);
+    assert_eq!(
+        cache.redis_key(&(vec![1, 2], None)),
+        "t_handle_total:[1,2],~"
+    );
+    assert_eq!(cache.get(&(vec![1, 2], None)).expect("get"), Some(3));
+    assert_eq!(cache.get(&(vec![1, 2], Some(1))).expect("get"), None);
+
+    let cache: MemoCache<[&'static str], String> = join_cache().expect("cache");
+    let words = ["a", "b,c"];
+    assert_eq!(join(&words), "a-b,c");
+    assert_eq!(cache.redis_key(&words[..]), r"t_handle_join:[a,b\,c]");
+    assert_eq!(
+        cache.get(&words[..]).expect("get").as_deref(),
+        Some("a-b,c")
+    );
+    cache.set(&["x"][..], "primed".to_string()).expect("set");
+    assert_eq!(join(&["x"]), "primed");
+
+    let cache: MemoCache<(String, u8), String> = kind_cache().expect("cache");
+    assert_eq!(kind("t", 1), "t2");
+    assert_eq!(
+        cache.get(&("t".into(), 1)).expect("get").as_deref(),
+        Some("t2")
+    );
+    assert_eq!(runs(&SLICE_RUNS), 3);
+}
+
 // ---- methods -------------------------------------------------------------------------------
 
 static SHOP_URL: OnceLock<String> = OnceLock::new();
