@@ -230,6 +230,127 @@ mod tests {
         assert_eq!(statics_of("&&u8"), "& 'static & 'static u8");
     }
 
+    /// `A` for a function under `#[flipcache(options)]`.
+    fn args_of(options: TokenStream, item: TokenStream) -> String {
+        let mut errors = super::super::Errors::default();
+        let o = Options::parse(options, &mut errors);
+        assert!(errors.0.is_none(), "valid options");
+        let item: syn::ItemFn = syn::parse2(item).expect("a function");
+        let f = Function::from_syn(&item);
+        let reads_self = o
+            .key
+            .as_ref()
+            .is_some_and(|k| super::super::ast::uses_self_value(k.to_token_stream()));
+        handle(&f, &o, reads_self, &TokenStream::new(), None)
+            .args_ty
+            .to_string()
+    }
+
+    #[test]
+    fn the_handle_takes_the_keyed_arguments() {
+        let string = ":: flipcache :: __private01 :: String";
+        assert_eq!(
+            args_of(
+                quote!(),
+                quote!(
+                    fn f() -> u8 {
+                        0
+                    }
+                )
+            ),
+            "()"
+        );
+        assert_eq!(
+            args_of(
+                quote!(),
+                quote!(
+                    fn f(n: u64) -> u8 {
+                        0
+                    }
+                )
+            ),
+            "u64"
+        );
+        assert_eq!(
+            args_of(
+                quote!(),
+                quote!(
+                    fn f(s: &str) -> u8 {
+                        0
+                    }
+                )
+            ),
+            "str"
+        );
+        assert_eq!(
+            args_of(
+                quote!(),
+                quote!(
+                    fn f(s: &str, mut n: u32) -> u8 {
+                        0
+                    }
+                )
+            ),
+            format!("({string} , u32 ,)")
+        );
+        assert_eq!(
+            args_of(
+                quote!(),
+                quote!(
+                    fn f(v: &[&str], u: &User) -> u8 {
+                        0
+                    }
+                )
+            ),
+            "(:: flipcache :: __private01 :: Vec < & 'static str > , \
+             < User as :: std :: borrow :: ToOwned > :: Owned ,)"
+        );
+        assert_eq!(
+            args_of(
+                quote!(key = sku),
+                quote!(
+                    fn f(&self, db: &Db, sku: u32) -> u8 {
+                        0
+                    }
+                )
+            ),
+            "u32"
+        );
+        assert_eq!(
+            args_of(
+                quote!(key = format!("{a}+{b}")),
+                quote!(
+                    fn f(a: u8, b: &str, verbose: bool) -> u8 {
+                        0
+                    }
+                )
+            ),
+            format!("(u8 , {string} ,)")
+        );
+        assert_eq!(
+            args_of(
+                quote!(key = id, tags = ["org:{org}"]),
+                quote!(
+                    fn f(id: u64, org: &str, db: &Db) -> u8 {
+                        0
+                    }
+                )
+            ),
+            format!("(u64 , {string} ,)")
+        );
+        assert_eq!(
+            args_of(
+                quote!(key = (self.region.as_str(), sku)),
+                quote!(
+                    fn f(&self, sku: u32) -> u8 {
+                        0
+                    }
+                )
+            ),
+            "str"
+        );
+    }
+
     #[test]
     fn placeholders_and_identifiers_count_as_mentions() {
         let a = format_ident!("a");
