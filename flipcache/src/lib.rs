@@ -30,8 +30,9 @@
 //! - [Deployments and guarantees](#deployments-and-guarantees):
 //!   [production set-ups: ACL, TLS, Sentinel, Cluster, failures](#production-set-ups-acl-tls-sentinel-cluster-failures),
 //!   [how coherence works](#how-coherence-works) (the guarantees, and their limits)
-//! - Memoization: the [`flipcache`](macro@flipcache) attribute; value types:
-//!   [`FlipValue`], [`FlipCodec`] (derive), [`Builder::json`], [`ValueCodec`]
+//! - Memoization: the [`flipcache`](macro@flipcache) attribute, and its cache typed by the
+//!   function's arguments, [`MemoCache`] ([`aio::MemoCache`]); value types: [`FlipValue`],
+//!   [`FlipCodec`] (derive), [`Builder::json`], [`ValueCodec`]
 //!
 //! # Eviction
 //!
