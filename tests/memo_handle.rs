@@ -195,6 +195,37 @@ fn profile(id: u64, org: &str) -> String {
     format!("{id}@{org}")
 }
 
+static CAST_URL: OnceLock<String> = OnceLock::new();
+
+/// An argument taken by value, neither `Copy` nor `Clone`.
+struct Point {
+    x: i32,
+    label: String,
+}
+
+#[flipcache(name = "t_handle_cast", key = (i64::from(n) * 2, p.x as i64 + n as i64, p.label.as_str()), redis = CAST_URL.get())]
+fn cast(n: i32, p: Point) -> String {
+    format!("{}{}", p.label, n + p.x)
+}
+
+/// A key expression over arguments taken by value means in the handle what it means in the
+/// function (`i64::from(n)`, casts, fields of a value that is not `Clone`).
+#[test]
+fn a_key_over_arguments_taken_by_value_reads_them_as_the_call_does() {
+    let server = Server::start();
+    CAST_URL.set(server.url()).expect("one test");
+    let cache: MemoCache<(i32, Point), String> = cast_cache().expect("cache");
+    let p = || Point {
+        x: 1,
+        label: "a,b".into(),
+    };
+    assert_eq!(cast(3, p()), "a,b4");
+    assert_eq!(cache.key(&(3, p())), r"6,4,a\,b");
+    assert_eq!(cache.get(&(3, p())).expect("get").as_deref(), Some("a,b4"));
+    cache.set(&(5, p()), "primed".to_string()).expect("set");
+    assert_eq!(cast(5, p()), "primed");
+}
+
 /// With `key = ...`, `A` holds the arguments the key and the tags read (a database handle
 /// stays out), and the handle's key is the call's; `set` tags the entry as a call does.
 #[test]

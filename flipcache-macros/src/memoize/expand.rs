@@ -220,8 +220,7 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let value_name = free_name(f, "value");
     let asyncness = is_async.then(|| quote!(async));
     let dot_await = is_async.then(|| quote!(.await));
-    let handle_writer = key_writer_of(f, o, false);
-    let handle = super::handle::handle(f, o, key_needs_self, &handle_writer, tags.as_ref());
+    let handle = super::handle::handle(f, o, key_needs_self, tags.as_ref());
     let args_ty = &handle.args_ty;
     let (cache_ty, cache_call, invalidate_call, prime_call, peek_call) = if is_async {
         (
@@ -414,14 +413,20 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
 
 /// The statements that write the key into `__flipcache_key`.
 fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
-    key_writer_of(f, o, true)
+    key_writer_of(f, o, true, &|e| e.to_token_stream())
 }
 
 /// [`key_writer`]; the default key writes each argument `x` as `&x` when `borrow` is true, as
-/// `&*x` otherwise. The typed handle's key function binds the arguments as references and
-/// passes false: the same type and span as in the call, so a type that is not `MemoKey` gets
-/// the call's error, reported once.
-pub(crate) fn key_writer_of(f: &Function<'_>, o: &Options, borrow: bool) -> TokenStream {
+/// `&*x` otherwise, and a `key = ...` expression is written as `key_expr` gives it. The typed
+/// handle's key function binds the arguments as references: it passes false (the same type
+/// and span as in the call, so a type that is not `MemoKey` gets the call's error, reported
+/// once) and a `key_expr` that dereferences the arguments taken by value.
+pub(crate) fn key_writer_of(
+    f: &Function<'_>,
+    o: &Options,
+    borrow: bool,
+    key_expr: &dyn Fn(&Expr) -> TokenStream,
+) -> TokenStream {
     let parts = |items: Vec<(TokenStream, proc_macro2::Span)>| {
         items
             .into_iter()
@@ -436,11 +441,15 @@ pub(crate) fn key_writer_of(f: &Function<'_>, o: &Options, borrow: bool) -> Toke
         Some(Expr::Tuple(t)) if t.elems.len() >= 2 => parts(
             t.elems
                 .iter()
-                .map(|e| (quote_spanned!(e.span()=> &(#e)), e.span()))
+                .map(|e| {
+                    let tokens = key_expr(e);
+                    (quote_spanned!(e.span()=> &(#tokens)), e.span())
+                })
                 .collect(),
         ),
         Some(e) => {
-            quote_spanned!(e.span()=> ::flipcache::__private01::write_alone(__flipcache_key, &(#e));)
+            let tokens = key_expr(e);
+            quote_spanned!(e.span()=> ::flipcache::__private01::write_alone(__flipcache_key, &(#tokens));)
         }
         None => {
             let args: Vec<(TokenStream, proc_macro2::Span)> = f

@@ -11,7 +11,7 @@
 //! the types it was written for. Every lifetime left in `A` becomes `'static` (`_cache()` has no
 //! lifetime to give it). When the key reads `self`, `A` is `str`: the key's text.
 
-use proc_macro2::{Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
 use syn::{Expr, Type};
 
@@ -28,13 +28,12 @@ pub(crate) struct Handle {
     pub tags_fn: TokenStream,
 }
 
-/// `writer` writes the key into `__flipcache_key` from the arguments by name; `tags`, when the
-/// function has `tags = [...]`, is the expression building them from the arguments by name.
+/// `tags`, when the function has `tags = [...]`, is the expression building them from the
+/// arguments by name.
 pub(crate) fn handle(
     f: &Function<'_>,
     o: &Options,
     key_reads_self: bool,
-    writer: &TokenStream,
     tags: Option<&TokenStream>,
 ) -> Handle {
     let string = quote!(::flipcache::__private01::String);
@@ -86,6 +85,15 @@ pub(crate) fn handle(
             (quote!((#(#tys,)*)), bindings)
         }
     };
+    // The closures bind every argument as a reference; a key expression written for an
+    // argument taken by value reads it through `(*x)`, a place of its own type.
+    let by_value: Vec<&Ident> = used
+        .iter()
+        .filter(|a| referent(a.ty).is_none())
+        .filter_map(|a| a.ident)
+        .collect();
+    let writer =
+        super::expand::key_writer_of(f, o, false, &|e| deref_args(e.to_token_stream(), &by_value));
     let tags_body = match tags {
         Some(list) => quote!(#bindings #list),
         None => quote!(let _ = __flipcache_args; #vec::new()),
@@ -131,6 +139,55 @@ fn names(text: &str, name: &Ident) -> bool {
     let name = name.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
     text.contains(&format!("{{{name}}}")) || text.contains(&format!("{{{name}:"))
+}
+
+/// `tokens` (a key expression) with each use of a variable in `names` (arguments taken by value,
+/// bound to references in the handle's closures) written `(*x)`: a place of the argument's own
+/// type, so the expression means what it means in the function (a valid key expression only
+/// copies or borrows such an argument: the body still takes it). An identifier after `.` or
+/// `::`, before `:` (a path, a field name), or naming a macro (`x!`) is not a variable and
+/// stays.
+fn deref_args(tokens: TokenStream, names: &[&Ident]) -> TokenStream {
+    if names.is_empty() {
+        return tokens;
+    }
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(tokens.len());
+    for (i, tt) in tokens.iter().enumerate() {
+        match tt {
+            TokenTree::Ident(ident) if names.contains(&ident) => {
+                let prev = i.checked_sub(1).and_then(|p| tokens.get(p));
+                let next = tokens.get(i + 1);
+                let before_prev = i.checked_sub(2).and_then(|p| tokens.get(p));
+                let after_dot = matches!(prev, Some(TokenTree::Punct(p)) if p.as_char() == '.');
+                let after_path = matches!(prev, Some(TokenTree::Punct(p)) if p.as_char() == ':')
+                    && matches!(before_prev, Some(TokenTree::Punct(p)) if p.as_char() == ':' && p.spacing() == Spacing::Joint);
+                let before_colon = matches!(next, Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                let macro_name = matches!(next, Some(TokenTree::Punct(p)) if p.as_char() == '!' && p.spacing() == Spacing::Alone);
+                if after_dot || after_path || before_colon || macro_name {
+                    out.push(tt.clone());
+                } else {
+                    let span = ident.span();
+                    let mut star = Punct::new('*', Spacing::Alone);
+                    star.set_span(span);
+                    let inner: TokenStream =
+                        [TokenTree::Punct(star), TokenTree::Ident(ident.clone())]
+                            .into_iter()
+                            .collect();
+                    let mut group = Group::new(Delimiter::Parenthesis, inner);
+                    group.set_span(span);
+                    out.push(TokenTree::Group(group));
+                }
+            }
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), deref_args(g.stream(), names));
+                group.set_span(g.span());
+                out.push(TokenTree::Group(group));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// `T` of `&T` or `&mut T`.
@@ -241,9 +298,7 @@ mod tests {
             .key
             .as_ref()
             .is_some_and(|k| super::super::ast::uses_self_value(k.to_token_stream()));
-        handle(&f, &o, reads_self, &TokenStream::new(), None)
-            .args_ty
-            .to_string()
+        handle(&f, &o, reads_self, None).args_ty.to_string()
     }
 
     #[test]
@@ -348,6 +403,23 @@ mod tests {
                 )
             ),
             "str"
+        );
+    }
+
+    #[test]
+    fn arguments_taken_by_value_are_dereferenced_in_the_key() {
+        let n = format_ident!("n");
+        let p = format_ident!("p");
+        let names = [&n, &p];
+        let rewrite = |e: TokenStream| deref_args(e, &names).to_string();
+        assert_eq!(rewrite(quote!(i64::from(n) * 2)), "i64 :: from ((* n)) * 2");
+        assert_eq!(rewrite(quote!(p.n + n)), "(* p) . n + (* n)");
+        assert_eq!(rewrite(quote!(S { n: n })), "S { n : (* n) }");
+        assert_eq!(rewrite(quote!(m::n(n))), "m :: n ((* n))");
+        assert_eq!(rewrite(quote!(n!(x) != n)), "n ! (x) != (* n)");
+        assert_eq!(
+            rewrite(quote!(format!("{n}", n))),
+            "format ! (\"{n}\" , (* n))"
         );
     }
 
