@@ -8,8 +8,10 @@
 //! is `A` itself, a reference `&T` being `T` (so `fn(name: &str)` gives `get("alice")`);
 //! several are a tuple of owned forms (`&str` is `String`, `&[T]` is `Vec<T>`, another `&T` is
 //! `T::Owned`), bound back to `&T` with `Borrow` inside the closures so the key expression sees
-//! the types it was written for. Every lifetime left in `A` becomes `'static` (`_cache()` has no
-//! lifetime to give it). When the key reads `self`, `A` is `str`: the key's text.
+//! the types it was written for; an argument taken by value is bound to a reference and read
+//! through `(*x)` in a key expression (see [`deref_args`]). Every lifetime left in `A` becomes
+//! `'static` (`_cache()` has no lifetime to give it). When the key reads `self`, `A` is `str`:
+//! the key's text.
 
 use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
