@@ -400,6 +400,16 @@ async fn area(w: u32, label: &str) -> String {
     format!("{label}:{}", w * w)
 }
 
+struct Catalog;
+
+impl Catalog {
+    #[flipcache(name = "t_handle_async_price", redis = ASYNC_URL.get())]
+    async fn price(&self, sku: &str) -> Option<u64> {
+        ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+        Some(sku.len() as u64)
+    }
+}
+
 /// The async handle: the same operations, awaited, and a blocking twin on the same cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_async_function_has_an_async_handle() {
@@ -440,4 +450,12 @@ async fn an_async_function_has_an_async_handle() {
     assert_eq!(got.as_deref(), Some("sixteen"));
     assert_eq!(cache.clear().await.expect("clear"), 2);
     assert!(cache.is_empty().await.expect("is_empty"));
+
+    // An async method: `Catalog::price_cache().await`, keyed by `sku` alone.
+    let cache: flipcache::aio::MemoCache<str, u64> = Catalog::price_cache().await.expect("cache");
+    assert_eq!(Catalog.price("abc").await, Some(3));
+    assert_eq!(cache.get("abc").await.expect("get"), Some(3));
+    cache.set("xyz", 9).await.expect("set");
+    assert_eq!(Catalog.price("xyz").await, Some(9));
+    assert_eq!(runs(&ASYNC_RUNS), 3);
 }
