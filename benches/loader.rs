@@ -78,7 +78,8 @@ fn misses(c: &mut Criterion, server: &support::Server) {
         .unwrap();
     cache.set_many((0..KEYS).map(|i| (i, i))).unwrap();
     let memo = memo_miss_cache().unwrap();
-    memo.set_many((0..KEYS).map(|i| (i.to_string(), i)))
+    memo.untyped()
+        .set_many((0..KEYS).map(|i| (i.to_string(), i)))
         .unwrap();
     let before = memo.stats();
     let mut g = c.benchmark_group("loader_miss");

@@ -28,11 +28,13 @@ fn main() -> flipcache::Result<()> {
         t.elapsed()
     );
 
-    // Another process would find it in Redis under `example_slow_square:12`.
+    // The cache, typed by the arguments: another process would find the result in Redis
+    // under `example_slow_square:12`.
     let cache = slow_square_cache()?;
     println!(
-        "Redis key example_slow_square:12 holds {:?}",
-        cache.get("12")?
+        "Redis key {} holds {:?}",
+        cache.redis_key(&12),
+        cache.get(&12)?
     );
 
     let t = Instant::now();

@@ -50,8 +50,9 @@ async fn main() -> flipcache::Result<()> {
 
     let cache = user_name_cache().await?;
     println!(
-        "Redis key example_user_name:42 holds {:?}",
-        cache.get("42").await?
+        "Redis key {} holds {:?}",
+        cache.redis_key(&42),
+        cache.get(&42).await?
     );
     Ok(())
 }

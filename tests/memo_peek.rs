@@ -1,6 +1,6 @@
 //! `<fn>_peek(args)`: a memoized function's stored result, looked up by the function's own
-//! arguments (the typed view of its cache; `<fn>_cache()` is keyed by the argument text),
-//! against a real private server.
+//! arguments (a shortcut for `<fn>_cache()?.get(&args)`, which `tests/memo_handle.rs`
+//! covers), against a real private server.
 
 mod support;
 

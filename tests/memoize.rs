@@ -547,7 +547,7 @@ fn redis_down_at_the_first_call_still_keeps_results_locally_and_connects_later()
     assert_eq!(runs(&LATE_RUNS), 1);
     assert_eq!(logs::count(Level::WARN, "t_late"), 1);
     let cache = late_cache().expect("built without Redis");
-    assert!(cache.local_contains("1"));
+    assert!(cache.local_contains(&1));
     assert!(late_invalidate(1).is_err(), "Redis is still down");
 
     server.restart();
@@ -688,7 +688,7 @@ fn companions_methods_and_json() {
     assert!(!raw.exists::<_, bool>("t_square:3").unwrap());
     let cache = square_cache().unwrap();
     assert_eq!(cache.name(), "t_square");
-    assert_eq!(cache.get("12").unwrap(), Some(144));
+    assert_eq!(cache.get(&12).unwrap(), Some(144));
 
     let eu = Shop {
         region: "eu".into(),
@@ -780,7 +780,7 @@ async fn async_functions_and_their_companions() {
     assert_eq!(async_square(5).await, Ok(25));
     assert_eq!(async_square_uncached(6).await, Ok(36));
     let cache = async_square_cache().await.unwrap();
-    assert_eq!(cache.get("4").await.unwrap(), Some(16));
+    assert_eq!(cache.get(&4).await.unwrap(), Some(16));
     assert_eq!(cache.expire_time(), Some(Duration::from_secs(30)));
 
     let c = Catalog;

@@ -21,6 +21,8 @@ use crate::load::{Load, LoadError};
 use crate::stats::Stats;
 use crate::value::FlipValue;
 
+pub use crate::memo::handle_async::MemoCache;
+
 /// A hybrid cache with an async API: the same cache as [`crate::FlipCache`] (same verbs,
 /// encodings, L1 and shared connection), for tokio code.
 ///

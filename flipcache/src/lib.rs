@@ -30,8 +30,9 @@
 //! - [Deployments and guarantees](#deployments-and-guarantees):
 //!   [production set-ups: ACL, TLS, Sentinel, Cluster, failures](#production-set-ups-acl-tls-sentinel-cluster-failures),
 //!   [how coherence works](#how-coherence-works) (the guarantees, and their limits)
-//! - Memoization: the [`flipcache`](macro@flipcache) attribute; value types:
-//!   [`FlipValue`], [`FlipCodec`] (derive), [`Builder::json`], [`ValueCodec`]
+//! - Memoization: the [`flipcache`](macro@flipcache) attribute, and its cache typed by the
+//!   function's arguments, [`MemoCache`] ([`aio::MemoCache`]); value types: [`FlipValue`],
+//!   [`FlipCodec`] (derive), [`Builder::json`], [`ValueCodec`]
 //!
 //! # Eviction
 //!
@@ -142,7 +143,7 @@ pub use memo::ClusterNodes;
 #[cfg(feature = "sentinel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
 pub use memo::SentinelService;
-pub use memo::{MemoKey, write_escaped_key};
+pub use memo::{MemoCache, MemoKey, write_escaped_key};
 pub use stats::Stats;
 pub use tracking::Tracking;
 pub use value::FlipValue;

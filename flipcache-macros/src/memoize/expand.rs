@@ -220,18 +220,20 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let value_name = free_name(f, "value");
     let asyncness = is_async.then(|| quote!(async));
     let dot_await = is_async.then(|| quote!(.await));
+    let handle = super::handle::handle(f, o, key_needs_self, tags.as_ref());
+    let args_ty = &handle.args_ty;
     let (cache_ty, cache_call, invalidate_call, prime_call, peek_call) = if is_async {
         (
-            quote!(::flipcache::aio::FlipCache<::std::string::String, #value>),
-            quote!(cache_async),
+            quote!(::flipcache::aio::MemoCache<#args_ty, #value>),
+            quote!(handle_async),
             quote!(invalidate_async),
             quote!(prime_async),
             quote!(peek_async),
         )
     } else {
         (
-            quote!(::flipcache::FlipCache<::std::string::String, #value>),
-            quote!(cache),
+            quote!(::flipcache::MemoCache<#args_ty, #value>),
+            quote!(handle),
             quote!(invalidate),
             quote!(prime),
             quote!(peek),
@@ -241,9 +243,13 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         Some(list) => quote!(::flipcache::__private01::Loaded::new(#value_name).tags(#list)),
         None => quote!(#value_name),
     };
+    let key_fn = &handle.key_fn;
+    let tags_fn = &handle.tags_fn;
     let cache_doc = format!(
-        "The cache behind {link}: its results, by argument key (built, and connected to \
-         Redis, on first use). Use it to inspect, count or clear the memoized entries."
+        "The cache behind {link}, typed by its arguments (built, and connected to Redis, on \
+         first use): read, set or invalidate the result for given arguments, count or clear \
+         them all. See `flipcache::MemoCache` for how the arguments make up its first type \
+         parameter."
     );
     let invalidate_doc = format!(
         "Removes {link}'s memoized result for these arguments, from Redis and from every \
@@ -272,9 +278,9 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
         #[doc = #cache_doc]
         #(#cfg)*
         #(#lints_allow)*
-        #[allow(dead_code)]
+        #[allow(dead_code, unused_variables)]
         #vis #asyncness fn #cache_fn() -> ::flipcache::Result<#cache_ty> {
-            #path #memo_fn().#cache_call() #dot_await
+            #path #memo_fn().#cache_call(#key_fn, #tags_fn) #dot_await
         }
 
         #[doc = #invalidate_doc]
@@ -407,34 +413,64 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
 
 /// The statements that write the key into `__flipcache_key`.
 fn key_writer(f: &Function<'_>, o: &Options) -> TokenStream {
+    key_writer_of(f, o, true, &|e| e.to_token_stream())
+}
+
+/// [`key_writer`]; the default key writes each argument `x` as `&x` when `borrow` is true, as
+/// `&*x` otherwise, and a `key = ...` expression is written as `key_expr` gives it. The typed
+/// handle's key function binds the arguments as references: it passes false (the same type
+/// and span as in the call, so a type that is not `MemoKey` gets the call's error, reported
+/// once) and a `key_expr` that dereferences the arguments taken by value.
+pub(crate) fn key_writer_of(
+    f: &Function<'_>,
+    o: &Options,
+    borrow: bool,
+    key_expr: &dyn Fn(&Expr) -> TokenStream,
+) -> TokenStream {
     let parts = |items: Vec<(TokenStream, proc_macro2::Span)>| {
         items
             .into_iter()
             .enumerate()
             .map(|(i, (e, span))| {
                 let first = i == 0;
-                quote_spanned!(span=> ::flipcache::__private01::write_part(__flipcache_key, #first, &#e);)
+                quote_spanned!(span=> ::flipcache::__private01::write_part(__flipcache_key, #first, #e);)
             })
             .collect::<TokenStream>()
     };
     match &o.key {
-        Some(Expr::Tuple(t)) if t.elems.len() >= 2 => {
-            parts(t.elems.iter().map(|e| (quote!((#e)), e.span())).collect())
-        }
+        Some(Expr::Tuple(t)) if t.elems.len() >= 2 => parts(
+            t.elems
+                .iter()
+                .map(|e| {
+                    let tokens = key_expr(e);
+                    (quote_spanned!(e.span()=> &(#tokens)), e.span())
+                })
+                .collect(),
+        ),
         Some(e) => {
-            quote_spanned!(e.span()=> ::flipcache::__private01::write_alone(__flipcache_key, &(#e));)
+            let tokens = key_expr(e);
+            quote_spanned!(e.span()=> ::flipcache::__private01::write_alone(__flipcache_key, &(#tokens));)
         }
         None => {
             let args: Vec<(TokenStream, proc_macro2::Span)> = f
                 .args
                 .iter()
-                .filter_map(|a| Some((a.ident?.to_token_stream(), a.ty.span())))
+                .filter_map(|a| {
+                    let i = a.ident?;
+                    let span = a.ty.span();
+                    let e = if borrow {
+                        quote_spanned!(span=> &#i)
+                    } else {
+                        quote_spanned!(span=> &*#i)
+                    };
+                    Some((e, span))
+                })
                 .collect();
             match args.len() {
                 0 => quote!(let _ = __flipcache_key;),
                 1 => {
                     let (e, span) = &args[0];
-                    quote_spanned!(*span=> ::flipcache::__private01::write_alone(__flipcache_key, &#e);)
+                    quote_spanned!(*span=> ::flipcache::__private01::write_alone(__flipcache_key, #e);)
                 }
                 _ => parts(args),
             }

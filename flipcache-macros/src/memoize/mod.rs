@@ -2,12 +2,13 @@
 //!
 //! Pipeline: `attr.rs` parses the options, `ast.rs` models the function, `valid.rs` turns
 //! every misuse into a spanned error, `expand.rs` writes the memoized function and its
-//! companions. On any error the function is emitted unchanged next to the errors, so the rest
+//! companions (`handle.rs` the typed cache handle's parts). On any error the function is emitted unchanged next to the errors, so the rest
 //! of the crate (and IDE completion) still sees it.
 
 mod ast;
 mod attr;
 mod expand;
+mod handle;
 mod valid;
 
 use proc_macro2::TokenStream;

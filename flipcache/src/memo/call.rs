@@ -473,7 +473,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     // ---- companions ------------------------------------------------------------------------
 
-    /// The cache (`<fn>_cache()`), building it now if needed.
+    /// The untyped cache (under [`Memo::handle`]), building it now if needed.
     pub fn cache(&'static self) -> Result<crate::FlipCache<String, V>> {
         let core = match self.core.get() {
             Some(c) => c,
@@ -482,13 +482,36 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         Ok(crate::FlipCache::from_core(core.clone()))
     }
 
-    /// The cache's async handle (`<fn>_cache().await`), building it now if needed.
+    /// The untyped async cache (under [`Memo::handle_async`]), building it now if needed.
     pub async fn cache_async(&'static self) -> Result<crate::aio::FlipCache<String, V>> {
         let core = match self.core.get() {
             Some(c) => c,
             None => self.build_async(true).await?,
         };
         Ok(crate::aio::FlipCache::from_core(core.clone()))
+    }
+
+    /// The cache typed by the function's arguments (`<fn>_cache()`): `key` writes the key of
+    /// `A` as a call does, `tags` formats the `tags = [...]` of `A`.
+    pub fn handle<A: ?Sized>(
+        &'static self,
+        key: fn(&A, &mut String),
+        tags: fn(&A) -> Vec<String>,
+    ) -> Result<crate::MemoCache<A, V>> {
+        Ok(crate::MemoCache::new(self.cache()?, key, tags))
+    }
+
+    /// The async cache typed by the function's arguments (`<fn>_cache().await`).
+    pub async fn handle_async<A: ?Sized>(
+        &'static self,
+        key: fn(&A, &mut String),
+        tags: fn(&A) -> Vec<String>,
+    ) -> Result<crate::aio::MemoCache<A, V>> {
+        Ok(crate::aio::MemoCache::new(
+            self.cache_async().await?,
+            key,
+            tags,
+        ))
     }
 
     /// The cache's counters (`<fn>_stats()`); all zero while the cache is not built.

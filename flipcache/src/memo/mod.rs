@@ -4,7 +4,9 @@
 //! - [`options`]: what the attribute configures, and where the cache connects;
 //! - [`key`]: argument keys, stable across processes and builds;
 //! - [`shape`]: which part of the return value is stored, and how;
-//! - [`call`]: the call path (an L1 lookup, then a load with the body as the loader).
+//! - [`call`]: the call path (an L1 lookup, then a load with the body as the loader);
+//! - [`handle`], [`handle_async`]: [`MemoCache`], the cache typed by the function's
+//!   arguments (`<fn>_cache()`), public.
 //!
 //! Fail-open: the cache never breaks the function. When Redis cannot be reached, answers too
 //! slowly, or holds a value that does not decode, the body runs and its result is returned
@@ -14,11 +16,14 @@
 //! on the other calls.
 
 pub(crate) mod call;
+pub(crate) mod handle;
+pub(crate) mod handle_async;
 pub(crate) mod key;
 pub(crate) mod options;
 pub(crate) mod shape;
 
 pub use call::{Found, Memo};
+pub use handle::MemoCache;
 pub use key::{MemoKey, write_alone, write_escaped_key, write_part};
 #[cfg(feature = "cluster")]
 pub use options::ClusterNodes;
