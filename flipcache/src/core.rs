@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Listener};
 use crate::instrument::Observe;
 use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
+use crate::load::Loaded;
 use crate::load::flight::Flights;
 use crate::load::health::Health;
 use crate::load::lease::{Claim, Leases};
@@ -677,9 +678,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 // Decided once connected: whether the connection tracks keys (then Redis
                 // echoes the write, see `local/coherence.rs`).
                 let retrack = self.retrack();
-                if retrack {
-                    guard.expect_echo();
-                }
+                guard.sending(retrack);
                 let write = remote::Write {
                     key: &rkey,
                     value: &bytes,
@@ -712,6 +711,26 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Err(self.fail(Some(&rkey), f))
             }
         }
+    }
+
+    /// Stores `loaded` (its value, TTL and tags) under `key`, listed under `tags` too: what a
+    /// memoized function's cache is given directly (`<fn>_prime`, `MemoCache::set`), `tags`
+    /// being the function's own.
+    pub(crate) async fn write_loaded(
+        &self,
+        key: K,
+        loaded: Loaded<V>,
+        mut tags: Vec<String>,
+    ) -> Result<()> {
+        let Loaded {
+            value,
+            ttl,
+            tags: own,
+        } = loaded;
+        tags.extend(own);
+        self.write_tagged(key, value, ttl, false, &tags)
+            .await
+            .map(drop)
     }
 
     /// Remembers in Redis that the loader found nothing for `key` (`cache_absent`).
@@ -1045,9 +1064,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let result = self
             .round_trip("mset", None, |c| {
                 let retrack = self.retrack();
-                if retrack {
-                    guard.expect_echo();
-                }
+                guard.sending(retrack);
                 remote::set_many(c, &encoded, &ttls, retrack)
             })
             .await;

@@ -213,9 +213,18 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
         }
     }
 
+    /// The write is about to be sent; `retrack`: in the form that has Redis track its keys
+    /// for this connection (key-based tracking), which makes Redis echo it exactly once per key
+    /// (see the module docs): expected from now on.
+    pub(crate) fn sending(&mut self, retrack: bool) {
+        if retrack {
+            self.expect_echo();
+        }
+    }
+
     /// The write is about to be sent in a form that makes Redis echo it exactly once per key
-    /// (see the module docs); the keys' entries are dropped. Call it at most once per attempt
-    /// sent; later calls do nothing.
+    /// (see the module docs); the keys' entries are dropped. Later calls do nothing (a write
+    /// is sent once).
     pub(crate) fn expect_echo(&mut self) {
         if !self.echoes {
             self.echoes = true;
@@ -299,8 +308,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Fill<'_, K, V> {
     /// The read is about to be sent; `retrack`: in the form that has Redis track its keys for
     /// this connection (key-based tracking), which makes a `GETEX` echo (expected from now on).
     pub(crate) fn sending(&mut self, retrack: bool) {
-        if let (Fill::Write(guard), true) = (self, retrack) {
-            guard.expect_echo();
+        if let Fill::Write(guard) = self {
+            guard.sending(retrack);
         }
     }
 

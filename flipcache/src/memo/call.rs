@@ -543,25 +543,22 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Stores one entry (`<fn>_prime(args, value)`).
     pub fn prime(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl, tags } = value.into_loaded();
         let core = match self.core.get() {
             Some(c) => c,
             None => self.build_sync(true)?,
         };
-        crate::runtime::block_on(core.rt(), core.write_tagged(key, value, ttl, false, &tags))
-            .map(drop)
+        let write = core.write_loaded(key, value.into_loaded(), Vec::new());
+        crate::runtime::block_on(core.rt(), write)
     }
 
     /// Stores one entry (`<fn>_prime(args, value).await`).
     pub async fn prime_async(&'static self, key: String, value: impl Load<V>) -> Result<()> {
-        let Loaded { value, ttl, tags } = value.into_loaded();
         let core = match self.core.get() {
             Some(c) => c,
             None => self.build_async(true).await?,
         };
-        core.write_tagged(key, value, ttl, false, &tags)
+        core.write_loaded(key, value.into_loaded(), Vec::new())
             .await
-            .map(drop)
     }
 }
 

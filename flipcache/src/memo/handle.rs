@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::cache::FlipCache;
 use crate::error::Result;
-use crate::load::{Load, Loaded};
+use crate::load::Load;
 use crate::runtime::block_on;
 use crate::stats::Stats;
 
@@ -189,7 +189,7 @@ impl<A: ?Sized, V: Clone + Send + Sync + 'static> MemoCache<A, V> {
     }
 
     /// Stores `value` as the function's result for `args` (with the function's TTL and
-    /// `tags = [...]`; a [`Loaded`] chooses its own TTL and adds tags): the next call with
+    /// `tags = [...]`; a [`Loaded`](crate::Loaded) chooses its own TTL and adds tags): the next call with
     /// `args` returns it without running the body.
     ///
     /// ```no_run
@@ -206,19 +206,9 @@ impl<A: ?Sized, V: Clone + Send + Sync + 'static> MemoCache<A, V> {
     /// # Ok(()) }
     /// ```
     pub fn set(&self, args: &A, value: impl Load<V>) -> Result<()> {
-        let Loaded {
-            value,
-            ttl,
-            mut tags,
-        } = value.into_loaded();
-        let mut all = (self.tags)(args);
-        all.append(&mut tags);
         let core = self.cache.core();
-        block_on(
-            core.rt(),
-            core.write_tagged(self.key(args), value, ttl, false, &all),
-        )
-        .map(drop)
+        let write = core.write_loaded(self.key(args), value.into_loaded(), (self.tags)(args));
+        block_on(core.rt(), write)
     }
 
     /// The remaining TTL of the result for `args` in Redis: `None` when there is none or it

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::aio::FlipCache;
 use crate::error::Result;
-use crate::load::{Load, Loaded};
+use crate::load::Load;
 use crate::memo::handle::{KeyFn, TagsFn, key_text};
 use crate::stats::Stats;
 
@@ -155,7 +155,7 @@ impl<A: ?Sized, V: Clone + Send + Sync + 'static> MemoCache<A, V> {
     }
 
     /// Stores `value` as the function's result for `args` (with the function's TTL and
-    /// `tags = [...]`; a [`Loaded`] chooses its own TTL and adds tags): the next call with
+    /// `tags = [...]`; a [`Loaded`](crate::Loaded) chooses its own TTL and adds tags): the next call with
     /// `args` returns it without running the body.
     ///
     /// ```no_run
@@ -167,20 +167,12 @@ impl<A: ?Sized, V: Clone + Send + Sync + 'static> MemoCache<A, V> {
     /// # Ok(()) }
     /// ```
     pub async fn set(&self, args: &A, value: impl Load<V>) -> Result<()> {
-        let Loaded {
-            value,
-            ttl,
-            mut tags,
-        } = value.into_loaded();
-        let mut all = (self.tags)(args);
-        all.append(&mut tags);
-        let key = self.key(args);
         let blocking = self.cache.to_blocking();
+        let (key, tags) = (self.key(args), (self.tags)(args));
         blocking
             .core()
-            .write_tagged(key, value, ttl, false, &all)
+            .write_loaded(key, value.into_loaded(), tags)
             .await
-            .map(drop)
     }
 
     /// The remaining TTL of the result for `args` in Redis: `None` when there is none or it
