@@ -12,6 +12,25 @@ use support::{Server, drain_pushes, eventually};
 
 const PUSH_WAIT: Duration = Duration::from_secs(5);
 
+/// A cache whose reads renew the TTL (`GETEX`), which is `ttl`.
+fn renewing(server: &Server, name: &str, ttl: Duration) -> FlipCache<String, String> {
+    server
+        .builder(name)
+        .expire_time(ttl)
+        .refresh_expire_time_on_get(true)
+        .build()
+        .unwrap()
+}
+
+/// Reads `key` (which holds `value`) until a read fills the L1. (When broadcasting, the push of
+/// a foreign write just before may still be on its way and stop the first read's fill.)
+fn read_until_held(c: &FlipCache<String, String>, key: &str, value: &str) {
+    eventually(PUSH_WAIT, "a read to fill the L1", || {
+        assert_eq!(c.get(key).unwrap().as_deref(), Some(value));
+        c.local_contains(key)
+    });
+}
+
 /// Another client writes `value` under `key` of `c`: its push drops the entry, and `c` reads
 /// the new value (no echo expected by `c` took the push for its own).
 fn foreign_write_is_heard(
@@ -76,12 +95,7 @@ fn own_writes_keep_their_entries_on_the_async_front() {
 #[test]
 fn reads_that_renew_the_ttl_fill_and_stay() {
     let server = Server::start();
-    let c: FlipCache<String, String> = server
-        .builder("echr")
-        .expire_time(Duration::from_secs(60))
-        .refresh_expire_time_on_get(true)
-        .build()
-        .unwrap();
+    let c = renewing(&server, "echr", Duration::from_secs(60));
     let mut raw = server.raw();
     let _: () = redis::cmd("SET")
         .arg("echr:k")
@@ -90,13 +104,8 @@ fn reads_that_renew_the_ttl_fill_and_stay() {
         .arg(5_000)
         .query(&mut raw)
         .unwrap();
-    // A GETEX read: it renews the TTL and fills the L1; its echo leaves the entry. (When
-    // broadcasting, the push of the `SET` above may still be on its way and stop the first
-    // read's fill: read until it fills.)
-    eventually(PUSH_WAIT, "a read to fill the L1", || {
-        assert_eq!(c.get("k").unwrap().as_deref(), Some("v"));
-        c.local_contains("k")
-    });
+    // A GETEX read: it renews the TTL and fills the L1; its echo leaves the entry.
+    read_until_held(&c, "k", "v");
     let pttl: i64 = raw.pttl("echr:k").unwrap();
     assert!(pttl > 50_000, "GETEX renewed the TTL: {pttl} ms left");
     let missing = c.get("missing").unwrap();
@@ -127,18 +136,10 @@ fn a_write_that_did_not_apply_expects_no_echo() {
 fn refresh_on_get_renews_ttls_without_dropping_hot_entries() {
     let server = Server::start();
     // The TTL is renewed in the background every quarter of it (500 ms) while the key is read.
-    let c: FlipCache<String, String> = server
-        .builder("echt")
-        .expire_time(Duration::from_secs(2))
-        .refresh_expire_time_on_get(true)
-        .build()
-        .unwrap();
+    let c = renewing(&server, "echt", Duration::from_secs(2));
     let mut raw = server.raw();
     let _: () = raw.set("echt:k", "v").unwrap();
-    eventually(PUSH_WAIT, "a read to fill the L1", || {
-        assert_eq!(c.get("k").unwrap().as_deref(), Some("v"));
-        c.local_contains("k")
-    });
+    read_until_held(&c, "k", "v");
     let reads = c.stats().remote_hits;
     // 3 s of reads: past the first TTL, and about five renewals.
     let start = std::time::Instant::now();
