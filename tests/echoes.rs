@@ -156,3 +156,58 @@ fn refresh_on_get_renews_ttls_without_dropping_hot_entries() {
     drain_pushes(&c, &mut raw, "sentinel");
     assert!(c.local_contains("k"));
 }
+
+/// Has `c`'s blocking reads made on a pooled connection of their own that tracks for the
+/// shared one (key-based tracking: `CLIENT TRACKING ON REDIRECT`), reading `warm` until one
+/// has served a read (it is then in the pool). Broadcasting, such a connection tracks
+/// nothing: no wait.
+fn read_on_a_redirecting_connection(c: &FlipCache<String, String>, raw: &mut redis::Connection) {
+    if support::tracking() != flipcache::Tracking::Keys {
+        return;
+    }
+    eventually(PUSH_WAIT, "a read connection that redirects", || {
+        assert_eq!(c.get("warm").unwrap(), None);
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query(raw).unwrap();
+        // The shared connection shows `redir=0`; one that redirects to it, its id. One that
+        // has served a read last ran a read, not its `CLIENT TRACKING` set-up.
+        clients.lines().any(|l| {
+            let field = |name: &str| l.split(' ').find_map(|f| f.strip_prefix(name));
+            field("redir=").is_some_and(|id| id.parse::<i64>().is_ok_and(|id| id > 0))
+                && field("cmd=").is_some_and(|cmd| !cmd.starts_with("client"))
+        })
+    });
+}
+
+#[test]
+fn own_writes_of_keys_the_blocking_read_connections_read_keep_their_entries() {
+    let server = Server::start();
+    let c: FlipCache<String, String> = server.cache("echr");
+    let mut raw = server.raw();
+    read_on_a_redirecting_connection(&c, &mut raw);
+    // Cache-aside: a miss (which Redis tracks for the read connection), then the value
+    // written. Redis pushes that write twice: for the read connection and for the writer.
+    assert_eq!(c.get("aside").unwrap(), None);
+    c.set("aside", "computed").unwrap();
+    // An update of a key read into the L1 on the read connection.
+    let _: () = raw.set("echr:held", "old").unwrap();
+    read_until_held(&c, "held", "old");
+    c.set("held", "new").unwrap();
+    drain_pushes(&c, &mut raw, "sentinel");
+    for (k, v) in [("aside", "computed"), ("held", "new")] {
+        let hits = c.stats().local_hits;
+        assert_eq!(c.get(k).unwrap().as_deref(), Some(v));
+        assert_eq!(
+            c.stats().local_hits,
+            hits + 1,
+            "the pushes of `{k}`'s write dropped it"
+        );
+    }
+    // Only the sentinel's pushes were invalidations (broadcasting, `held`'s first write too).
+    let foreign_pushes = match support::tracking() {
+        flipcache::Tracking::Broadcast => 3,
+        _ => 1,
+    };
+    assert_eq!(c.stats().invalidations, foreign_pushes);
+    foreign_write_is_heard(&c, &mut raw, "aside", "theirs");
+    foreign_write_is_heard(&c, &mut raw, "held", "theirs");
+}

@@ -19,7 +19,9 @@
 //! reconnect makes a new shared connection with a new id: the new generation's pooled
 //! connections redirect to it. Redis forgets what a closed connection read, so while its
 //! generation is current a pooled connection is never closed by the pool (no idle cap), and
-//! one that fails is reported, so the caller can treat it as a lost connection.
+//! one that fails is reported, so the caller can treat it as a lost connection. A write of a
+//! key such a connection read is pushed for it too: the caller is told which reads were
+//! tracked, so the L1 expects that push (see `local/coherence.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,7 +79,9 @@ impl BlockingReads {
     /// `None` when there is none: the read should go through the shared connection, while a new
     /// connection is made in the background (never on the caller's time: a handshake with a
     /// stalled server must not outlast the caller's timeout) and checked to reach server run
-    /// `server`. Otherwise the result, and whether the connection was dropped (it failed).
+    /// `server`. Otherwise the result, whether the connection tracks what it reads (for the
+    /// client id of `at`), and whether it was dropped while tracking (it failed: what it
+    /// tracked is lost).
     pub(crate) fn run<T>(
         &self,
         rt: &Handle,
@@ -85,7 +89,7 @@ impl BlockingReads {
         connect_timeout: Duration,
         timeout: Duration,
         op: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
-    ) -> Option<(Result<T, RedisError>, bool)> {
+    ) -> Option<(Result<T, RedisError>, bool, bool)> {
         let generation = at.0;
         let pooled = {
             let mut idle = crate::lock::lock(&self.inner.idle);
@@ -102,7 +106,7 @@ impl BlockingReads {
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| idle.conn.set_write_timeout(Some(timeout)))
             {
-                return Some((Err(e), idle.tracked));
+                return Some((Err(e), idle.tracked, idle.tracked));
             }
             idle.timeout = timeout;
         }
@@ -115,11 +119,12 @@ impl BlockingReads {
             Ok(_) => true,
             Err(e) => matches!(e.kind(), ErrorKind::Server(_)),
         };
-        let dropped = !clean && idle.tracked;
+        let tracked = idle.tracked;
+        let dropped = !clean && tracked;
         if clean {
             self.inner.put(idle);
         }
-        Some((result, dropped))
+        Some((result, tracked, dropped))
     }
 
     /// Makes one more connection in the background, unless one is on its way.

@@ -503,17 +503,19 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
-        let fill = Fill::Read(
-            &self.local,
-            vec![self.local.read_ticket(self.local.hash(key))],
-        );
+        let tickets = vec![self.local.read_ticket(self.local.hash(key))];
         let start = Instant::now();
-        let Some(fetched) = self.round_trip_blocking("get", Some(&rkey), |c| {
+        let Some((fetched, redirected)) = self.round_trip_blocking("get", Some(&rkey), |c| {
             remote::get_blocking(c, self.timeout, &rkey, mode, marker.as_deref())
         }) else {
             return block_on(self.rt(), self.read(key, markers));
         };
         let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
+        let fill = if redirected {
+            Fill::Redirected(&self.local, tickets)
+        } else {
+            Fill::Read(&self.local, tickets)
+        };
         self.landed(key, &rkey, fill, start, fetched)
     }
 
@@ -545,6 +547,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             None => {
                 Counters::bump(&self.counters.misses);
+                fill.fill(std::slice::from_ref(key), vec![None]);
                 Ok(if fetched.absent {
                     Stored::Absent
                 } else {

@@ -161,13 +161,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// [`Core::round_trip`] on the calling thread's own connection (see
-    /// `Remote::run_blocking`); `None`: use the shared connection.
+    /// `Remote::run_blocking`: with whether that connection tracks for the shared one);
+    /// `None`: use the shared connection.
     pub(crate) fn round_trip_blocking<T>(
         &self,
         command: &'static str,
         key: Option<&str>,
         op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
-    ) -> Option<Result<T, Failure>> {
+    ) -> Option<(Result<T, Failure>, bool)> {
         #[cfg(feature = "metrics")]
         let start = Instant::now();
         let run = || self.remote.run_blocking(self.timeout(), op);

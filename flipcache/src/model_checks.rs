@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shuttle::sync::Mutex;
+use shuttle::sync::atomic::AtomicBool;
 use shuttle::thread;
 
 use crate::load::flight::{Flights, Join, Landed};
@@ -143,12 +144,15 @@ fn shuttle_a_flush_racing_a_read_never_keeps_the_old_value() {
     });
 }
 
-/// Redis with key-based tracking: the key's value, every value it held in order, and the
-/// pushes not yet read by the connection's reader (each with the value its write left), in the
-/// order Redis sent them.
+/// Redis with key-based tracking: the key's value, every value it held in order, which of
+/// this process's connections track the key (the shared one, `t`, and a blocking read
+/// connection that redirects its pushes to it, `r`), and the pushes not yet read by the shared
+/// connection's reader (each with the value its write left), in the order Redis sent them.
 struct Tracked {
     value: u64,
     history: Vec<u64>,
+    t: bool,
+    r: bool,
     pushes: std::collections::VecDeque<u64>,
 }
 
@@ -156,48 +160,81 @@ fn tracked() -> Arc<Mutex<Tracked>> {
     Arc::new(Mutex::new(Tracked {
         value: 1,
         history: vec![1],
+        t: false,
+        r: false,
         pushes: std::collections::VecDeque::new(),
     }))
 }
 
-/// A write of the key to `v` (unique per test; this process's, echoed, or another client's):
-/// applied, and its push queued behind every earlier one.
+fn lock_redis(redis: &Mutex<Tracked>) -> shuttle::sync::MutexGuard<'_, Tracked> {
+    redis.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Another client writes `v` (unique per test): applied, one push per connection of this
+/// process that tracked the key (queued behind every earlier one), and no tracking left.
 fn tracked_put(redis: &Mutex<Tracked>, v: u64) {
-    let mut r = redis.lock().unwrap_or_else(|p| p.into_inner());
-    r.value = v;
-    r.history.push(v);
-    r.pushes.push_back(v);
+    lock_redis(redis).write(v);
 }
 
-fn tracked_get(redis: &Mutex<Tracked>) -> u64 {
-    redis.lock().unwrap_or_else(|p| p.into_inner()).value
+/// This process's own write of `v` on the shared connection, as its script makes it (one
+/// atomic step): the key read first (so the shared connection tracks it and hears the write's
+/// echo), written, read again (tracked again).
+fn own_put(redis: &Mutex<Tracked>, v: u64) {
+    let mut r = lock_redis(redis);
+    r.t = true;
+    r.write(v);
+    r.t = true;
 }
 
-/// A read that missed the L1, against [`Tracked`].
+impl Tracked {
+    fn write(&mut self, v: u64) {
+        self.value = v;
+        self.history.push(v);
+        let pushes = usize::from(self.t) + usize::from(self.r);
+        self.pushes.extend(std::iter::repeat_n(v, pushes));
+        (self.t, self.r) = (false, false);
+    }
+}
+
+/// A read on the shared connection that missed the L1, against [`Tracked`].
 fn tracked_read(l: &Local<u64, u64>, redis: &Mutex<Tracked>) {
     let t = l.read_ticket(l.hash(&7));
-    let v = tracked_get(redis);
+    let v = {
+        let mut r = lock_redis(redis);
+        r.t = true;
+        r.value
+    };
     l.fill(7, v, None, t);
 }
 
-/// The connection's reader: handles `expected` pushes in order. Once it has handled the push
-/// of a write, the L1 never again serves a value older than that write's.
-fn reader(l: &Local<u64, u64>, redis: &Mutex<Tracked>, expected: usize) {
-    let mut read = 0;
-    while read < expected {
-        let push = redis
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pushes
-            .pop_front();
+/// The same read on a blocking read connection that tracks for the shared one (`REDIRECT`).
+fn redirected_read(l: &Local<u64, u64>, redis: &Mutex<Tracked>) {
+    let t = l.read_ticket(l.hash(&7));
+    let v = {
+        let mut r = lock_redis(redis);
+        r.r = true;
+        r.value
+    };
+    l.fill_redirected(7, Some((v, 8, None)), t);
+}
+
+/// The shared connection's reader: handles the pushes in order until `done` (every writer
+/// finished) and none is left. Once it has handled the push of a write, the L1 never again
+/// serves a value older than that write's.
+fn reader(l: &Local<u64, u64>, redis: &Mutex<Tracked>, done: &AtomicBool) {
+    loop {
+        let finished = done.load(Ordering::Acquire);
+        let push = lock_redis(redis).pushes.pop_front();
         let Some(written) = push else {
+            if finished {
+                return;
+            }
             thread::yield_now();
             continue;
         };
         l.heard(&7);
-        read += 1;
         if let Lookup::Hit { value, .. } = l.get(&7) {
-            let r = redis.lock().unwrap_or_else(|p| p.into_inner());
+            let r = lock_redis(redis);
             let at = |v: u64| r.history.iter().position(|&h| h == v);
             assert!(
                 at(value) >= at(written),
@@ -207,14 +244,60 @@ fn reader(l: &Local<u64, u64>, redis: &Mutex<Tracked>, expected: usize) {
     }
 }
 
-/// Once every write is acknowledged and every push handled, the L1 holds what Redis holds, or
-/// nothing, and expects no echo.
-fn assert_tracked_coherent(l: &Local<u64, u64>, redis: &Mutex<Tracked>) {
-    let now = tracked_get(redis);
+/// Runs `writers` beside the shared connection's reader, then checks that once every write is
+/// acknowledged and every push handled, the L1 holds what Redis holds, or nothing, and
+/// expects no push (one expected but never sent would hide the next foreign write).
+fn with_reader(
+    l: &Arc<Local<u64, u64>>,
+    r: &Arc<Mutex<Tracked>>,
+    writers: Vec<thread::JoinHandle<()>>,
+) {
+    let done = Arc::new(AtomicBool::new(false));
+    let pushes = {
+        let (l, r, done) = (l.clone(), r.clone(), done.clone());
+        thread::spawn(move || reader(&l, &r, &done))
+    };
+    for w in writers {
+        w.join().ok();
+    }
+    done.store(true, Ordering::Release);
+    pushes.join().ok();
+    let now = tracked_get(r);
     if let Lookup::Hit { value, .. } = l.get(&7) {
         assert_eq!(value, now, "the L1 kept {value} while Redis holds {now}");
     }
-    assert_eq!(l.echoes_expected(), 0, "an echo is still expected");
+    assert_eq!(l.echoes_expected(), 0, "a push is still expected");
+}
+
+fn tracked_get(redis: &Mutex<Tracked>) -> u64 {
+    lock_redis(redis).value
+}
+
+/// A thread of this process writing `v` as the cache does under key-based tracking (the
+/// write's pushes expected just before it is sent), then reading with `read`.
+fn own_writer(
+    l: &Arc<Local<u64, u64>>,
+    r: &Arc<Mutex<Tracked>>,
+    v: u64,
+    read: fn(&Local<u64, u64>, &Mutex<Tracked>),
+) -> thread::JoinHandle<()> {
+    let (l, r) = (l.clone(), r.clone());
+    thread::spawn(move || {
+        let mut guard = WriteGuard::begin(&l, vec![7]);
+        guard.expect_echo();
+        own_put(&r, v);
+        guard.finish(vec![(v, 8)], None);
+        read(&l, &r);
+    })
+}
+
+fn foreign_writer(r: &Arc<Mutex<Tracked>>, values: &'static [u64]) -> thread::JoinHandle<()> {
+    let r = r.clone();
+    thread::spawn(move || {
+        for &v in values {
+            tracked_put(&r, v);
+        }
+    })
 }
 
 #[test]
@@ -224,34 +307,35 @@ fn shuttle_echoes_of_own_writes_never_hide_another_clients_write() {
         let r = tracked();
         tracked_read(&l, &r);
         // Two writes of this process (each echoed once) and one of another client.
-        let own: Vec<_> = [2u64, 3]
+        let mut writers: Vec<_> = [2u64, 3]
             .into_iter()
-            .map(|v| {
-                let (l, r) = (l.clone(), r.clone());
-                thread::spawn(move || {
-                    let mut guard = WriteGuard::begin(&l, vec![7]);
-                    guard.expect_echo();
-                    tracked_put(&r, v);
-                    guard.finish(vec![(v, 8)], None);
-                    tracked_read(&l, &r);
-                })
-            })
+            .map(|v| own_writer(&l, &r, v, tracked_read))
             .collect();
-        let foreign = {
-            let r = r.clone();
-            thread::spawn(move || tracked_put(&r, 4))
-        };
-        let pushes = {
+        writers.push(foreign_writer(&r, &[4]));
+        writers.push({
             let (l, r) = (l.clone(), r.clone());
-            thread::spawn(move || reader(&l, &r, 3))
-        };
-        tracked_read(&l, &r);
-        for w in own {
-            w.join().ok();
-        }
-        foreign.join().ok();
-        pushes.join().ok();
-        assert_tracked_coherent(&l, &r);
+            thread::spawn(move || tracked_read(&l, &r))
+        });
+        with_reader(&l, &r, writers);
+    });
+}
+
+#[test]
+fn shuttle_writes_of_a_key_a_redirecting_connection_read_never_hide_another_clients_write() {
+    check(|| {
+        let l = Arc::new(Local::<u64, u64>::new(10, None));
+        let r = tracked();
+        // Read on a blocking read connection first (cache-aside: a read, then a write).
+        redirected_read(&l, &r);
+        let writers = vec![
+            own_writer(&l, &r, 2, redirected_read),
+            foreign_writer(&r, &[3, 4]),
+            {
+                let (l, r) = (l.clone(), r.clone());
+                thread::spawn(move || redirected_read(&l, &r))
+            },
+        ];
+        with_reader(&l, &r, writers);
     });
 }
 
@@ -261,6 +345,7 @@ fn shuttle_a_write_that_fails_hides_nothing_whether_redis_applied_it_or_not() {
         check(move || {
             let l = Arc::new(Local::<u64, u64>::new(10, None));
             let r = tracked();
+            redirected_read(&l, &r);
             tracked_read(&l, &r);
             let own = {
                 let (l, r) = (l.clone(), r.clone());
@@ -269,28 +354,13 @@ fn shuttle_a_write_that_fails_hides_nothing_whether_redis_applied_it_or_not() {
                     guard.expect_echo();
                     if applied {
                         // Applied (and echoed), but the reply was lost.
-                        tracked_put(&r, 2);
+                        own_put(&r, 2);
                     }
                     drop(guard);
                     tracked_read(&l, &r);
                 })
             };
-            let foreign = {
-                let r = r.clone();
-                thread::spawn(move || tracked_put(&r, 3))
-            };
-            let pushes = {
-                let (l, r) = (l.clone(), r.clone());
-                thread::spawn(move || reader(&l, &r, 1 + usize::from(applied)))
-            };
-            tracked_read(&l, &r);
-            own.join().ok();
-            foreign.join().ok();
-            pushes.join().ok();
-            let now = tracked_get(&r);
-            if let Lookup::Hit { value, .. } = l.get(&7) {
-                assert_eq!(value, now, "the L1 kept {value} while Redis holds {now}");
-            }
+            with_reader(&l, &r, vec![own, foreign_writer(&r, &[3])]);
         });
     }
 }

@@ -29,7 +29,21 @@
 //! expectation back before it stops being pending; one that may still come (a timeout) is then
 //! just an invalidation. Counting too few is never unsafe (an echo then drops the write's own
 //! entry); counting too many would be, and cannot happen. Connection loss clears the counts.
+//!
+//! Redirected reads: the blocking front's read connections track what they read for the shared
+//! connection (`CLIENT TRACKING ON REDIRECT`), and Redis pushes a write once per connection
+//! that tracks the key, so a write of a key one of them read brings a second push (sent while
+//! the write runs, before its reply). Such a read marks its key ([`Echoes::mark`]) when its
+//! ticket still allows a fill: no push of its slot was heard and no write of it started since
+//! before the read was sent, so Redis ran the read after every write whose push was already
+//! heard, and the read connection tracks the key until the next write, whose push is still to
+//! come. Any push of the key unmarks it (Redis then tracks it for nobody), and so does a flush;
+//! a write consumes the mark and expects one push more. A marked key whose tracking ended with
+//! a write not yet heard expects that write's push instead, which also precedes the next one.
+//! The marks are bounded: forgetting one only counts too few. (A read connection is never
+//! closed while its generation lasts; one that fails is a lost connection: a flush.)
 
+use std::collections::HashSet;
 use std::hash::Hash;
 use std::time::Instant;
 
@@ -73,57 +87,94 @@ struct Slot {
 pub(super) struct Slots([Slot; SLOTS]);
 
 /// Echoes still expected of this process's own writes, by key (few at a time: only writes in
-/// flight or just acknowledged).
-pub(super) struct Echoes<K>(Vec<(K, u32)>);
+/// flight or just acknowledged), and the keys a redirecting connection tracks for this
+/// process (see [`Echoes::mark`]).
+pub(super) struct Echoes<K> {
+    expected: Vec<(K, u32)>,
+    /// Keys read on a connection that tracks them for the shared one (`REDIRECT`), with no
+    /// push of them heard since: a write of one is pushed for that connection too.
+    redirected: HashSet<K, foldhash::fast::RandomState>,
+}
 
 impl<K> Default for Echoes<K> {
     fn default() -> Self {
-        Echoes(Vec::new())
+        Echoes {
+            expected: Vec::new(),
+            redirected: HashSet::default(),
+        }
     }
 }
 
-impl<K: Eq> Echoes<K> {
-    /// One more echo of `key` is expected.
-    pub(super) fn expect(&mut self, key: &K)
+impl<K: Eq + Hash> Echoes<K> {
+    /// One more write of `key` is about to be sent in the form Redis echoes: returns how many
+    /// pushes of it to take for that write's (now expected): its echo, and one more when a
+    /// redirecting connection tracks the key (the write invalidates that tracking too, which
+    /// is then consumed).
+    pub(super) fn expect(&mut self, key: &K) -> u32
     where
         K: Clone,
     {
-        match self.0.iter_mut().find(|(k, _)| k == key) {
-            Some((_, n)) => *n += 1,
-            None => self.0.push((key.clone(), 1)),
+        let n = 1 + u32::from(self.redirected.remove(key));
+        match self.expected.iter_mut().find(|(k, _)| k == key) {
+            Some((_, m)) => *m += n,
+            None => self.expected.push((key.clone(), n)),
         }
+        n
     }
 
     /// A push of `key` arrived: whether it is taken as an expected echo (one fewer expected).
+    /// Either way Redis no longer tracks the key for any connection.
     pub(super) fn take<Q>(&mut self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.redirected.remove(key);
+        self.give_back(key, 1) == 1
+    }
+
+    /// Up to `n` expected pushes of `key` will not come (their write failed, or did not change
+    /// the key); returns how many were still expected.
+    pub(super) fn give_back<Q>(&mut self, key: &Q, n: u32) -> u32
     where
         K: std::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let Some(i) = self.0.iter().position(|(k, _)| k.borrow() == key) else {
-            return false;
+        let Some(i) = self.expected.iter().position(|(k, _)| k.borrow() == key) else {
+            return 0;
         };
-        self.0[i].1 -= 1;
-        if self.0[i].1 == 0 {
-            self.0.swap_remove(i);
+        let taken = n.min(self.expected[i].1);
+        self.expected[i].1 -= taken;
+        if self.expected[i].1 == 0 {
+            self.expected.swap_remove(i);
         }
-        true
+        taken
     }
 
-    /// An expected echo of `key` will not come.
-    pub(super) fn give_back(&mut self, key: &K) {
-        let _ = self.take(key);
+    /// A connection that tracks for the shared one (`REDIRECT`) read `key`, with no push of a
+    /// key of its slot heard and no write of that slot started since before it was sent (the
+    /// read's ticket still allows a fill), so Redis tracks `key` for it now and the next push
+    /// of `key` includes one for it. At most `max` keys are remembered: past that they are
+    /// forgotten (a write of a forgotten key then expects one push fewer than comes, which
+    /// only drops its entry).
+    pub(super) fn mark(&mut self, key: K, max: usize) {
+        if self.redirected.len() >= max {
+            self.redirected.clear();
+        }
+        self.redirected.insert(key);
     }
 
-    /// Expects nothing any more (the connection was lost: its echoes with it).
+    /// Expects nothing any more (the connection was lost: its echoes with it, and what the
+    /// connections redirecting to it tracked).
     pub(super) fn clear(&mut self) {
-        self.0.clear();
+        self.expected.clear();
+        self.redirected.clear();
     }
 
     /// Echoes expected, all keys together.
     #[cfg(test)]
     pub(super) fn pending(&self) -> u32 {
-        self.0.iter().map(|(_, n)| n).sum()
+        self.expected.iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -196,8 +247,9 @@ pub(crate) struct WriteGuard<'a, K: Hash + Eq + Clone, V: Clone> {
     keys: Vec<K>,
     tickets: Vec<Ticket>,
     done: bool,
-    /// Whether an echo of each key is expected (see [`WriteGuard::expect_echo`]).
-    echoes: bool,
+    /// Once sent in the form Redis echoes: the pushes expected of each key (see
+    /// [`WriteGuard::expect_echo`]).
+    echoes: Option<Vec<u32>>,
 }
 
 impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
@@ -209,7 +261,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
             keys,
             tickets,
             done: false,
-            echoes: false,
+            echoes: None,
         }
     }
 
@@ -226,9 +278,20 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
     /// (see the module docs); the keys' entries are dropped. Later calls do nothing (a write
     /// is sent once).
     pub(crate) fn expect_echo(&mut self) {
-        if !self.echoes {
-            self.echoes = true;
-            self.local.expect_echoes(&self.keys);
+        if self.echoes.is_none() {
+            self.echoes = Some(self.local.expect_echoes(&self.keys));
+        }
+    }
+
+    /// The pushes expected of each key are not counted on any more: those of the keys `which`
+    /// picks (by position). Done before the write stops being pending (see the module docs).
+    fn give_back_echoes(&self, which: impl Fn(usize) -> bool) {
+        if let Some(expected) = &self.echoes {
+            for (i, (key, &n)) in self.keys.iter().zip(expected).enumerate() {
+                if which(i) {
+                    self.local.give_back_echoes(key, n);
+                }
+            }
         }
     }
 
@@ -254,14 +317,7 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
     /// expected any more, and its entry is dropped.
     pub(crate) fn finish_some(mut self, outcomes: Vec<Found<V>>) {
         self.done = true;
-        if self.echoes {
-            for (key, outcome) in self.keys.iter().zip(&outcomes) {
-                if outcome.is_none() {
-                    self.local.give_back_echo(key);
-                }
-            }
-        }
-        // Echoes given back before the write stops being pending (see the module docs).
+        self.give_back_echoes(|i| outcomes.get(i).is_none_or(Option::is_none));
         self.local.release(&self.tickets);
         for ((key, ticket), outcome) in self.keys.iter().zip(&self.tickets).zip(outcomes) {
             let outcome = outcome.map(|(v, len, d)| ((v, d), len));
@@ -275,13 +331,8 @@ impl<'a, K: Hash + Eq + Clone, V: Clone> WriteGuard<'a, K, V> {
 impl<K: Hash + Eq + Clone, V: Clone> Drop for WriteGuard<'_, K, V> {
     fn drop(&mut self) {
         if !self.done {
-            if self.echoes {
-                // Not applied, or not known to be: its echoes are not counted on (before the
-                // release, see the module docs).
-                for key in &self.keys {
-                    self.local.give_back_echo(key);
-                }
-            }
+            // Not applied, or not known to be: its echoes are not counted on.
+            self.give_back_echoes(|_| true);
             self.local.release(&self.tickets);
             for (key, ticket) in self.keys.iter().zip(&self.tickets) {
                 self.local.settle(key, None, *ticket);
@@ -300,6 +351,9 @@ pub(crate) type Found<V> = Option<(V, usize, Option<Instant>)>;
 pub(crate) enum Fill<'a, K: Hash + Eq + Clone, V: Clone> {
     /// A plain read (`GET`, `PTTL`), a ticket per key.
     Read(&'a Local<K, V>, Vec<Ticket>),
+    /// A plain read on a connection that tracks what it reads for the shared one
+    /// (`REDIRECT`), a ticket per key: a write of a key it read is pushed for it too.
+    Redirected(&'a Local<K, V>, Vec<Ticket>),
     /// A read that writes (`GETEX`).
     Write(WriteGuard<'a, K, V>),
 }
@@ -314,7 +368,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Fill<'_, K, V> {
     }
 
     /// Fills the L1 with what the read found of each of `keys` (those it was made for, in
-    /// order), unless something moved since.
+    /// order; `None`: missing), unless something moved since.
     pub(crate) fn fill(self, keys: &[K], found: Vec<Found<V>>) {
         match self {
             Fill::Read(local, tickets) => {
@@ -322,6 +376,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Fill<'_, K, V> {
                     if let Some((value, len, deadline)) = found {
                         local.fill_sized(key.clone(), value, deadline, len, ticket);
                     }
+                }
+            }
+            Fill::Redirected(local, tickets) => {
+                for ((key, ticket), found) in keys.iter().zip(tickets).zip(found) {
+                    local.fill_redirected(key.clone(), found, ticket);
                 }
             }
             Fill::Write(guard) => guard.finish_some(found),

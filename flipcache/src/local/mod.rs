@@ -468,22 +468,41 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         encoded_len: usize,
         ticket: Ticket,
     ) -> bool {
+        self.fill_found(key, Some((value, encoded_len, deadline)), ticket, false)
+    }
+
+    /// [`Local::fill_sized`] for a read made on a connection that tracks what it reads for
+    /// the shared one (`REDIRECT`): found or not, the key is remembered as tracked by it
+    /// when nothing moved since the ticket (see `Echoes::mark`).
+    pub(crate) fn fill_redirected(&self, key: K, found: Found<V>, ticket: Ticket) -> bool {
+        self.fill_found(key, found, ticket, true)
+    }
+
+    fn fill_found(&self, key: K, found: Found<V>, ticket: Ticket, redirected: bool) -> bool {
         if !self.enabled() {
             return false;
         }
         let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
+        let marked = redirected.then(|| key.clone());
+        // Weighed (the user's weigher may run) before the lock is taken.
+        let entry = found.and_then(|(value, encoded_len, deadline)| {
+            if deadline.is_some_and(|d| now >= d) {
+                return None;
+            }
+            self.entry(key, value, deadline, encoded_len, now)
+        });
+        if entry.is_none() && marked.is_none() {
             return false;
         }
-        // Weighed (the user's weigher may run) before the lock is taken.
-        let Some(entry) = self.entry(key, value, deadline, encoded_len, now) else {
-            return false;
-        };
         let mut shard = self.shard(ticket.hash);
         if !self.still_valid(&shard, &ticket) {
             return false;
         }
-        self.insert(&mut shard, Self::id(ticket.hash), entry)
+        if let Some(key) = marked {
+            let max = self.capacity() / self.shards.len() * 2 + 16;
+            shard.echoes.mark(key, max);
+        }
+        entry.is_some_and(|entry| self.insert(&mut shard, Self::id(ticket.hash), entry))
     }
 
     /// Pushes out the deadline of an entry whose Redis TTL was just renewed.
@@ -636,18 +655,22 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         self.remove(&mut shard, Self::id(hash));
     }
 
-    /// Expects one echo of each of `keys` (a batch may list a key twice: two echoes) and
-    /// drops their entries (see `coherence`).
-    pub(crate) fn expect_echoes(&self, keys: &[K]) {
+    /// Expects the pushes of a write of each of `keys` (its echo, and one for a redirecting
+    /// connection that tracks the key; a batch may list a key twice) and drops their entries
+    /// (see `coherence`). Returns how many pushes each key expects.
+    pub(crate) fn expect_echoes(&self, keys: &[K]) -> Vec<u32> {
         if !self.enabled() {
-            return;
+            return vec![0; keys.len()];
         }
-        for key in keys {
-            let hash = self.hash(key);
-            let mut shard = self.shard(hash);
-            shard.echoes.expect(key);
-            self.remove(&mut shard, Self::id(hash));
-        }
+        keys.iter()
+            .map(|key| {
+                let hash = self.hash(key);
+                let mut shard = self.shard(hash);
+                let n = shard.echoes.expect(key);
+                self.remove(&mut shard, Self::id(hash));
+                n
+            })
+            .collect()
     }
 
     /// Whether a write of a key sharing a coherence slot with the key hashing to `hash` is in
@@ -656,12 +679,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         self.enabled() && self.shard(hash).slots.pending(hash)
     }
 
-    /// An echo of `key` expected by a write will not come (or may not).
-    pub(crate) fn give_back_echo(&self, key: &K) {
-        if !self.enabled() {
+    /// `n` pushes of `key` expected by a write will not come (or may not).
+    pub(crate) fn give_back_echoes(&self, key: &K, n: u32) {
+        if !self.enabled() || n == 0 {
             return;
         }
-        self.shard(self.hash(key)).echoes.give_back(key);
+        self.shard(self.hash(key)).echoes.give_back(key, n);
     }
 
     /// Redis pushed an invalidation of `key`: taken as an expected echo of this process's own
@@ -995,6 +1018,63 @@ mod tests {
         g.finish(vec![(3, 0)], None);
         assert!(l.heard(&3), "an echo no longer expected drops the entry");
         assert_eq!(hit(l.get(&3)), None);
+    }
+
+    #[test]
+    fn a_write_of_a_key_a_redirecting_connection_read_expects_its_push_too() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        // A miss read on a connection that tracks for the shared one (`REDIRECT`).
+        let t = l.read_ticket(l.hash(&1));
+        assert!(!l.fill_redirected(1, None, t));
+        let mut g = WriteGuard::begin(&l, vec![1]);
+        g.expect_echo();
+        assert_eq!(l.echoes_expected(), 2);
+        assert!(
+            !l.heard(&1),
+            "the push for the redirecting connection (before the reply)"
+        );
+        g.finish(vec![(5, 0)], None);
+        assert!(!l.heard(&1), "the write's own echo (after the reply)");
+        assert_eq!(hit(l.get(&1)), Some(5));
+        assert!(l.heard(&1), "the next push is another client's write");
+        assert_eq!(hit(l.get(&1)), None);
+        // A hit read on it, then a write that fails: both pushes given back.
+        let t = l.read_ticket(l.hash(&2));
+        assert!(l.fill_redirected(2, Some((7, 0, None)), t));
+        let mut g = WriteGuard::begin(&l, vec![2]);
+        g.expect_echo();
+        assert_eq!(l.echoes_expected(), 2);
+        drop(g);
+        assert_eq!(l.echoes_expected(), 0);
+    }
+
+    #[test]
+    fn a_redirected_read_is_not_counted_on_once_a_push_may_have_ended_its_tracking() {
+        let l: Local<u32, u32> = Local::new(10, None);
+        // A push overtook the read: it may have been sent before or after Redis ran the read.
+        let t = l.read_ticket(l.hash(&1));
+        assert!(l.heard(&1));
+        assert!(!l.fill_redirected(1, Some((1, 0, None)), t));
+        // A write started while the read was in flight.
+        let t = l.read_ticket(l.hash(&2));
+        let mut g = WriteGuard::begin(&l, vec![2]);
+        assert!(!l.fill_redirected(2, None, t));
+        g.expect_echo();
+        assert_eq!(l.echoes_expected(), 1);
+        drop(g);
+        // Any push of the key ends its tracking, an echo taken included; so does a flush.
+        let t = l.read_ticket(l.hash(&3));
+        l.fill_redirected(3, None, t);
+        assert!(l.heard(&3));
+        let t = l.read_ticket(l.hash(&4));
+        l.fill_redirected(4, None, t);
+        l.forget_echoes();
+        for k in [1, 2, 3, 4] {
+            let mut g = WriteGuard::begin(&l, vec![k]);
+            g.expect_echo();
+            assert_eq!(l.echoes_expected(), 1, "key {k}");
+            drop(g);
+        }
     }
 
     #[test]

@@ -473,12 +473,14 @@ impl Remote {
     /// Runs the read `op` on a synchronous connection of the calling thread, when the shared
     /// connection is up (so its invalidations cover what the read may fill) and the target is
     /// one server. `None`: use [`Remote::run`] (also when the pooled connection turned out to be
-    /// closed).
+    /// closed). With the result: whether that connection tracks what it reads for the shared
+    /// one (`REDIRECT`, key-based tracking), so that a write of a key it read is pushed for it
+    /// too (see `local/coherence.rs`).
     pub(crate) fn run_blocking<T>(
         &self,
         timeout: Duration,
         op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
-    ) -> Option<Result<T, Failure>> {
+    ) -> Option<(Result<T, Failure>, bool)> {
         let reads = self.reads.as_ref()?;
         let (generation, server, client_id) = {
             let st = crate::lock::lock(&self.state);
@@ -493,25 +495,26 @@ impl Remote {
             Tracking::Keys if self.registry.unsupported() => None,
             Tracking::Keys => Some(client_id?),
         };
-        let (result, dropped) = reads.run(
+        let (result, tracked, dropped) = reads.run(
             self.rt,
             (generation, &server, redirect),
             self.connect_timeout(),
             timeout,
             op,
         )?;
-        if dropped && redirect.is_some() {
+        if dropped {
             tracing::warn!(endpoint = %self.endpoint, "a tracked read connection failed; local caches emptied");
             self.lost(generation);
         }
-        match result {
-            Ok(v) => Some(Ok(v)),
-            Err(e) if e.is_timeout() => Some(Err(Failure::Timeout)),
+        let result = match result {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_timeout() => Err(Failure::Timeout),
             // A pooled connection closed under us (the server's idle `timeout`, a kill): the
             // read is harmless to repeat on the shared connection.
-            Err(e) if is_connection_error(&e) => None,
-            Err(e) => Some(Err(Failure::Redis(e))),
-        }
+            Err(e) if is_connection_error(&e) => return None,
+            Err(e) => Err(Failure::Redis(e)),
+        };
+        Some((result, tracked))
     }
 
     /// Runs `op` on the shared connection within `timeout`.
