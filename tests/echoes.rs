@@ -183,13 +183,14 @@ fn own_writes_of_keys_the_blocking_read_connections_read_keep_their_entries() {
     let server = Server::start();
     let c: FlipCache<String, String> = server.cache("echr");
     let mut raw = server.raw();
+    // Written first: broadcasting, its push is heard long before the test reads the key.
+    let _: () = raw.set("echr:held", "old").unwrap();
     read_on_a_redirecting_connection(&c, &mut raw);
     // Cache-aside: a miss (which Redis tracks for the read connection), then the value
     // written. Redis pushes that write twice: for the read connection and for the writer.
     assert_eq!(c.get("aside").unwrap(), None);
     c.set("aside", "computed").unwrap();
     // An update of a key read into the L1 on the read connection.
-    let _: () = raw.set("echr:held", "old").unwrap();
     read_until_held(&c, "held", "old");
     c.set("held", "new").unwrap();
     drain_pushes(&c, &mut raw, "sentinel");
