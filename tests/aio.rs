@@ -51,35 +51,44 @@ async fn every_verb() {
 async fn a_thousand_tasks_on_overlapping_keys_leave_l1_and_redis_agreeing() {
     let server = Server::start();
     let c = server.cache_async::<u64, u64>("atasks").await;
-    let mut tasks = Vec::new();
-    for t in 0..1000u64 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..20u64 {
-                let k = (t * 7 + i * 13) % 32;
-                match (t + i) % 4 {
-                    0 => {
-                        c.delete(&k).await.unwrap();
-                    }
-                    1 => c.set(k, t * 100 + i).await.unwrap(),
-                    _ => {
-                        c.get(&k).await.unwrap();
+    let mut raw = server.raw();
+    // Overlapping writes fill nothing, and the pushes of the last ones may drop what the storm
+    // left: a round can end with an empty L1, which checks nothing. Storms are run until one
+    // leaves entries to compare.
+    let mut compared = 0;
+    for round in 0..5u64 {
+        let mut tasks = Vec::new();
+        for t in 0..1000u64 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20u64 {
+                    let k = (t * 7 + i * 13 + round) % 32;
+                    match (t + i) % 4 {
+                        0 => {
+                            c.delete(&k).await.unwrap();
+                        }
+                        1 => c.set(k, round * 1_000_000 + t * 100 + i).await.unwrap(),
+                        _ => {
+                            c.get(&k).await.unwrap();
+                        }
                     }
                 }
-            }
-        }));
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for k in c.local_keys() {
+            let l = c.get(&k).await.unwrap();
+            let r: Option<u64> = raw.get(format!("atasks:{k}")).unwrap();
+            assert_eq!(l, r, "round {round}, key {k}");
+            compared += 1;
+        }
+        if compared > 0 {
+            break;
+        }
     }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let mut raw = server.raw();
-    let local = c.local_keys();
-    assert!(!local.is_empty());
-    for k in local {
-        let l = c.get(&k).await.unwrap();
-        let r: Option<u64> = raw.get(format!("atasks:{k}")).unwrap();
-        assert_eq!(l, r, "key {k}");
-    }
+    assert!(compared > 0, "no storm left anything in the L1 to compare");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
