@@ -157,27 +157,6 @@ fn refresh_on_get_renews_ttls_without_dropping_hot_entries() {
     assert!(c.local_contains("k"));
 }
 
-/// Has `c`'s blocking reads made on a pooled connection of their own that tracks for the
-/// shared one (key-based tracking: `CLIENT TRACKING ON REDIRECT`), reading `warm` until one
-/// has served a read (it is then in the pool). Broadcasting, such a connection tracks
-/// nothing: no wait.
-fn read_on_a_redirecting_connection(c: &FlipCache<String, String>, raw: &mut redis::Connection) {
-    if support::tracking() != flipcache::Tracking::Keys {
-        return;
-    }
-    eventually(PUSH_WAIT, "a read connection that redirects", || {
-        assert_eq!(c.get("warm").unwrap(), None);
-        let clients: String = redis::cmd("CLIENT").arg("LIST").query(raw).unwrap();
-        // The shared connection shows `redir=0`; one that redirects to it, its id. One that
-        // has served a read last ran a read, not its `CLIENT TRACKING` set-up.
-        clients.lines().any(|l| {
-            let field = |name: &str| l.split(' ').find_map(|f| f.strip_prefix(name));
-            field("redir=").is_some_and(|id| id.parse::<i64>().is_ok_and(|id| id > 0))
-                && field("cmd=").is_some_and(|cmd| !cmd.starts_with("client"))
-        })
-    });
-}
-
 #[test]
 fn own_writes_of_keys_the_blocking_read_connections_read_keep_their_entries() {
     let server = Server::start();
@@ -185,7 +164,7 @@ fn own_writes_of_keys_the_blocking_read_connections_read_keep_their_entries() {
     let mut raw = server.raw();
     // Written first: broadcasting, its push is heard long before the test reads the key.
     let _: () = raw.set("echr:held", "old").unwrap();
-    read_on_a_redirecting_connection(&c, &mut raw);
+    support::redirecting_read_connection(&c, &mut raw, "warm");
     // Cache-aside: a miss (which Redis tracks for the read connection), then the value
     // written. Redis pushes that write twice: for the read connection and for the writer.
     assert_eq!(c.get("aside").unwrap(), None);

@@ -125,6 +125,94 @@ fn a_killed_connection_reconnects_without_stale_reads() {
     assert_eq!(c.get("k").unwrap().as_deref(), Some("newer"));
 }
 
+/// Reads `key` (which holds `value`) until a read fills the L1.
+fn read_until_held(c: &FlipCache<String, String>, key: &str, value: &str) {
+    eventually(Duration::from_secs(5), "a read to fill the L1", || {
+        assert_eq!(c.get(key).unwrap().as_deref(), Some(value));
+        c.local_contains(key)
+    });
+}
+
+/// With key-based tracking, what the blocking front reads on its own connection is tracked by
+/// that connection. Killed alone (the shared connection lives on), Redis forgets what it
+/// tracked without a push: the keep-alive finds it closed and empties the L1, so another
+/// client's write is not hidden. (Broadcasting, the shared connection hears every write: the
+/// same checks hold without a kill.)
+#[test]
+fn a_killed_read_connection_hides_no_write() {
+    let server = Server::start();
+    let c: FlipCache<String, String> = server.cache("rkill");
+    let mut raw = server.raw();
+    let _: () = raw.set("rkill:k", "old").unwrap();
+    let reader = support::redirecting_read_connection(&c, &mut raw, "warm");
+    read_until_held(&c, "k", "old");
+    let flushes = c.stats().flushes;
+    if let Some(id) = reader {
+        let killed: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query(&mut raw)
+            .unwrap();
+        assert_eq!(killed, 1);
+    }
+    let _: () = raw.set("rkill:k", "new").unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the foreign write to be seen",
+        || c.get("k").unwrap().as_deref() == Some("new"),
+    );
+    if reader.is_some() {
+        assert!(c.stats().flushes > flushes, "the L1 was not emptied");
+    }
+}
+
+/// The server's idle `timeout` closes connections idle that long: the keep-alive pings the
+/// blocking front's idle read connections (as it does the shared one) so that those that track
+/// what they read stay up, and their pushes keep coming.
+#[test]
+fn read_connections_outlive_the_servers_idle_timeout() {
+    let server = Server::start();
+    let c: FlipCache<String, String> = server.cache("ridle");
+    let mut raw = server.raw();
+    let _: () = raw.set("ridle:k", "old").unwrap();
+    let reader = support::redirecting_read_connection(&c, &mut raw, "warm");
+    read_until_held(&c, "k", "old");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("timeout")
+        .arg(1)
+        .query(&mut raw)
+        .unwrap();
+    let flushes = c.stats().flushes;
+    std::thread::sleep(Duration::from_millis(3000));
+    // This test's own connection was idle: closed.
+    let mut raw = server.raw();
+    let _: () = raw.set("ridle:k", "new").unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the foreign write to be seen",
+        || c.get("k").unwrap().as_deref() == Some("new"),
+    );
+    assert_eq!(
+        c.stats().flushes,
+        flushes,
+        "a connection was lost to the idle timeout"
+    );
+    if let Some(id) = reader {
+        let alive: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("ID")
+            .arg(id)
+            .query(&mut raw)
+            .unwrap();
+        assert!(
+            alive.contains(&format!("id={id} ")),
+            "the read connection was closed"
+        );
+    }
+}
+
 /// ACL users work (tracking included); a wrong password is a clear error at build time, fast.
 #[test]
 fn acl_users_and_wrong_passwords() {

@@ -18,12 +18,14 @@
 //! RESP3 target gets pushes; a RESP2 one would need Pub/Sub on `__redis__:invalidate`). A
 //! reconnect makes a new shared connection with a new id: the new generation's pooled
 //! connections redirect to it. Redis forgets what a closed connection read, so while its
-//! generation is current a pooled connection is never closed by the pool (no idle cap), and
-//! one that fails is reported, so the caller can treat it as a lost connection. A write of a
+//! generation is current a pooled connection is never closed by the pool (no idle cap), one
+//! that fails is reported, so the caller can treat it as a lost connection, and idle ones are
+//! pinged by the keep-alive ([`BlockingReads::ping_tracked`]): the server's idle `timeout`
+//! does not close them, and one closed anyway (`CLIENT KILL`) is found. A write of a
 //! key such a connection read is pushed for it too: the caller is told which reads were
 //! tracked, so the L1 expects that push (see `local/coherence.rs`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use tokio::runtime::Handle;
 const MAX_IDLE: usize = 16;
 
 /// A pool of synchronous connections to one server.
+#[derive(Clone)]
 pub(crate) struct BlockingReads {
     inner: Arc<Inner>,
 }
@@ -43,6 +46,8 @@ struct Inner {
     idle: Mutex<Vec<Idle>>,
     /// A connection is being made in the background.
     creating: AtomicBool,
+    /// Idle connections out of the pool for a ping (see [`BlockingReads::ping_tracked`]).
+    pinging: AtomicUsize,
 }
 
 /// A pooled connection: its shared-connection generation, and the read/write timeout its
@@ -70,6 +75,7 @@ impl BlockingReads {
                 client,
                 idle: Mutex::new(Vec::new()),
                 creating: AtomicBool::new(false),
+                pinging: AtomicUsize::new(0),
             }),
         }
     }
@@ -97,7 +103,11 @@ impl BlockingReads {
             idle.pop()
         };
         let Some(mut idle) = pooled else {
-            self.grow(rt, at, connect_timeout);
+            // None idle may just mean one is out for a ping: no new one then (tracked ones are
+            // never closed, so each made for nothing would stay).
+            if self.inner.pinging.load(Ordering::Acquire) == 0 {
+                self.grow(rt, at, connect_timeout);
+            }
             return None;
         };
         if idle.timeout != timeout {
@@ -125,6 +135,45 @@ impl BlockingReads {
             self.inner.put(idle);
         }
         Some((result, tracked, dropped))
+    }
+
+    /// Pings each idle connection of `generation` that tracks what it reads, one at a time
+    /// (each is out of the pool only while its ping is in flight), within `timeout`. This keeps
+    /// them from being closed by the server's idle `timeout`, and finds one the server closed
+    /// anyway (`CLIENT KILL`): Redis forgot what it tracked without a push, so the caller must
+    /// treat that as a lost connection. Returns whether every ping was answered.
+    pub(crate) fn ping_tracked(&self, generation: u64, timeout: Duration) -> bool {
+        let count = crate::lock::lock(&self.inner.idle).len();
+        for _ in 0..count {
+            let next = {
+                let mut idle = crate::lock::lock(&self.inner.idle);
+                idle.retain(|i| i.generation == generation);
+                // The least recently used first: it was put back last, at the end.
+                let at = idle.iter().position(|i| i.tracked);
+                at.map(|at| {
+                    self.inner.pinging.fetch_add(1, Ordering::AcqRel);
+                    idle.remove(at)
+                })
+            };
+            let Some(mut conn) = next else {
+                return true;
+            };
+            let answered = conn
+                .conn
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| conn.conn.set_write_timeout(Some(timeout)))
+                .and_then(|()| redis::cmd("PING").query::<String>(&mut conn.conn));
+            conn.timeout = timeout;
+            let alive = answered.is_ok();
+            if alive {
+                self.inner.put(conn);
+            }
+            self.inner.pinging.fetch_sub(1, Ordering::AcqRel);
+            if !alive {
+                return false;
+            }
+        }
+        true
     }
 
     /// Makes one more connection in the background, unless one is on its way.

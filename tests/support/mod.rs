@@ -336,3 +336,44 @@ pub fn drain_pushes<V: FlipValue>(
         !c.local_contains(sentinel)
     });
 }
+
+/// With key-based tracking, has `c`'s blocking reads made on a pooled connection of their own
+/// that tracks for the shared one (`CLIENT TRACKING ON REDIRECT`), reading `warm` (which must
+/// be missing) until one has served a read (it is then idle in the pool), and gives its client
+/// id. Broadcasting, such a connection tracks nothing: `None`, at once.
+#[allow(dead_code)]
+pub fn redirecting_read_connection<V: FlipValue + std::fmt::Debug>(
+    c: &flipcache::FlipCache<String, V>,
+    raw: &mut redis::Connection,
+    warm: &str,
+) -> Option<u64> {
+    if tracking() != flipcache::Tracking::Keys {
+        return None;
+    }
+    let mut found = None;
+    eventually(
+        Duration::from_secs(5),
+        "a read connection that redirects",
+        || {
+            assert!(
+                c.get(warm).expect("get").is_none(),
+                "`{warm}` must be missing"
+            );
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query(raw)
+                .expect("CLIENT LIST");
+            // The shared connection shows `redir=0`; one that redirects to it, its id. One that
+            // has served a read last ran a read, not its `CLIENT TRACKING` set-up.
+            found = clients.lines().find_map(|l| {
+                let field = |name: &str| l.split(' ').find_map(|f| f.strip_prefix(name));
+                let redirects =
+                    field("redir=").is_some_and(|id| id.parse::<i64>().is_ok_and(|id| id > 0));
+                let read = field("cmd=").is_some_and(|cmd| !cmd.starts_with("client"));
+                (redirects && read).then(|| field("id=")?.parse().ok())?
+            });
+            found.is_some()
+        },
+    );
+    found
+}

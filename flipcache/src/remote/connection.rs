@@ -601,6 +601,16 @@ fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
                 r.lost(generation);
                 continue;
             }
+            // The blocking front's idle read connections that track for this one: kept alive,
+            // and one the server closed is a lost connection (what it tracked is forgotten).
+            if let Some(reads) = r.reads.clone().filter(|_| r.mode == Tracking::Keys)
+                && !tokio::task::spawn_blocking(move || reads.ping_tracked(generation, PING_TIMEOUT))
+                    .await
+                    .unwrap_or(true)
+            {
+                tracing::warn!(endpoint = %r.endpoint, "a tracked read connection was closed; local caches emptied");
+                r.lost(generation);
+            }
         }
     });
 }
