@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flipcache::FlipCache;
 use redis::Commands;
-use support::{Server, drain_pushes, eventually};
+use support::{Server, drain_pushes, eventually, read_until_held};
 
 const PUSH_WAIT: Duration = Duration::from_secs(5);
 
@@ -20,15 +20,6 @@ fn renewing(server: &Server, name: &str, ttl: Duration) -> FlipCache<String, Str
         .refresh_expire_time_on_get(true)
         .build()
         .unwrap()
-}
-
-/// Reads `key` (which holds `value`) until a read fills the L1. (When broadcasting, the push of
-/// a foreign write just before may still be on its way and stop the first read's fill.)
-fn read_until_held(c: &FlipCache<String, String>, key: &str, value: &str) {
-    eventually(PUSH_WAIT, "a read to fill the L1", || {
-        assert_eq!(c.get(key).unwrap().as_deref(), Some(value));
-        c.local_contains(key)
-    });
 }
 
 /// Another client writes `value` under `key` of `c`: its push drops the entry, and `c` reads
@@ -160,18 +151,13 @@ fn refresh_on_get_renews_ttls_without_dropping_hot_entries() {
 #[test]
 fn own_writes_of_keys_the_blocking_read_connections_read_keep_their_entries() {
     let server = Server::start();
-    let c: FlipCache<String, String> = server.cache("echr");
-    let mut raw = server.raw();
-    // Written first: broadcasting, its push is heard long before the test reads the key.
-    let _: () = raw.set("echr:held", "old").unwrap();
-    support::redirecting_read_connection(&c, &mut raw, "warm");
+    // A key read into the L1 on the read connection, then updated.
+    let (c, mut raw, _) = support::held_through_a_read_connection(&server, "echr", "held", "old");
+    c.set("held", "new").unwrap();
     // Cache-aside: a miss (which Redis tracks for the read connection), then the value
     // written. Redis pushes that write twice: for the read connection and for the writer.
     assert_eq!(c.get("aside").unwrap(), None);
     c.set("aside", "computed").unwrap();
-    // An update of a key read into the L1 on the read connection.
-    read_until_held(&c, "held", "old");
-    c.set("held", "new").unwrap();
     drain_pushes(&c, &mut raw, "sentinel");
     for (k, v) in [("aside", "computed"), ("held", "new")] {
         let hits = c.stats().local_hits;

@@ -125,14 +125,6 @@ fn a_killed_connection_reconnects_without_stale_reads() {
     assert_eq!(c.get("k").unwrap().as_deref(), Some("newer"));
 }
 
-/// Reads `key` (which holds `value`) until a read fills the L1.
-fn read_until_held(c: &FlipCache<String, String>, key: &str, value: &str) {
-    eventually(Duration::from_secs(5), "a read to fill the L1", || {
-        assert_eq!(c.get(key).unwrap().as_deref(), Some(value));
-        c.local_contains(key)
-    });
-}
-
 /// With key-based tracking, what the blocking front reads on its own connection is tracked by
 /// that connection. Killed alone (the shared connection lives on), Redis forgets what it
 /// tracked without a push: the keep-alive finds it closed and empties the L1, so another
@@ -141,11 +133,8 @@ fn read_until_held(c: &FlipCache<String, String>, key: &str, value: &str) {
 #[test]
 fn a_killed_read_connection_hides_no_write() {
     let server = Server::start();
-    let c: FlipCache<String, String> = server.cache("rkill");
-    let mut raw = server.raw();
-    let _: () = raw.set("rkill:k", "old").unwrap();
-    let reader = support::redirecting_read_connection(&c, &mut raw, "warm");
-    read_until_held(&c, "k", "old");
+    let (c, mut raw, reader) =
+        support::held_through_a_read_connection(&server, "rkill", "k", "old");
     let flushes = c.stats().flushes;
     if let Some(id) = reader {
         let killed: u64 = redis::cmd("CLIENT")
@@ -173,11 +162,8 @@ fn a_killed_read_connection_hides_no_write() {
 #[test]
 fn read_connections_outlive_the_servers_idle_timeout() {
     let server = Server::start();
-    let c: FlipCache<String, String> = server.cache("ridle");
-    let mut raw = server.raw();
-    let _: () = raw.set("ridle:k", "old").unwrap();
-    let reader = support::redirecting_read_connection(&c, &mut raw, "warm");
-    read_until_held(&c, "k", "old");
+    let (c, mut raw, reader) =
+        support::held_through_a_read_connection(&server, "ridle", "k", "old");
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("timeout")

@@ -377,3 +377,41 @@ pub fn redirecting_read_connection<V: FlipValue + std::fmt::Debug>(
     );
     found
 }
+
+/// Reads `key` (which holds `value`) until a read fills the L1. (When broadcasting, the push of
+/// a foreign write just before may still be on its way and stop the first read's fill.)
+#[allow(dead_code)]
+pub fn read_until_held(c: &flipcache::FlipCache<String, String>, key: &str, value: &str) {
+    eventually(Duration::from_secs(5), "a read to fill the L1", || {
+        assert_eq!(c.get(key).expect("get").as_deref(), Some(value));
+        c.local_contains(key)
+    });
+}
+
+/// A cache `name` of `server` holding `key` (set to `value` by another client first), read
+/// into its L1 on a blocking read connection of its own: with the other client's connection
+/// and that read connection's client id (key-based tracking; see
+/// [`redirecting_read_connection`]).
+#[allow(dead_code)]
+pub fn held_through_a_read_connection(
+    server: &Server,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> (
+    flipcache::FlipCache<String, String>,
+    redis::Connection,
+    Option<u64>,
+) {
+    let c = server.cache(name);
+    let mut raw = server.raw();
+    // Written first: broadcasting, its push is heard long before the key is read.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{name}:{key}"))
+        .arg(value)
+        .query(&mut raw)
+        .expect("SET");
+    let reader = redirecting_read_connection(&c, &mut raw, "warm");
+    read_until_held(&c, key, value);
+    (c, raw, reader)
+}
