@@ -32,16 +32,7 @@ fn memo_miss(n: u64) -> u64 {
 }
 
 fn hits(c: &mut Criterion, server: &support::Server) {
-    let cache: FlipCache<u64, u64> = FlipCache::builder("bench_loader_hit")
-        .local_max(KEYS as usize)
-        .redis_url(&server.url())
-        .build()
-        .unwrap();
-    cache.set_many((0..KEYS).map(|i| (i, i))).unwrap();
-    for i in 0..KEYS {
-        assert_eq!(cache.get(&i).unwrap(), Some(i));
-        assert!(cache.local_contains(&i), "the bench must measure L1 hits");
-    }
+    let cache = support::filled(server, "bench_loader_hit", KEYS);
     let moka = moka::sync::Cache::<u64, u64>::new(KEYS);
     for i in 0..KEYS {
         moka.insert(i, i);

@@ -22,17 +22,7 @@ use flipcache::FlipCache;
 const KEYS: u64 = 1000;
 
 fn filled(server: &support::Server, name: &str) -> FlipCache<u64, u64> {
-    let cache: FlipCache<u64, u64> = FlipCache::builder(name)
-        .local_max(KEYS as usize)
-        .redis_url(&server.url())
-        .build()
-        .unwrap();
-    cache.set_many((0..KEYS).map(|i| (i, i))).unwrap();
-    for i in 0..KEYS {
-        assert_eq!(cache.get(&i).unwrap(), Some(i));
-        assert!(cache.local_contains(&i), "the bench must measure L1 hits");
-    }
-    cache
+    support::filled(server, name, KEYS)
 }
 
 fn hit(

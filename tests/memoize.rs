@@ -35,57 +35,9 @@ fn bump(c: &AtomicUsize) {
 
 // ---- log capture -------------------------------------------------------------------------
 
-/// Records every `info`/`warn`/`error` event's fields, so tests can count them per cache.
-mod logs {
-    use std::sync::{Mutex, Once};
-
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Level, Metadata, Subscriber};
-
-    use crate::support::Fields;
-
-    static EVENTS: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
-
-    struct Capture;
-
-    impl Subscriber for Capture {
-        fn enabled(&self, meta: &Metadata<'_>) -> bool {
-            *meta.level() <= Level::INFO
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            EVENTS
-                .lock()
-                .unwrap()
-                .push((*event.metadata().level(), fields.0));
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
-
-    pub fn install() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            tracing::subscriber::set_global_default(Capture).expect("one subscriber");
-        });
-    }
-
-    /// How many events at `level` name the cache `name`.
-    pub fn count(level: Level, name: &str) -> usize {
-        let needle = format!("cache={name} ");
-        EVENTS
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(l, text)| *l == level && text.contains(&needle))
-            .count()
-    }
+/// How many events at `level` name the cache `name` (see `support::capture`).
+fn logged(level: Level, name: &str) -> usize {
+    support::capture::events(level, &[&format!("cache={name} ")])
 }
 
 use tracing::Level;
@@ -491,7 +443,7 @@ fn until_stored(server: &Server, prefix: &str, f: impl Fn(u64) -> u64) -> u64 {
 
 #[test]
 fn a_stopped_redis_never_breaks_the_function_and_is_used_again_when_back() {
-    logs::install();
+    support::capture::install();
     let mut server = serve(&DOWN_URL);
     assert_eq!(plus_one(1), 2);
     assert_eq!(plus_one(1), 2);
@@ -508,20 +460,20 @@ fn a_stopped_redis_never_breaks_the_function_and_is_used_again_when_back() {
     }
     assert_eq!(runs(&DOWN_RUNS), 9);
     assert_eq!(
-        logs::count(Level::WARN, "t_down"),
+        logged(Level::WARN, "t_down"),
         1,
         "one warning, not one per call"
     );
-    assert_eq!(logs::count(Level::INFO, "t_down"), 0);
+    assert_eq!(logged(Level::INFO, "t_down"), 0);
 
     server.restart();
     until_stored(&server, "t_down", plus_one);
     assert_eq!(
-        logs::count(Level::INFO, "t_down"),
+        logged(Level::INFO, "t_down"),
         1,
         "one info when Redis is back"
     );
-    assert_eq!(logs::count(Level::WARN, "t_down"), 1);
+    assert_eq!(logged(Level::WARN, "t_down"), 1);
     let mut raw = server.raw();
     plus_one(5_000);
     assert!(raw.exists::<_, bool>("t_down:5000").unwrap());
@@ -538,21 +490,21 @@ fn late(n: u64) -> u64 {
 
 #[test]
 fn redis_down_at_the_first_call_still_keeps_results_locally_and_connects_later() {
-    logs::install();
+    support::capture::install();
     let mut server = serve(&LATE_URL);
     server.stop();
     assert_eq!(late(1), 10);
     assert_eq!(late(1), 10);
     // The cache is built without Redis (lazy connect): the result was kept in the L1.
     assert_eq!(runs(&LATE_RUNS), 1);
-    assert_eq!(logs::count(Level::WARN, "t_late"), 1);
+    assert_eq!(logged(Level::WARN, "t_late"), 1);
     let cache = late_cache().expect("built without Redis");
     assert!(cache.local_contains(&1));
     assert!(late_invalidate(1).is_err(), "Redis is still down");
 
     server.restart();
     let k = until_stored(&server, "t_late", late);
-    assert_eq!(logs::count(Level::INFO, "t_late"), 1);
+    assert_eq!(logged(Level::INFO, "t_late"), 1);
     let before = runs(&LATE_RUNS);
     assert_eq!(late(k), k * 10);
     assert_eq!(runs(&LATE_RUNS), before);
@@ -569,7 +521,7 @@ fn cube(n: u64) -> u64 {
 
 #[test]
 fn a_slow_redis_is_skipped_after_the_timeout() {
-    logs::install();
+    support::capture::install();
     let server = serve(&SLOW_REDIS_URL);
     assert_eq!(cube(2), 8);
     let mut raw = server.raw();
@@ -588,7 +540,7 @@ fn a_slow_redis_is_skipped_after_the_timeout() {
         took < Duration::from_millis(650),
         "the call waited for Redis: {took:?}"
     );
-    assert_eq!(logs::count(Level::WARN, "t_slow_redis"), 1);
+    assert_eq!(logged(Level::WARN, "t_slow_redis"), 1);
     assert_eq!(cube(3), 27);
     assert_eq!(runs(&SLOW_REDIS_RUNS), 2);
 }
@@ -604,7 +556,7 @@ fn square_of(n: u64) -> u64 {
 
 #[test]
 fn a_value_that_does_not_decode_is_recomputed_and_replaced() {
-    logs::install();
+    support::capture::install();
     let server = serve(&BAD_URL);
     let mut raw = server.raw();
     let _: () = raw.set("t_bad:5", "not a number").unwrap();
@@ -612,14 +564,10 @@ fn a_value_that_does_not_decode_is_recomputed_and_replaced() {
     assert_eq!(runs(&BAD_RUNS), 1);
     let stored: String = raw.get("t_bad:5").unwrap();
     assert_eq!(stored, "25");
-    assert_eq!(logs::count(Level::WARN, "t_bad"), 1);
+    assert_eq!(logged(Level::WARN, "t_bad"), 1);
     let _: () = raw.set("t_bad:6", "garbage").unwrap();
     assert_eq!(square_of(6), 36);
-    assert_eq!(
-        logs::count(Level::WARN, "t_bad"),
-        1,
-        "warned once per function"
-    );
+    assert_eq!(logged(Level::WARN, "t_bad"), 1, "warned once per function");
 }
 
 // ---- companions, methods, JSON -----------------------------------------------------------

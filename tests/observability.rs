@@ -5,80 +5,12 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use flipcache::FlipCache;
-use support::{Fields, Server, eventually};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
-
-/// A span as created: its name and fields (`name=value `).
-static SPANS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-/// An event: its level and fields, the message included (`message=... `).
-static EVENTS: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
-
-struct Capture {
-    next: AtomicU64,
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        *meta.level() <= Level::INFO
-    }
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let mut fields = Fields(String::new());
-        span.record(&mut fields);
-        SPANS
-            .lock()
-            .unwrap()
-            .push((span.metadata().name().to_owned(), fields.0));
-        Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed))
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        EVENTS
-            .lock()
-            .unwrap()
-            .push((*event.metadata().level(), fields.0));
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
-
-fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        tracing::subscriber::set_global_default(Capture {
-            next: AtomicU64::new(1),
-        })
-        .expect("one subscriber");
-    });
-}
-
-/// Spans named `name` whose fields contain every one of `fields`.
-fn spans(name: &str, fields: &[&str]) -> usize {
-    SPANS
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(n, f)| n == name && fields.iter().all(|x| f.contains(x)))
-        .count()
-}
-
-/// Events at `level` whose fields contain every one of `fields`.
-fn events(level: Level, fields: &[&str]) -> usize {
-    EVENTS
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(l, f)| *l == level && fields.iter().all(|x| f.contains(x)))
-        .count()
-}
+use support::capture::{EVENTS, SPANS, events, install, spans};
+use support::{Server, eventually};
+use tracing::Level;
 
 #[test]
 fn a_span_per_round_trip_and_per_load_and_none_per_hit() {

@@ -433,15 +433,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     fn read_fill(&self, keys: &[K]) -> (ReadMode, Fill<'_, K, V>) {
         let mode = self.read_mode();
         let hashes: Vec<u64> = keys.iter().map(|k| self.local.hash(k)).collect();
-        let tickets = |local: &Local<K, V>| hashes.iter().map(|&h| local.read_ticket(h)).collect();
+        let plain = || Fill::Read {
+            local: &self.local,
+            tickets: hashes.iter().map(|&h| self.local.read_ticket(h)).collect(),
+            redirected: false,
+        };
         if !(matches!(mode, ReadMode::Refresh(_)) && self.retrack()) {
-            return (mode, Fill::Read(&self.local, tickets(&self.local)));
+            return (mode, plain());
         }
         if hashes.iter().any(|&h| self.local.write_pending(h)) {
-            return (
-                ReadMode::WithTtl,
-                Fill::Read(&self.local, tickets(&self.local)),
-            );
+            return (ReadMode::WithTtl, plain());
         }
         (
             mode,
@@ -511,10 +512,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             return block_on(self.rt(), self.read(key, markers));
         };
         let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
-        let fill = if redirected {
-            Fill::Redirected(&self.local, tickets)
-        } else {
-            Fill::Read(&self.local, tickets)
+        let fill = Fill::Read {
+            local: &self.local,
+            tickets,
+            redirected,
         };
         self.landed(key, &rkey, fill, start, fetched)
     }

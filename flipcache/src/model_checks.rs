@@ -215,7 +215,7 @@ fn redirected_read(l: &Local<u64, u64>, redis: &Mutex<Tracked>) {
         r.r = true;
         r.value
     };
-    l.fill_redirected(7, Some((v, 8, None)), t);
+    l.fill_read(7, Some((v, 8, None)), t, true);
 }
 
 /// The shared connection's reader: handles the pushes in order until `done` (every writer

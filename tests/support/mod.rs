@@ -7,22 +7,8 @@ use std::time::{Duration, Instant};
 use flipcache::{FlipKey, FlipValue};
 use redis_test::server::RedisServer;
 
+pub mod capture;
 pub mod stampede;
-
-/// A `tracing` visitor that writes every field as `name=value ` (what the tests that capture
-/// logs and spans look for).
-pub struct Fields(pub String);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        use std::fmt::Write;
-        let _ = write!(self.0, "{}={:?} ", field.name(), value);
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        use std::fmt::Write;
-        let _ = write!(self.0, "{}={} ", field.name(), value);
-    }
-}
 
 /// A private Redis for one test.
 pub struct Server {
@@ -414,4 +400,20 @@ pub fn held_through_a_read_connection(
     let reader = redirecting_read_connection(&c, &mut raw, "warm");
     read_until_held(&c, key, value);
     (c, raw, reader)
+}
+
+/// A cache `name` of `server` whose L1 holds keys `0..keys` (each its own value), checked: for
+/// benchmarks of L1 hits.
+pub fn filled(server: &Server, name: &str, keys: u64) -> flipcache::FlipCache<u64, u64> {
+    let cache: flipcache::FlipCache<u64, u64> = flipcache::FlipCache::builder(name)
+        .local_max(keys as usize)
+        .redis_url(&server.url())
+        .build()
+        .expect("build");
+    cache.set_many((0..keys).map(|i| (i, i))).expect("set_many");
+    for i in 0..keys {
+        assert_eq!(cache.get(&i).expect("get"), Some(i));
+        assert!(cache.local_contains(&i), "the bench must measure L1 hits");
+    }
+    cache
 }

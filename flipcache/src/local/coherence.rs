@@ -350,10 +350,13 @@ pub(crate) type Found<V> = Option<(V, usize, Option<Instant>)>;
 /// expected.
 pub(crate) enum Fill<'a, K: Hash + Eq + Clone, V: Clone> {
     /// A plain read (`GET`, `PTTL`), a ticket per key.
-    Read(&'a Local<K, V>, Vec<Ticket>),
-    /// A plain read on a connection that tracks what it reads for the shared one
-    /// (`REDIRECT`), a ticket per key: a write of a key it read is pushed for it too.
-    Redirected(&'a Local<K, V>, Vec<Ticket>),
+    Read {
+        local: &'a Local<K, V>,
+        tickets: Vec<Ticket>,
+        /// Made on a connection that tracks what it reads for the shared one (`REDIRECT`): a
+        /// write of a key it read is pushed for it too (see [`Local::fill_read`]).
+        redirected: bool,
+    },
     /// A read that writes (`GETEX`).
     Write(WriteGuard<'a, K, V>),
 }
@@ -371,16 +374,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Fill<'_, K, V> {
     /// order; `None`: missing), unless something moved since.
     pub(crate) fn fill(self, keys: &[K], found: Vec<Found<V>>) {
         match self {
-            Fill::Read(local, tickets) => {
+            Fill::Read {
+                local,
+                tickets,
+                redirected,
+            } => {
                 for ((key, ticket), found) in keys.iter().zip(tickets).zip(found) {
-                    if let Some((value, len, deadline)) = found {
-                        local.fill_sized(key.clone(), value, deadline, len, ticket);
-                    }
-                }
-            }
-            Fill::Redirected(local, tickets) => {
-                for ((key, ticket), found) in keys.iter().zip(tickets).zip(found) {
-                    local.fill_redirected(key.clone(), found, ticket);
+                    local.fill_read(key.clone(), found, ticket, redirected);
                 }
             }
             Fill::Write(guard) => guard.finish_some(found),

@@ -468,17 +468,20 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         encoded_len: usize,
         ticket: Ticket,
     ) -> bool {
-        self.fill_found(key, Some((value, encoded_len, deadline)), ticket, false)
+        self.fill_read(key, Some((value, encoded_len, deadline)), ticket, false)
     }
 
-    /// [`Local::fill_sized`] for a read made on a connection that tracks what it reads for
-    /// the shared one (`REDIRECT`): found or not, the key is remembered as tracked by it
-    /// when nothing moved since the ticket (see `Echoes::mark`).
-    pub(crate) fn fill_redirected(&self, key: K, found: Found<V>, ticket: Ticket) -> bool {
-        self.fill_found(key, found, ticket, true)
-    }
-
-    fn fill_found(&self, key: K, found: Found<V>, ticket: Ticket, redirected: bool) -> bool {
+    /// Fills the L1 with what a read under `ticket` found (`None`: missing, nothing to fill),
+    /// unless something moved since. `redirected`: the read was made on a connection that
+    /// tracks what it reads for the shared one (`REDIRECT`); found or not, the key is then
+    /// remembered as tracked by it (see `Echoes::mark`). Returns whether an entry went in.
+    pub(crate) fn fill_read(
+        &self,
+        key: K,
+        found: Found<V>,
+        ticket: Ticket,
+        redirected: bool,
+    ) -> bool {
         if !self.enabled() {
             return false;
         }
@@ -1025,7 +1028,7 @@ mod tests {
         let l: Local<u32, u32> = Local::new(10, None);
         // A miss read on a connection that tracks for the shared one (`REDIRECT`).
         let t = l.read_ticket(l.hash(&1));
-        assert!(!l.fill_redirected(1, None, t));
+        assert!(!l.fill_read(1, None, t, true));
         let mut g = WriteGuard::begin(&l, vec![1]);
         g.expect_echo();
         assert_eq!(l.echoes_expected(), 2);
@@ -1040,7 +1043,7 @@ mod tests {
         assert_eq!(hit(l.get(&1)), None);
         // A hit read on it, then a write that fails: both pushes given back.
         let t = l.read_ticket(l.hash(&2));
-        assert!(l.fill_redirected(2, Some((7, 0, None)), t));
+        assert!(l.fill_read(2, Some((7, 0, None)), t, true));
         let mut g = WriteGuard::begin(&l, vec![2]);
         g.expect_echo();
         assert_eq!(l.echoes_expected(), 2);
@@ -1054,20 +1057,20 @@ mod tests {
         // A push overtook the read: it may have been sent before or after Redis ran the read.
         let t = l.read_ticket(l.hash(&1));
         assert!(l.heard(&1));
-        assert!(!l.fill_redirected(1, Some((1, 0, None)), t));
+        assert!(!l.fill_read(1, Some((1, 0, None)), t, true));
         // A write started while the read was in flight.
         let t = l.read_ticket(l.hash(&2));
         let mut g = WriteGuard::begin(&l, vec![2]);
-        assert!(!l.fill_redirected(2, None, t));
+        assert!(!l.fill_read(2, None, t, true));
         g.expect_echo();
         assert_eq!(l.echoes_expected(), 1);
         drop(g);
         // Any push of the key ends its tracking, an echo taken included; so does a flush.
         let t = l.read_ticket(l.hash(&3));
-        l.fill_redirected(3, None, t);
+        l.fill_read(3, None, t, true);
         assert!(l.heard(&3));
         let t = l.read_ticket(l.hash(&4));
-        l.fill_redirected(4, None, t);
+        l.fill_read(4, None, t, true);
         l.forget_echoes();
         for k in [1, 2, 3, 4] {
             let mut g = WriteGuard::begin(&l, vec![k]);
