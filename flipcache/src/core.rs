@@ -16,14 +16,15 @@ use crate::codec::ValueCodec;
 use crate::error::{Error, Result};
 use crate::event::{Event, Listener};
 use crate::instrument::Observe;
-use crate::key::{FlipKey, absent_key, escape_glob, redis_key};
+use crate::key::{ABSENT, FlipKey, absent_key, cleared_key, escape_glob, redis_key, trace_key};
 use crate::load::Loaded;
 use crate::load::flight::Flights;
 use crate::load::health::Health;
 use crate::load::lease::{Claim, Leases};
 use crate::local::{Fill, Found, Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
 use crate::lock::lock;
-use crate::remote::{self, Failure, Fetched, ReadMode, Remote};
+use crate::remote::fill::{Cond, Seen, TraceKeys};
+use crate::remote::{self, Also, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
 use crate::stats::{Counters, ErrorKind, Stats};
 use crate::tracking::Sink;
@@ -271,6 +272,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         redis_key(&self.prefix, key)
     }
 
+    /// The trace keys a load's read of `rkey` notes (see `remote/fill.rs`).
+    fn trace_keys(&self, rkey: &str) -> TraceKeys {
+        let slot = self
+            .remote
+            .is_cluster()
+            .then(|| crate::slot::slot(rkey.as_bytes()));
+        TraceKeys {
+            trace: trace_key(rkey),
+            cleared: cleared_key(&self.name, slot),
+        }
+    }
+
     pub(crate) fn id(&self) -> u64 {
         self.id.get().copied().unwrap_or(u64::MAX)
     }
@@ -453,19 +466,58 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// A read that missed the L1: one round trip (value, TTL and, when `markers`, the absence
     /// marker), then an epoch-guarded fill.
     pub(crate) async fn read(&self, key: &K, markers: bool) -> Result<Stored<V>> {
+        self.read_seen(key, markers, false).await.map(|(s, _)| s)
+    }
+
+    /// [`Core::read`] that, when `traced` (a load's read), also notes what its fill will
+    /// compare with (see `remote/fill.rs`), in the same round trip.
+    pub(crate) async fn read_seen(
+        &self,
+        key: &K,
+        markers: bool,
+        traced: bool,
+    ) -> Result<(Stored<V>, Option<Seen>)> {
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
+        let traces = traced.then(|| self.trace_keys(&rkey));
         let (mode, mut fill) = self.read_fill(std::slice::from_ref(key));
         let start = Instant::now();
         let fetched = self
             .round_trip("get", Some(&rkey), |c| {
                 let retrack = self.retrack();
                 fill.sending(retrack);
-                remote::get(c, &rkey, mode, marker.as_deref(), retrack)
+                let also = Also {
+                    marker: marker.as_deref(),
+                    traces: traces.as_ref(),
+                };
+                remote::get(c, &rkey, mode, also, retrack)
             })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
-        self.landed(key, &rkey, fill, start, fetched)
+        let seen = seen_of(traces, &fetched, start);
+        Ok((self.landed(key, &rkey, fill, start, fetched)?, seen))
+    }
+
+    /// What a load's read of `key` notes, read on its own (a background refresh of a value
+    /// served from the L1, which made no read): one round trip, nothing counted or filled.
+    pub(crate) async fn snapshot(&self, key: &K) -> Result<Seen> {
+        let rkey = redis_key(&self.prefix, key);
+        let traces = self.trace_keys(&rkey);
+        let start = Instant::now();
+        let fetched = self
+            .round_trip("get", Some(&rkey), |c| {
+                let also = Also {
+                    marker: None,
+                    traces: Some(&traces),
+                };
+                remote::get(c, &rkey, ReadMode::Plain, also, false)
+            })
+            .await
+            .map_err(|f| self.fail(Some(&rkey), f))?;
+        seen_of(Some(traces), &fetched, start).ok_or_else(|| Error::Config {
+            cache: self.name.clone(),
+            message: format!("a read of `{rkey}` returned no write trace"),
+        })
     }
 
     /// [`Core::read`] that also tries to take the key's lease first (`distributed_lock`, see
@@ -485,31 +537,45 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .round_trip("lease", Some(&rkey), |c| {
                 let retrack = self.retrack();
                 fill.sending(retrack);
-                remote::take_lease_and_get(c, claim.on(), &rkey, mode, marker.as_deref(), retrack)
+                let also = Also {
+                    marker: marker.as_deref(),
+                    traces: None,
+                };
+                remote::take_lease_and_get(c, claim.on(), &rkey, mode, also, retrack)
             })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
         Ok((taken, self.landed(key, &rkey, fill, start, fetched)))
     }
 
-    /// [`Core::read`] for the blocking front: the round trip is made from the calling thread
-    /// on a connection of its own when that is possible (see `blocking_reads`), which spares
-    /// two thread hand-offs; otherwise through the shared connection.
-    pub(crate) fn read_blocking(&self, key: &K, markers: bool) -> Result<Stored<V>> {
+    /// [`Core::read_seen`] for the blocking front: the round trip is made from the calling
+    /// thread on a connection of its own when that is possible (see `blocking_reads`), which
+    /// spares two thread hand-offs; otherwise through the shared connection.
+    pub(crate) fn read_blocking(
+        &self,
+        key: &K,
+        markers: bool,
+        traced: bool,
+    ) -> Result<(Stored<V>, Option<Seen>)> {
         let mode = self.read_mode();
         if matches!(mode, ReadMode::Refresh(_)) {
             // GETEX changes the key: it goes through the shared connection, which tracks it and
             // hears its echo (see `Core::read_fill`).
-            return block_on(self.rt(), self.read(key, markers));
+            return block_on(self.rt(), self.read_seen(key, markers, traced));
         }
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
+        let traces = traced.then(|| self.trace_keys(&rkey));
         let tickets = vec![self.local.read_ticket(self.local.hash(key))];
         let start = Instant::now();
+        let also = Also {
+            marker: marker.as_deref(),
+            traces: traces.as_ref(),
+        };
         let Some((fetched, redirected)) = self.round_trip_blocking("get", Some(&rkey), |c| {
-            remote::get_blocking(c, self.timeout, &rkey, mode, marker.as_deref())
+            remote::get_blocking(c, self.timeout, &rkey, mode, also)
         }) else {
-            return block_on(self.rt(), self.read(key, markers));
+            return block_on(self.rt(), self.read_seen(key, markers, traced));
         };
         let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
         let fill = Fill::Read {
@@ -517,7 +583,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             tickets,
             redirected,
         };
-        self.landed(key, &rkey, fill, start, fetched)
+        let seen = seen_of(traces, &fetched, start);
+        Ok((self.landed(key, &rkey, fill, start, fetched)?, seen))
     }
 
     /// What a read brought back (the L1 filled by `fill` if nothing moved since).
@@ -613,7 +680,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     /// [`Core::fetch`] for the blocking front.
     pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
-        let read = self.read_blocking(&key, false);
+        let read = self.read_blocking(&key, false, false).map(|(s, _)| s);
         match self.answer(&key, read)? {
             Some(v) => Ok(Some(v)),
             None if self.default.is_none() => Ok(None),
@@ -670,6 +737,48 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         only_new: bool,
         tags: &[String],
     ) -> Result<bool> {
+        self.write_with(key, value, ttl, only_new, tags, None).await
+    }
+
+    /// A load's fill of `key`: [`Core::write_tagged`], if nothing wrote the key since the
+    /// read that noted `seen` (see `remote/fill.rs`). Says whether it was stored; a skipped
+    /// fill is counted, and leaves the L1 to what Redis holds.
+    pub(crate) async fn fill(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        tags: &[String],
+        seen: &Seen,
+    ) -> Result<bool> {
+        let stored = if seen.too_old() {
+            false
+        } else {
+            self.write_with(key.clone(), value, ttl, false, tags, Some(seen))
+                .await?
+        };
+        if !stored {
+            self.skipped(&key);
+        }
+        Ok(stored)
+    }
+
+    /// A fill that found the key written since its read: counted, logged, and the L1 entry
+    /// left to the next read.
+    fn skipped(&self, key: &K) {
+        Counters::bump(&self.counters.fills_skipped);
+        tracing::debug!(cache = %self.name, key = %self.rkey(key), "a load's fill was skipped: the key was written since the load read it");
+    }
+
+    async fn write_with(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        only_new: bool,
+        tags: &[String],
+        seen: Option<&Seen>,
+    ) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
         let bytes = self.encode(&rkey, &value)?;
         let marker = self.marker(&rkey, true);
@@ -683,13 +792,22 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 // echoes the write, see `local/coherence.rs`).
                 let retrack = self.retrack();
                 guard.sending(retrack);
+                let cond = seen.map(|seen| Cond {
+                    seen,
+                    marker: marker.as_deref(),
+                });
                 let write = remote::Write {
                     key: &rkey,
                     value: &bytes,
                     ttl,
                     only_new,
-                    clear: marker.as_deref(),
+                    clear: if cond.is_some() {
+                        None
+                    } else {
+                        marker.as_deref()
+                    },
                     retrack,
+                    cond,
                 };
                 let indexes = &indexes;
                 async move {
@@ -708,7 +826,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 guard.finish(vec![(value, bytes.len())], ttl.map(|t| start + t));
                 Ok(true)
             }
-            // Not written (NX): the key holds someone else's value; the guard drops ours.
+            // Not written (NX, or a fill that found the key written since its read): the key
+            // holds someone else's value; the guard drops ours.
             Ok(false) => Ok(false),
             Err(f) => {
                 drop(guard);
@@ -737,18 +856,29 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .map(drop)
     }
 
-    /// Remembers in Redis that the loader found nothing for `key` (`cache_absent`).
-    pub(crate) async fn write_absent(&self, key: &K) -> Result<()> {
+    /// Remembers in Redis that the loader found nothing for `key` (`cache_absent`), if
+    /// nothing wrote the key since the read that noted `seen`; says whether it did.
+    pub(crate) async fn write_absent(&self, key: &K, seen: &Seen) -> Result<bool> {
         let Some(ttl) = self.absent_ttl else {
-            return Ok(());
+            return Ok(false);
         };
         let rkey = redis_key(&self.prefix, key);
         let marker = absent_key(&rkey);
-        self.round_trip("set_absent", Some(&rkey), |c| {
-            remote::set_absent(c, &marker, ttl)
-        })
-        .await
-        .map_err(|f| self.fail(Some(&rkey), f))
+        let written = !seen.too_old()
+            && self
+                .round_trip("set_absent", Some(&rkey), |c| {
+                    let cond = Cond {
+                        seen,
+                        marker: Some(&marker),
+                    };
+                    remote::fill::fill_absent(c, &rkey, cond, ttl)
+                })
+                .await
+                .map_err(|f| self.fail(Some(&rkey), f))?;
+        if !written {
+            self.skipped(key);
+        }
+        Ok(written)
     }
 
     /// The remaining TTL of `key` in Redis (`None`: no such key, or no TTL).
@@ -764,9 +894,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let rkey = redis_key(&self.prefix, &key);
         let marker = self.marker(&rkey, true);
         let guard = WriteGuard::begin(&self.local, vec![key]);
+        // A trace even when the key is absent: a load of it in flight must not fill it after
+        // this delete (see `remote/fill.rs`).
+        let token = remote::fill::token();
         let result = self
             .round_trip("del", Some(&rkey), |c| {
-                remote::del_with(c, &rkey, marker.as_deref())
+                remote::fill::delete(c, &rkey, &token, marker.as_deref())
             })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
@@ -936,6 +1069,21 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     pub(crate) async fn clear(&self) -> Result<usize> {
+        // The clear traces first: a load that read before them does not fill after them, and
+        // whatever filled before them is listed below (see `remote/fill.rs`).
+        let traces: Vec<String> = if self.remote.is_cluster() {
+            (0..crate::slot::SLOTS)
+                .map(|s| cleared_key(&self.name, Some(s)))
+                .collect()
+        } else {
+            vec![cleared_key(&self.name, None)]
+        };
+        let token = remote::fill::token();
+        self.round_trip("set", None, |c| {
+            remote::fill::set_cleared(c, &traces, &token)
+        })
+        .await
+        .map_err(|f| self.fail(None, f))?;
         let keys: Vec<Vec<u8>> = self
             .own_keys()
             .await?
@@ -956,22 +1104,21 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     /// Deletes this cache's absence markers (not those of caches nested in its name).
     async fn clear_absences(&self) -> Result<()> {
-        let marker_prefix = absent_key(&self.prefix);
-        let pattern = format!("{}*", escape_glob(&marker_prefix));
+        // `__flipcache__:absent:{tag}{name}:{key}`: the tag first, then this cache's prefix.
+        let pattern = format!("{}{{*}}{}*", escape_glob(ABSENT), escape_glob(&self.prefix));
         let raw = self
             .round_trip("scan", None, |c| remote::scan(c, &pattern))
             .await
             .map_err(|f| self.fail(None, f))?;
-        let nested: Vec<String> = self
-            .remote
-            .registry
-            .nested_prefixes(&self.prefix)
-            .iter()
-            .map(|n| absent_key(n))
-            .collect();
+        let nested = self.remote.registry.nested_prefixes(&self.prefix);
         let markers: Vec<Vec<u8>> = raw
             .into_iter()
-            .filter(|k| !nested.iter().any(|n| k.starts_with(n.as_bytes())))
+            .filter(|k| {
+                crate::slot::untagged(ABSENT.as_bytes(), k).is_some_and(|rkey| {
+                    rkey.starts_with(self.prefix.as_bytes())
+                        && !nested.iter().any(|n| rkey.starts_with(n.as_bytes()))
+                })
+            })
             .collect();
         self.round_trip("unlink", None, |c| remote::unlink(c, &markers))
             .await
@@ -1248,6 +1395,19 @@ impl<K, V> Drop for Core<K, V> {
             self.remote.registry.leave(*id);
         }
     }
+}
+
+/// What a load's read noted (`traces` asked for), from its reply.
+fn seen_of(traces: Option<TraceKeys>, fetched: &Fetched, at: Instant) -> Option<Seen> {
+    let keys = traces?;
+    let [trace, cleared] = fetched.traces.clone()?;
+    Some(Seen {
+        keys,
+        value: fetched.value.clone(),
+        trace,
+        cleared,
+        at,
+    })
 }
 
 /// A random duration in `0..max` (write jitter).

@@ -121,13 +121,43 @@ pub(crate) fn redis_key<K: FlipKey>(prefix: &str, key: &K) -> String {
 /// FlipCache readers, `len`, `keys` and `clear` never see these keys.
 pub(crate) const RESERVED: &str = "__flipcache__";
 
-/// The absence marker of the value key `rkey` (`cache_absent`).
+/// The namespace of absence markers (`cache_absent`).
+pub(crate) const ABSENT: &str = "__flipcache__:absent:";
+
+/// The absence marker of the value key `rkey` (`cache_absent`):
+/// `__flipcache__:absent:{tag}{rkey}`, in `rkey`'s hash slot (see `slot.rs`), so a load's
+/// conditional fill can check the value and write the marker in one script on a cluster too.
 pub(crate) fn absent_key(rkey: &str) -> String {
-    let mut out = String::with_capacity(RESERVED.len() + 8 + rkey.len());
-    out.push_str(RESERVED);
-    out.push_str(":absent:");
-    out.push_str(rkey);
-    out
+    crate::slot::same_slot(ABSENT, rkey)
+}
+
+/// The namespace of write traces (see [`trace_key`]).
+pub(crate) const TRACE: &str = "__flipcache__:w:";
+
+/// The write trace of the value key `rkey`: `__flipcache__:w:{tag}{rkey}`, in `rkey`'s hash
+/// slot. A `delete` sets it to a fresh token (for [`TRACE_TTL`]) before deleting the key, so a
+/// load that read the key before the delete sees, when it fills, that the key was written
+/// since, even if the key was absent all along (see `remote/fill.rs`).
+pub(crate) fn trace_key(rkey: &str) -> String {
+    crate::slot::same_slot(TRACE, rkey)
+}
+
+/// How long a write trace (and a `clear` trace) lives. A load whose read found no value and
+/// whose fill comes later than this cannot tell whether a trace came and went meanwhile: its
+/// fill is skipped (see `remote/fill.rs`).
+pub(crate) const TRACE_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The namespace of `clear` traces.
+pub(crate) const CLEARED: &str = "__flipcache__:cleared:";
+
+/// The `clear` trace of cache `name` that a fill of a key in hash slot `slot` checks: one key
+/// per cache on one server (`slot` is `None`), one per slot and cache on a cluster
+/// (`__flipcache__:cleared:{tag}{name}`).
+pub(crate) fn cleared_key(name: &str, slot: Option<u16>) -> String {
+    match slot {
+        None => format!("{CLEARED}{name}"),
+        Some(s) => crate::slot::in_slot(CLEARED, s, name),
+    }
 }
 
 /// The lease key of the value key `rkey` (`distributed_lock`).

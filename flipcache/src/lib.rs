@@ -115,6 +115,7 @@ mod model_checks;
 mod outage;
 mod remote;
 mod runtime;
+mod slot;
 mod stats;
 mod sync;
 mod tags;

@@ -56,6 +56,7 @@ pub(crate) struct Meter {
     evictions: Counter,
     flushes: Counter,
     stale_served: Counter,
+    fills_skipped: Counter,
     errors: [Counter; ErrorKind::ALL.len()],
     local_entries: Gauge,
     load_seconds: Histogram,
@@ -81,6 +82,7 @@ impl Meter {
             evictions: c("flipcache_evictions_total"),
             flushes: c("flipcache_flushes_total"),
             stale_served: c("flipcache_stale_served_total"),
+            fills_skipped: c("flipcache_fills_skipped_total"),
             errors: ErrorKind::ALL.map(|k| {
                 counter!("flipcache_errors_total", "cache" => cache.clone(), "kind" => k.label())
             }),
@@ -113,6 +115,7 @@ impl Meter {
         add(&self.evictions, now.evictions, was.evictions);
         add(&self.flushes, now.flushes, was.flushes);
         add(&self.stale_served, now.stale_served, was.stale_served);
+        add(&self.fills_skipped, now.fills_skipped, was.fills_skipped);
         for ((counter, now), was) in self.errors.iter().zip(errors).zip(was_errors) {
             add(counter, now, *was);
         }
@@ -131,6 +134,7 @@ impl Meter {
         next.evictions = keep(now.evictions, was.evictions);
         next.flushes = keep(now.flushes, was.flushes);
         next.stale_served = keep(now.stale_served, was.stale_served);
+        next.fills_skipped = keep(now.fills_skipped, was.fills_skipped);
         let mut next_errors = errors;
         for (n, was) in next_errors.iter_mut().zip(was_errors) {
             *n = (*n).max(*was);

@@ -52,6 +52,11 @@ pub struct Stats {
     pub sets: u64,
     /// Entries in the L1 when the snapshot was taken.
     pub local_entries: u64,
+    /// Loaded values (and remembered absences) not stored because the key was written since
+    /// the load read it: by a `set`, `delete`, `remove_by_tag` or `clear` of any flipcache
+    /// process, or a `SET`/`DEL` by any other client. The caller still got the loaded value;
+    /// the next read serves the newer one.
+    pub fills_skipped: u64,
 }
 
 #[derive(Default)]
@@ -68,6 +73,7 @@ pub(crate) struct Counters {
     pub(crate) refreshes: AtomicU64,
     pub(crate) fail_safe: AtomicU64,
     pub(crate) sets: AtomicU64,
+    pub(crate) fills_skipped: AtomicU64,
     /// [`Counters::errors`] by kind ([`ErrorKind`]).
     pub(crate) error_kinds: [AtomicU64; ErrorKind::ALL.len()],
 }
@@ -140,6 +146,7 @@ impl Counters {
             evictions: 0,
             sets: get(&self.sets),
             local_entries: 0,
+            fills_skipped: get(&self.fills_skipped),
         }
     }
 }

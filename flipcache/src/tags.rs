@@ -347,12 +347,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// `UNLINK`s `members` (this cache's Redis keys) in batches per slot, emptying their L1
-    /// entries here.
+    /// entries here. Each leaves a write trace first, so a load of a member in flight (absent
+    /// or not) does not fill it after the removal (see `remote/fill.rs`).
     async fn unlink_members(&self, index: &str, members: &[String]) -> Result<usize> {
+        let token = crate::remote::fill::token();
         self.removing(members, async {
-            self.round_trip("unlink", None, |c| crate::remote::unlink(c, members))
-                .await
-                .map_err(|f| self.fail(Some(index), f))
+            self.round_trip("unlink", None, |c| {
+                crate::remote::fill::unlink(c, members, &token)
+            })
+            .await
+            .map_err(|f| self.fail(Some(index), f))
         })
         .await
     }

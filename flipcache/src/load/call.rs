@@ -24,6 +24,7 @@ use crate::core::{Core, Stored};
 use crate::error::{Error, Result};
 use crate::instrument::LoadTimer;
 use crate::key::FlipKey;
+use crate::remote::fill::Seen;
 use crate::runtime::block_on;
 use crate::stats::Counters;
 
@@ -115,8 +116,8 @@ pub(crate) enum Start<K: FlipKey, V: Clone + Send + Sync + 'static, E> {
     /// Settled without the caller's loader (an L1 hit, Redis, another caller's load).
     Done(Got<V, E>),
     /// Redis had a stale value (`stale_for`): the caller serves it and refreshes the key in the
-    /// background with its loader, if it can.
-    Stale(V),
+    /// background with its loader, if it can (its fill checked against that read).
+    Stale(V, Option<Seen>),
     /// The caller runs its loader and hands the result to [`Loading::finish`].
     Load(Loading<K, V>),
 }
@@ -134,6 +135,9 @@ pub(crate) struct Loading<K: FlipKey, V: Clone + Send + Sync + 'static> {
     lease: Option<Held>,
     /// Measures the load (`instrument`).
     timer: LoadTimer,
+    /// What the read before the loader noted: the fill stores only if nothing wrote the key
+    /// since (`None`: no read was made, Redis being in trouble; the value is kept locally).
+    seen: Option<Seen>,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
@@ -146,9 +150,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Loading<K, V> {
             ask,
             lease,
             timer,
+            seen,
         } = self;
         core.loaded(&timer, &key, produced.is_ok());
-        let got = timer.within(core.settle(lead, key, ask, produced)).await;
+        let got = timer
+            .within(core.settle(lead, key, ask, produced, seen.as_ref()))
+            .await;
         // Released once the value is written (its write is what wakes the other processes).
         drop(lease);
         got
@@ -180,28 +187,30 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Join::Follow(flight) => match self.follow(self.wait_blocking(&flight, &key), ask) {
                     Follow::Done(got) => return Start::Done(got),
                     Follow::Again => {}
-                    Follow::Alone => return self.loading(None, key, ask, None),
+                    Follow::Alone => return self.loading(None, key, ask, None, flight.seen()),
                 },
                 Join::Lead(lead) => {
                     if let Some(v) = self.local_hit(&key) {
                         lead.land(Landed::Value(v.clone()));
                         return Start::Done(Got::Value(v));
                     }
-                    let read = self
-                        .health
-                        .allowed()
-                        .then(|| self.read_blocking(&key, ask.absent));
+                    let (read, seen) = noted(
+                        self.health
+                            .allowed()
+                            .then(|| self.read_blocking(&key, ask.absent, true)),
+                    );
+                    lead.note(seen.as_ref());
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
                         Next::Stale(v) => {
                             self.stale_served(&key);
                             lead.land(Landed::Value(v.clone()));
-                            Start::Stale(v)
+                            Start::Stale(v, seen)
                         }
-                        Next::Load => self.loading(Some(lead), key, ask, None),
+                        Next::Load => self.loading(Some(lead), key, ask, None, seen),
                         Next::Contend => {
                             let contest = block_on(self.rt(), self.contend_within(&key, ask));
-                            self.contended(lead, key, ask, contest)
+                            self.contended(lead, key, ask, contest, seen)
                         }
                     };
                 }
@@ -220,29 +229,30 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Join::Follow(flight) => match self.follow(self.wait(&flight, &key).await, ask) {
                     Follow::Done(got) => return Start::Done(got),
                     Follow::Again => {}
-                    Follow::Alone => return self.loading(None, key, ask, None),
+                    Follow::Alone => return self.loading(None, key, ask, None, flight.seen()),
                 },
                 Join::Lead(lead) => {
                     if let Some(v) = self.local_hit(&key) {
                         lead.land(Landed::Value(v.clone()));
                         return Start::Done(Got::Value(v));
                     }
-                    let read = if self.health.allowed() {
-                        Some(self.read(&key, ask.absent).await)
+                    let (read, seen) = noted(if self.health.allowed() {
+                        Some(self.read_seen(&key, ask.absent, true).await)
                     } else {
                         None
-                    };
+                    });
+                    lead.note(seen.as_ref());
                     return match self.judge(read, ask) {
                         Next::Done(got) => Start::Done(self.land_read(lead, got)),
                         Next::Stale(v) => {
                             self.stale_served(&key);
                             lead.land(Landed::Value(v.clone()));
-                            Start::Stale(v)
+                            Start::Stale(v, seen)
                         }
-                        Next::Load => self.loading(Some(lead), key, ask, None),
+                        Next::Load => self.loading(Some(lead), key, ask, None, seen),
                         Next::Contend => {
                             let contest = self.contend_within(&key, ask).await;
-                            self.contended(lead, key, ask, contest)
+                            self.contended(lead, key, ask, contest, seen)
                         }
                     };
                 }
@@ -256,6 +266,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         key: K,
         ask: Ask,
         lease: Option<Held>,
+        seen: Option<Seen>,
     ) -> Start<K, V, E> {
         Counters::bump(&self.counters.loads);
         Start::Load(Loading {
@@ -265,6 +276,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             key,
             ask,
             lease,
+            seen,
         })
     }
 
@@ -287,6 +299,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         key: K,
         ask: Ask,
         contest: Result<Contest<V>>,
+        seen: Option<Seen>,
     ) -> Start<K, V, E> {
         let contest = match contest {
             Ok(contest) => contest,
@@ -296,12 +309,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
         };
         match contest {
-            Contest::Hold(held) => self.loading(Some(lead), key, ask, Some(held)),
+            // The fill is checked against the leader's first read: any write since then (the
+            // lease's own read included) stops it.
+            Contest::Hold(held) => self.loading(Some(lead), key, ask, Some(held), seen),
             Contest::Found(got) => {
                 Counters::bump(&self.counters.waits);
                 Start::Done(self.land_read(lead, got))
             }
-            Contest::Busy | Contest::Alone => self.loading(Some(lead), key, ask, None),
+            Contest::Busy | Contest::Alone => self.loading(Some(lead), key, ask, None, seen),
         }
     }
 
@@ -429,6 +444,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         key: K,
         ask: Ask,
         produced: Produced<V, E>,
+        seen: Option<&Seen>,
     ) -> Got<V, E> {
         let land = |landed: Landed<V>| {
             if let Some(lead) = lead {
@@ -442,9 +458,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Got::Failed(e)
             }
             Ok(None) => {
-                let stored = match self.absent_ttl() {
-                    Some(_) if ask.absent && self.health.allowed() => {
-                        Some(self.write_absent(&key).await)
+                let stored = match (self.absent_ttl(), seen) {
+                    (Some(_), Some(seen)) if ask.absent && self.health.allowed() => {
+                        Some(self.write_absent(&key, seen).await.map(drop))
                     }
                     _ => None,
                 };
@@ -465,17 +481,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Ok(Some(loaded)) => {
                 let Loaded { value, ttl, tags } = loaded;
-                let stored = if self.health.allowed() {
-                    Some(
-                        self.write_tagged(key.clone(), value.clone(), ttl, false, &tags)
-                            .await
-                            .map(drop),
-                    )
-                } else {
-                    None
+                // Stored only if nothing wrote the key since the read (`Ok(false)`: skipped,
+                // and the L1 left to what Redis holds); without a read, kept locally.
+                let stored = match seen {
+                    Some(seen) if self.health.allowed() => Some(
+                        self.fill(key.clone(), value.clone(), ttl, &tags, seen)
+                            .await,
+                    ),
+                    _ => None,
                 };
-                let kept = matches!(stored, Some(Ok(())));
-                match self.stored(stored, ask) {
+                let kept = matches!(stored, Some(Ok(_)));
+                match self.stored(stored.map(|r| r.map(drop)), ask) {
                     Ok(()) => {
                         if !kept {
                             self.put_local(key, value.clone(), ttl);
@@ -534,7 +550,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         if let Some((v, refresh)) = self.loader_hit(key) {
             if refresh {
-                let flight = self.refresh_blocking(key.to_owned(), ask, load);
+                let flight = self.refresh_blocking(key.to_owned(), ask, load, None);
                 return Got::Value(self.refreshed_blocking(&flight, v));
             }
             return Got::Value(v);
@@ -550,8 +566,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         match self.start_blocking(key.clone(), ask) {
             Start::Done(got) => got,
-            Start::Stale(v) => {
-                let flight = self.refresh_blocking(key, ask, load);
+            Start::Stale(v, seen) => {
+                let flight = self.refresh_blocking(key, ask, load, seen);
                 Got::Value(self.refreshed_blocking(&flight, v))
             }
             Start::Load(loading) => match self.hard_timeout {
@@ -612,12 +628,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// Refreshes `key` with `load` on the runtime's blocking pool, unless a load of it is
-    /// already in flight; gives the flight to wait on either way.
+    /// already in flight; gives the flight to wait on either way. Its fill is checked against
+    /// `seen` (the read that found the value stale), or a read of its own made before the
+    /// loader runs (a value served from the L1).
     pub(crate) fn refresh_blocking<E, F>(
         self: &Arc<Self>,
         key: K,
         ask: Ask,
         load: F,
+        seen: Option<Seen>,
     ) -> Arc<Flight<V>>
     where
         E: Sharing + Send + 'static,
@@ -637,11 +656,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             let Some(lease) = block_on(rt, core.refresh_lease(&key, ask)) else {
                 return;
             };
+            let seen = match seen {
+                Some(seen) => Some(seen),
+                None => block_on(rt, core.refresh_read(&key)),
+            };
             let produced = timer.within_blocking(load);
             core.loaded(&timer, &key, produced.is_ok());
             block_on(
                 rt,
-                timer.within(core.settle(Some(lead), key, ask, produced)),
+                timer.within(core.settle(Some(lead), key, ask, produced, seen.as_ref())),
             );
             drop(lease);
         });
@@ -659,7 +682,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         if let Some((v, refresh)) = self.loader_hit(key) {
             if refresh {
-                let flight = self.refresh_async(key.to_owned(), ask, load);
+                let flight = self.refresh_async(key.to_owned(), ask, load, None);
                 return Got::Value(self.refreshed(&flight, v).await);
             }
             return Got::Value(v);
@@ -667,8 +690,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let key = key.to_owned();
         match self.start_async(key.clone(), ask).await {
             Start::Done(got) => got,
-            Start::Stale(v) => {
-                let flight = self.refresh_async(key, ask, load);
+            Start::Stale(v, seen) => {
+                let flight = self.refresh_async(key, ask, load, seen);
                 Got::Value(self.refreshed(&flight, v).await)
             }
             Start::Load(loading) => match self.hard_timeout {
@@ -690,12 +713,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     /// Refreshes `key` with `load` in a task of its own, unless a load of it is in flight;
-    /// gives the flight to wait on either way.
+    /// gives the flight to wait on either way. Its fill is checked as
+    /// [`Core::refresh_blocking`]'s.
     pub(crate) fn refresh_async<E, Fut>(
         self: &Arc<Self>,
         key: K,
         ask: Ask,
         load: Fut,
+        seen: Option<Seen>,
     ) -> Arc<Flight<V>>
     where
         E: Sharing + Send + 'static,
@@ -714,14 +739,30 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             let Some(lease) = core.refresh_lease(&key, ask).await else {
                 return;
             };
+            let seen = match seen {
+                Some(seen) => Some(seen),
+                None => core.refresh_read(&key).await,
+            };
             let produced = timer.within(load).await;
             core.loaded(&timer, &key, produced.is_ok());
             timer
-                .within(core.settle(Some(lead), key, ask, produced))
+                .within(core.settle(Some(lead), key, ask, produced, seen.as_ref()))
                 .await;
             drop(lease);
         });
         flight
+    }
+
+    /// The read a refresh of a value served from the L1 makes before its loader runs, so its
+    /// fill can be checked (`None`: Redis failed; the refreshed value is kept locally).
+    async fn refresh_read(&self, key: &K) -> Option<Seen> {
+        match self.snapshot(key).await {
+            Ok(seen) => Some(seen),
+            Err(e) => {
+                tracing::debug!(cache = %self.name, error = %e.chain(), "a refresh could not read its key first");
+                None
+            }
+        }
     }
 
     /// Whether a background refresh goes ahead, and under which lease: `None` when another
@@ -887,5 +928,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Got::Cache(e) | Got::Unstored(_, e) => Err(LoadError::Cache(e)),
             Got::Absent => Err(LoadError::Cache(self.no_value())),
         }
+    }
+}
+
+/// A leader's read split into what [`Core::judge`] reads and what the fill will check.
+fn noted<V>(
+    read: Option<Result<(Stored<V>, Option<Seen>)>>,
+) -> (Option<Result<Stored<V>>>, Option<Seen>) {
+    match read {
+        None => (None, None),
+        Some(Err(e)) => (Some(Err(e)), None),
+        Some(Ok((stored, seen))) => (Some(Ok(stored)), seen),
     }
 }

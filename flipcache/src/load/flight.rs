@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::error::Error;
+use crate::remote::fill::Seen;
 use crate::sync::{Condvar, Mutex, lock};
 
 /// A loader error shared with the waiters of a flight (they downcast it to their own type).
@@ -28,6 +29,9 @@ pub(crate) struct Flights<K, V> {
 /// One load in flight.
 pub(crate) struct Flight<V> {
     state: Mutex<State<V>>,
+    /// What the leader's read of the key noted, for a waiter that runs its own loader: its fill
+    /// is checked against that read (older than its loader, so no write since is missed).
+    seen: Mutex<Option<Seen>>,
     done: Condvar,
     notify: Notify,
 }
@@ -89,6 +93,7 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         }
         let flight = Arc::new(Flight {
             state: Mutex::new(State::Running),
+            seen: Mutex::new(None),
             done: Condvar::new(),
             notify: Notify::new(),
         });
@@ -120,6 +125,11 @@ impl<K: Hash + Eq, V> Flights<K, V> {
 }
 
 impl<V> Flight<V> {
+    /// What the leader's read noted, if it made one (see [`Lead::note`]).
+    pub(crate) fn seen(&self) -> Option<Seen> {
+        lock(&self.seen).clone()
+    }
+
     fn land(&self, landed: Landed<V>) {
         *lock(&self.state) = State::Landed(landed);
         self.done.notify_all();
@@ -181,6 +191,13 @@ impl<K: Hash + Eq, V> Lead<K, V> {
     /// The flight this leader leads (to wait on it after handing the lead to a task).
     pub(crate) fn flight(&self) -> Arc<Flight<V>> {
         self.flight.clone()
+    }
+
+    /// Keeps what the leader's read noted, for waiters that will run their own loader.
+    pub(crate) fn note(&self, seen: Option<&Seen>) {
+        if let Some(seen) = seen {
+            *lock(&self.flight.seen) = Some(seen.clone());
+        }
     }
 
     /// Ends the flight; every waiter sees `landed`.

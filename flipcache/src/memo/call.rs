@@ -24,6 +24,7 @@ use crate::load::call::{Ask, Got, Produced, Start, Unshared};
 use crate::load::health::now_ms;
 use crate::load::{Load, Loaded};
 use crate::lock::lock;
+use crate::remote::fill::Seen;
 
 thread_local! {
     /// Where hit-path keys are built, so a hit allocates nothing.
@@ -303,7 +304,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let key = match found {
             Found::Hit(v) => return S::wrap(v),
             Found::Refresh(v, key) => {
-                return S::wrap(self.refresh_blocking::<S, R, B>(key, v, body));
+                return S::wrap(self.refresh_blocking::<S, R, B>(key, v, body, None));
             }
             Found::Miss(key) => key,
         };
@@ -313,7 +314,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let ask = Self::ask::<S, R>(core);
         match core.start_blocking(key.clone(), ask) {
             Start::Done(got) => Self::settled::<S, R>(got, body),
-            Start::Stale(v) => S::wrap(self.refresh_blocking::<S, R, B>(key, v, body)),
+            Start::Stale(v, seen) => S::wrap(self.refresh_blocking::<S, R, B>(key, v, body, seen)),
             Start::Load(loading) => {
                 let r = body();
                 loading.finish_blocking(produce::<S, R, V>(&r, ask.absent, Vec::new()));
@@ -323,8 +324,8 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
     }
 
     /// Refreshes `key` in the background; the stale `v`, or the new value if it lands within
-    /// the `load_timeout`.
-    fn refresh_blocking<S, R, B>(&'static self, key: String, v: V, body: B) -> V
+    /// the `load_timeout`. `seen`: what the read that found `v` stale noted (`None`: a hit).
+    fn refresh_blocking<S, R, B>(&'static self, key: String, v: V, body: B, seen: Option<Seen>) -> V
     where
         S: Shape<R, Value = V>,
         R: Send + 'static,
@@ -334,9 +335,12 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             return v;
         };
         let ask = Self::ask::<S, R>(core);
-        let flight = core.refresh_blocking(key, ask, move || {
-            produce::<S, R, V>(&body(), ask.absent, Vec::new())
-        });
+        let flight = core.refresh_blocking(
+            key,
+            ask,
+            move || produce::<S, R, V>(&body(), ask.absent, Vec::new()),
+            seen,
+        );
         core.refreshed_blocking(&flight, v)
     }
 
@@ -356,7 +360,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let key = match found {
             Found::Hit(v) => return S::wrap(v),
             Found::Refresh(v, key) => {
-                return S::wrap(self.refresh_async::<S, R, Fut>(key, v, body()).await);
+                return S::wrap(self.refresh_async::<S, R, Fut>(key, v, body(), None).await);
             }
             Found::Miss(key) => key,
         };
@@ -371,7 +375,9 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
                 None => body().await,
             },
             Start::Done(_) => body().await,
-            Start::Stale(v) => S::wrap(self.refresh_async::<S, R, Fut>(key, v, body()).await),
+            Start::Stale(v, seen) => {
+                S::wrap(self.refresh_async::<S, R, Fut>(key, v, body(), seen).await)
+            }
             Start::Load(loading) => {
                 let r = body().await;
                 loading
@@ -383,7 +389,13 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
     }
 
     /// [`Memo::refresh_blocking`] for async functions.
-    async fn refresh_async<S, R, Fut>(&'static self, key: String, v: V, fut: Fut) -> V
+    async fn refresh_async<S, R, Fut>(
+        &'static self,
+        key: String,
+        v: V,
+        fut: Fut,
+        seen: Option<Seen>,
+    ) -> V
     where
         S: Shape<R, Value = V>,
         R: Send + 'static,
@@ -393,10 +405,15 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             return v;
         };
         let ask = Self::ask::<S, R>(core);
-        let flight = core.refresh_async(key, ask, async move {
-            let r = fut.await;
-            produce::<S, R, V>(&r, ask.absent, Vec::new())
-        });
+        let flight = core.refresh_async(
+            key,
+            ask,
+            async move {
+                let r = fut.await;
+                produce::<S, R, V>(&r, ask.absent, Vec::new())
+            },
+            seen,
+        );
         core.refreshed(&flight, v).await
     }
 
@@ -413,7 +430,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         match core.start_blocking(key, ask) {
             Start::Done(got) => Self::settled::<S, R>(got, body),
             // No background refresh: the body may borrow (see `finish_refreshing`).
-            Start::Stale(v) => S::wrap(v),
+            Start::Stale(v, _) => S::wrap(v),
             Start::Load(loading) => {
                 let r = body();
                 loading.finish_blocking(produce::<S, R, V>(&r, ask.absent, tags));
@@ -455,7 +472,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         };
         let ask = Self::ask::<S, R>(core);
         match core.start_async::<Unshared>(key, ask).await {
-            Start::Done(Got::Value(v)) | Start::Stale(v) => S::wrap(v),
+            Start::Done(Got::Value(v)) | Start::Stale(v, _) => S::wrap(v),
             Start::Done(Got::Absent) => match S::absent() {
                 Some(r) => r,
                 None => body().await,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis::{RedisError, Value};
 
+use super::fill::{Cond, TraceKeys, fill_value_cmd, read_traces, traces_reply};
 use crate::conn::Conn;
 
 /// A value and, when asked, its remaining TTL in milliseconds (`None`: no TTL) and whether an
@@ -14,6 +15,9 @@ pub(crate) struct Fetched {
     pub(crate) value: Option<Vec<u8>>,
     pub(crate) pttl: Option<u64>,
     pub(crate) absent: bool,
+    /// The tokens of the key's write trace and its cache's clear trace, when a load's read
+    /// asked for them (see [`super::fill`]).
+    pub(crate) traces: Option<[Option<Vec<u8>>; 2]>,
 }
 
 impl Fetched {
@@ -22,6 +26,7 @@ impl Fetched {
             value,
             pttl,
             absent: false,
+            traces: None,
         }
     }
 
@@ -51,7 +56,7 @@ pub(crate) enum ReadMode {
     Refresh(Duration),
 }
 
-fn ms(d: Duration) -> u64 {
+pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -177,38 +182,54 @@ fn with_marker(mut fetched: Fetched, exists: Value) -> Result<Fetched, RedisErro
     Ok(fetched)
 }
 
-/// Reads `key` (see [`ReadMode`]) and, when `marker` is given, whether that absence marker
-/// exists: one pipeline on one server; two requests at once on a cluster, where the marker may
-/// sit on another slot.
+/// What a read asks for besides the value: the key's absence marker, and (a load's read) the
+/// tokens its fill will compare (see [`super::fill`]). Both sit in the value key's slot, so
+/// they join the value's pipeline on a cluster too.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Also<'a> {
+    pub(crate) marker: Option<&'a str>,
+    pub(crate) traces: Option<&'a TraceKeys>,
+}
+
+impl Also<'_> {
+    /// Adds the commands to `pipe`, after the read's.
+    fn add(&self, pipe: &mut redis::Pipeline) {
+        if let Some(marker) = self.marker {
+            pipe.cmd("EXISTS").arg(marker);
+        }
+        if let Some(keys) = self.traces {
+            read_traces(pipe, keys);
+        }
+    }
+
+    /// Their replies, popped off the end of `raw`, added to the read's.
+    fn parse(&self, mut raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
+        let traces = match self.traces {
+            Some(_) => Some(traces_reply(raw.pop().unwrap_or(Value::Nil))?),
+            None => None,
+        };
+        let exists = self.marker.map(|_| raw.pop().unwrap_or(Value::Int(0)));
+        let mut fetched = read_reply(raw, mode)?;
+        if let Some(exists) = exists {
+            fetched = with_marker(fetched, exists)?;
+        }
+        fetched.traces = traces;
+        Ok(fetched)
+    }
+}
+
+/// Reads `key` (see [`ReadMode`]) and what `also` asks for, in one pipeline.
 pub(crate) async fn get(
     mut conn: Conn,
     key: &str,
     mode: ReadMode,
-    marker: Option<&str>,
+    also: Also<'_>,
     retrack: bool,
 ) -> Result<Fetched, RedisError> {
-    let Some(marker) = marker else {
-        let raw = query(&read_request(key, mode, retrack), &mut conn).await?;
-        return read_reply(raw, mode);
-    };
-    #[cfg(feature = "cluster")]
-    if let Conn::Cluster(_) = &conn {
-        let mut other = conn.clone();
-        let read = async {
-            let raw = query(&read_request(key, mode, retrack), &mut conn).await?;
-            read_reply(raw, mode)
-        };
-        let mut exists = redis::cmd("EXISTS");
-        exists.arg(marker);
-        let exists = exists.query_async::<Value>(&mut other);
-        let (fetched, exists) = futures_util::future::try_join(read, exists).await?;
-        return with_marker(fetched, exists);
-    }
     let mut pipe = read_request(key, mode, retrack);
-    pipe.cmd("EXISTS").arg(marker);
-    let mut raw: Vec<Value> = query(&pipe, &mut conn).await?;
-    let exists = raw.pop().unwrap_or(Value::Int(0));
-    with_marker(read_reply(raw, mode)?, exists)
+    also.add(&mut pipe);
+    let raw: Vec<Value> = query(&pipe, &mut conn).await?;
+    also.parse(raw, mode)
 }
 
 /// [`get`] on a synchronous connection (one server), all of it within `timeout`.
@@ -217,20 +238,12 @@ pub(crate) fn get_blocking(
     timeout: Duration,
     key: &str,
     mode: ReadMode,
-    marker: Option<&str>,
+    also: Also<'_>,
 ) -> Result<Fetched, RedisError> {
     let mut pipe = read_request(key, mode, false);
-    if let Some(marker) = marker {
-        pipe.cmd("EXISTS").arg(marker);
-    }
-    let mut raw = query_within(conn, &pipe, timeout)?;
-    match marker {
-        Some(_) => {
-            let exists = raw.pop().unwrap_or(Value::Int(0));
-            with_marker(read_reply(raw, mode)?, exists)
-        }
-        None => read_reply(raw, mode),
-    }
+    also.add(&mut pipe);
+    let raw = query_within(conn, &pipe, timeout)?;
+    also.parse(raw, mode)
 }
 
 /// Runs `pipe` on a synchronous connection whose socket timeout is `timeout`, within about
@@ -352,10 +365,16 @@ pub(crate) struct Write<'a> {
     pub(crate) clear: Option<&'a str>,
     /// Track the key again after the write (key-based tracking; see [`SET_TRACKED`]).
     pub(crate) retrack: bool,
+    /// A load's fill: written only if nothing wrote the key since the load's read (see
+    /// [`super::fill`]); its marker is cleared by the fill itself (`clear` is `None` then).
+    pub(crate) cond: Option<Cond<'a>>,
 }
 
 /// The command of one write: `SET` (or [`SET_TRACKED`] when `retrack`), with `PX` and `NX`.
 pub(crate) fn write_cmd(w: &Write<'_>) -> redis::Cmd {
+    if let Some(cond) = &w.cond {
+        return fill_value_cmd(w, cond);
+    }
     let mut cmd = if w.retrack {
         let mut c = redis::cmd("EVAL");
         c.arg(SET_TRACKED).arg(1);
@@ -415,26 +434,12 @@ pub(crate) async fn set_many(
             only_new: false,
             clear: None,
             retrack,
+            cond: None,
         };
         p.add_command(write_cmd(&w)).ignore();
     })
     .await
     .map(drop)
-}
-
-/// Writes an absence marker for `ttl`.
-pub(crate) async fn set_absent(
-    mut conn: Conn,
-    marker: &str,
-    ttl: Duration,
-) -> Result<(), RedisError> {
-    redis::cmd("SET")
-        .arg(marker)
-        .arg("1")
-        .arg("PX")
-        .arg(ms(ttl))
-        .query_async::<()>(&mut conn)
-        .await
 }
 
 /// The remaining TTL of `key` in ms (`None`: no such key, or no TTL).
@@ -446,27 +451,6 @@ pub(crate) async fn pttl(mut conn: Conn, key: &str) -> Result<Option<u64>, Redis
 pub(crate) async fn del(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
     let n: u64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
     Ok(n > 0)
-}
-
-/// Deletes `key` and, when given, its absence marker; says whether either existed.
-pub(crate) async fn del_with(
-    mut conn: Conn,
-    key: &str,
-    marker: Option<&str>,
-) -> Result<bool, RedisError> {
-    let Some(marker) = marker else {
-        return del(conn, key).await;
-    };
-    #[cfg(feature = "cluster")]
-    if let Conn::Cluster(_) = &conn {
-        let (a, b) =
-            futures_util::future::try_join(del(conn.clone(), key), del(conn, marker)).await?;
-        return Ok(a || b);
-    }
-    let mut pipe = redis::pipe();
-    pipe.cmd("DEL").arg(key).cmd("DEL").arg(marker);
-    let (a, b): (u64, u64) = query(&pipe, &mut conn).await?;
-    Ok(a + b > 0)
 }
 
 pub(crate) async fn exists(mut conn: Conn, key: &str) -> Result<bool, RedisError> {
@@ -602,7 +586,7 @@ pub(crate) async fn take_lease_and_get(
     lease: LeaseOn<'_>,
     key: &str,
     mode: ReadMode,
-    marker: Option<&str>,
+    also: Also<'_>,
     retrack: bool,
 ) -> Result<(Taken, Fetched), RedisError> {
     #[cfg(feature = "cluster")]
@@ -611,27 +595,20 @@ pub(crate) async fn take_lease_and_get(
         lease_cmds(&mut pipe, lease);
         let (set, pttl): (Value, Value) = query(&pipe, &mut conn).await?;
         let taken = lease_reply(set, pttl)?;
-        let fetched = get(conn, key, mode, marker, retrack).await?;
+        let fetched = get(conn, key, mode, also, retrack).await?;
         return Ok((taken, fetched));
     }
     let mut pipe = redis::pipe();
     lease_cmds(&mut pipe, lease);
     read_cmds(&mut pipe, key, mode, retrack);
-    if let Some(marker) = marker {
-        pipe.cmd("EXISTS").arg(marker);
-    }
-    let mut raw: Vec<Value> = query(&pipe, &mut conn).await?;
-    let exists = marker.map(|_| raw.pop().unwrap_or(Value::Int(0)));
+    also.add(&mut pipe);
+    let raw: Vec<Value> = query(&pipe, &mut conn).await?;
     let mut raw = raw.into_iter();
     let taken = lease_reply(
         raw.next().unwrap_or(Value::Nil),
         raw.next().unwrap_or(Value::Int(-2)),
     )?;
-    let fetched = read_reply(raw.collect(), mode)?;
-    let fetched = match exists {
-        Some(exists) => with_marker(fetched, exists)?,
-        None => fetched,
-    };
+    let fetched = also.parse(raw.collect(), mode)?;
     Ok((taken, fetched))
 }
 

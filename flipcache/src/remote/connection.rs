@@ -413,6 +413,15 @@ impl Remote {
         }
     }
 
+    /// Whether the endpoint is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Target::Cluster(_) = &self.target {
+            return true;
+        }
+        false
+    }
+
     /// Whether writes that fill an L1 must make Redis track the written key for this process
     /// (key-based tracking, which the server supports).
     pub(crate) fn tracks_keys(&self) -> bool {

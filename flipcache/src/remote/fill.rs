@@ -1,0 +1,253 @@
+//! Conditional fills: a load stores what its loader produced only if nothing wrote the key
+//! since the load's read. The commands of that protocol live here: what a load's read notes
+//! ([`Seen`]), the fill script ([`FILL`]), and the writes that leave a trace a fill can see
+//! ([`delete`], [`unlink`], [`set_cleared`]).
+//!
+//! # The protocol
+//! A load's read (the `GET` + `PTTL` it makes anyway) also reads, in the same pipeline, two
+//! tokens kept outside the `{name}:{key}` layout, both in the value key's hash slot (see
+//! `slot.rs`): the key's *write trace* (`__flipcache__:w:{tag}{name}:{key}`) and the cache's
+//! *clear trace* (`__flipcache__:cleared:{name}`, one per slot on a cluster). The fill is one
+//! script on the value key's slot, which stores only if
+//! - both tokens are what the read saw (a `delete`, `remove_by_tag` or `clear` by any flipcache
+//!   process since the read changed one: each writes a fresh token, for
+//!   [`TRACE_TTL`](crate::key::TRACE_TTL), *before* it deletes, so a fill that runs between the
+//!   two sees the token), and
+//! - the value key holds exactly the bytes the read saw, or nothing if it saw nothing (a `SET`
+//!   or `DEL` by anyone since, flipcache or not, Python or `redis-cli`, changed them).
+//!
+//! A token that expired between the read and the fill is missing then, which differs from a
+//! token the read saw; only a read that found no value and no token cannot tell a token that
+//! came and went, so such a fill is skipped once its load took longer than the traces live.
+//!
+//! What does not stop a fill: a write that leaves the bytes as the read saw them (a `SET` of
+//! the same bytes, or of other bytes and back, by a client that is not flipcache), a change of
+//! the TTL alone (`EXPIRE`, `PERSIST`; flipcache's own TTL renewals by
+//! `refresh_expire_time_on_get` are such changes and must not stop fills), and a `DEL` of an
+//! absent key by a client that is not flipcache (it changes nothing Redis can see).
+
+use std::time::{Duration, Instant};
+
+use redis::{RedisError, Value};
+
+use super::commands::{Write, ms, named};
+use crate::conn::Conn;
+use crate::key::{TRACE_TTL, trace_key};
+
+/// The trace keys a load's read notes and its fill checks (both in the value key's slot).
+#[derive(Debug, Clone)]
+pub(crate) struct TraceKeys {
+    /// The value key's write trace.
+    pub(crate) trace: String,
+    /// The cache's clear trace for the value key's slot.
+    pub(crate) cleared: String,
+}
+
+/// What a load's read saw of its key: what its fill compares with.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) keys: TraceKeys,
+    /// The value's bytes, or `None`: no value.
+    pub(crate) value: Option<Vec<u8>>,
+    /// The write trace's token, if any.
+    pub(crate) trace: Option<Vec<u8>>,
+    /// The clear trace's token, if any.
+    pub(crate) cleared: Option<Vec<u8>>,
+    /// When the read was sent.
+    pub(crate) at: Instant,
+}
+
+impl Seen {
+    /// Whether a fill made now cannot be checked: the read found no value and no trace, and
+    /// a trace written since may have expired already (see the module docs).
+    pub(crate) fn too_old(&self) -> bool {
+        // A margin for the clocks of Redis and of this process, and the fill's round trip.
+        const MARGIN: Duration = Duration::from_secs(5);
+        self.value.is_none() && self.at.elapsed() + MARGIN >= TRACE_TTL
+    }
+}
+
+/// A fill's condition: what the read saw, and the absence marker to clear (a value fill) or
+/// to write (an absence fill), which sits in the value key's slot too.
+#[derive(Clone, Copy)]
+pub(crate) struct Cond<'a> {
+    pub(crate) seen: &'a Seen,
+    pub(crate) marker: Option<&'a str>,
+}
+
+/// Adds the read of `keys`' tokens to a load's read (one `MGET`: both sit in one slot).
+pub(crate) fn read_traces(pipe: &mut redis::Pipeline, keys: &TraceKeys) {
+    pipe.cmd("MGET").arg(&keys.trace).arg(&keys.cleared);
+}
+
+/// The reply of [`read_traces`]: the trace's and the clear trace's tokens.
+pub(crate) fn traces_reply(v: Value) -> Result<[Option<Vec<u8>>; 2], RedisError> {
+    let mut tokens: Vec<Option<Vec<u8>>> = redis::from_redis_value(v)?;
+    tokens.resize(2, None);
+    let cleared = tokens.pop().flatten();
+    let trace = tokens.pop().flatten();
+    Ok([trace, cleared])
+}
+
+/// A load's fill: `KEYS` = value, write trace, clear trace[, marker]; `ARGV` = the trace and
+/// clear tokens the read saw (`''`: none), `'v'` if it saw a value (else `''`), those bytes,
+/// the operation (`'v'`: store the value, `'a'`: write the absence marker), `'1'` to read the
+/// key again after the write (key-based tracking, as `SET_TRACKED` in `commands.rs`), the TTL
+/// in ms (`''`: none), the value. Replies `nil` when something wrote the key since the read
+/// (nothing is written then), else as `SET` (`OK`), or `1` for a marker.
+pub(crate) const FILL: &str = r"-- flipcache: a load's conditional fill
+local function token(k) return redis.call('GET', k) or '' end
+if token(KEYS[2]) ~= ARGV[1] or token(KEYS[3]) ~= ARGV[2] then return false end
+local cur = redis.call('GET', KEYS[1])
+if ARGV[3] == 'v' then
+  if cur ~= ARGV[4] then return false end
+elseif cur then
+  return false
+end
+if ARGV[5] == 'a' then
+  redis.call('SET', KEYS[4], '1', 'PX', ARGV[7])
+  return 1
+end
+local r
+if ARGV[7] == '' then
+  r = redis.call('SET', KEYS[1], ARGV[8])
+else
+  r = redis.call('SET', KEYS[1], ARGV[8], 'PX', ARGV[7])
+end
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
+if ARGV[6] == '1' then redis.call('PTTL', KEYS[1]) end
+return r";
+
+fn token_arg(t: &Option<Vec<u8>>) -> &[u8] {
+    t.as_deref().unwrap_or_default()
+}
+
+/// The [`FILL`] command: `op` `'v'` stores `value` under `key` with `ttl`, `'a'` writes the
+/// absence marker `cond.marker` for `ttl`.
+fn fill_cmd(
+    key: &str,
+    cond: &Cond<'_>,
+    op: &str,
+    retrack: bool,
+    ttl: Option<Duration>,
+    value: &[u8],
+) -> redis::Cmd {
+    let seen = cond.seen;
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(FILL)
+        .arg(if cond.marker.is_some() { 4 } else { 3 })
+        .arg(key)
+        .arg(&seen.keys.trace)
+        .arg(&seen.keys.cleared);
+    if let Some(marker) = cond.marker {
+        cmd.arg(marker);
+    }
+    cmd.arg(token_arg(&seen.trace))
+        .arg(token_arg(&seen.cleared))
+        .arg(if seen.value.is_some() { "v" } else { "" })
+        .arg(seen.value.as_deref().unwrap_or_default())
+        .arg(op)
+        .arg(if retrack { "1" } else { "" });
+    match ttl {
+        Some(ttl) => cmd.arg(ms(ttl)),
+        None => cmd.arg(""),
+    };
+    cmd.arg(value);
+    cmd
+}
+
+/// The [`FILL`] of a value: the command a conditional [`Write`] sends (`w.cond` is set).
+pub(crate) fn fill_value_cmd(w: &Write<'_>, cond: &Cond<'_>) -> redis::Cmd {
+    fill_cmd(w.key, cond, "v", w.retrack, w.ttl, w.value)
+}
+
+/// Writes the absence marker `cond.marker` for `ttl`, if nothing wrote `key` since the read;
+/// says whether it did.
+pub(crate) async fn fill_absent(
+    mut conn: Conn,
+    key: &str,
+    cond: Cond<'_>,
+    ttl: Duration,
+) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.add_command(fill_cmd(key, &cond, "a", false, Some(ttl), b""));
+    let (reply,): (Value,) = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| named(&pipe, e))?;
+    Ok(reply != Value::Nil)
+}
+
+/// A fresh token for a trace.
+pub(crate) fn token() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// `SET trace token PX TRACE_TTL`.
+fn trace_cmd(pipe: &mut redis::Pipeline, trace: &str, token: &str) {
+    pipe.cmd("SET")
+        .arg(trace)
+        .arg(token)
+        .arg("PX")
+        .arg(ms(TRACE_TTL))
+        .ignore();
+}
+
+/// Deletes `key` (and, when given, its absence marker) after setting its write trace to
+/// `token`; says whether either existed. One pipeline, trace first (a fill that runs between
+/// the two sees the trace); all three sit in one slot.
+pub(crate) async fn delete(
+    mut conn: Conn,
+    key: &str,
+    token: &str,
+    marker: Option<&str>,
+) -> Result<bool, RedisError> {
+    let mut pipe = redis::pipe();
+    trace_cmd(&mut pipe, &trace_key(key), token);
+    pipe.cmd("DEL").arg(key);
+    if let Some(marker) = marker {
+        pipe.cmd("DEL").arg(marker);
+    }
+    let existed: Vec<u64> = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| named(&pipe, e))?;
+    Ok(existed.iter().sum::<u64>() > 0)
+}
+
+/// `UNLINK`s `keys` (value keys), each after setting its write trace to `token`: one pipeline
+/// on one server, one per slot on a cluster. Returns how many existed.
+pub(crate) async fn unlink(
+    mut conn: Conn,
+    keys: &[String],
+    token: &str,
+) -> Result<usize, RedisError> {
+    let mut removed = 0;
+    for batch in keys.chunks(1000) {
+        let traces: Vec<String> = batch.iter().map(|k| trace_key(k)).collect();
+        for reply in conn
+            .pipelined(batch, 1, |p, i| {
+                trace_cmd(p, &traces[i], token);
+                p.cmd("UNLINK").arg(&batch[i]);
+            })
+            .await?
+        {
+            removed += redis::from_redis_value::<usize>(reply)?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Sets the clear traces `keys` to `token` (see the module docs), before a `clear` lists what
+/// it deletes.
+pub(crate) async fn set_cleared(
+    mut conn: Conn,
+    keys: &[String],
+    token: &str,
+) -> Result<(), RedisError> {
+    for batch in keys.chunks(1000) {
+        conn.pipelined(batch, 0, |p, i| trace_cmd(p, &batch[i], token))
+            .await?;
+    }
+    Ok(())
+}
