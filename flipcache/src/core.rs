@@ -119,6 +119,8 @@ pub(crate) struct Core<K, V> {
     pub(crate) leases: Option<Arc<Leases>>,
     /// Events, metrics (see `instrument`).
     pub(crate) observe: Observe,
+    /// Redis pushes invalidations of this cache's keys to this process (`coherence`, an L1).
+    tracked: bool,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
@@ -211,6 +213,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             hard_timeout: load_hard_timeout,
             leases: distributed_lock.map(|lease| Arc::new(Leases::new(lease))),
             observe,
+            tracked: coherence && l1,
         });
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();
@@ -821,6 +824,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());
         match result {
+            // A conditional fill is a script. Under broadcast tracking, whether Redis pushes a
+            // script's write back to the connection that ran it despite `NOLOOP` depends on
+            // the server (7.0 does), so the L1 cannot count on either: it is left to the next
+            // read. Key-based tracking accounts for the echo exactly (`retrack`).
+            Ok(true) if seen.is_some() && self.tracked && !self.retrack() => {
+                Counters::bump(&self.counters.sets);
+                drop(guard);
+                Ok(true)
+            }
             Ok(true) => {
                 Counters::bump(&self.counters.sets);
                 guard.finish(vec![(value, bytes.len())], ttl.map(|t| start + t));
