@@ -185,6 +185,15 @@ fn dbsize(s: &Server) -> u64 {
     redis::cmd("DBSIZE").query(&mut s.raw()).unwrap()
 }
 
+/// How many keys `s` holds besides the short-lived write and clear traces that deletes leave
+/// (see `remote/fill.rs`): values, markers, indexes, leases.
+fn kept(s: &Server) -> usize {
+    let all: Vec<String> = s.raw().keys("*").unwrap();
+    all.iter()
+        .filter(|k| !k.starts_with("__flipcache__:w:") && !k.starts_with("__flipcache__:cleared:"))
+        .count()
+}
+
 #[test]
 fn every_verb_spans_the_primaries() {
     let cluster = Cluster::start();
@@ -229,7 +238,7 @@ fn every_verb_spans_the_primaries() {
     assert_eq!(c.clear().unwrap(), 300);
     assert_eq!(c.len().unwrap(), 0);
     for node in &cluster.nodes {
-        assert_eq!(dbsize(node), 0);
+        assert_eq!(kept(node), 0);
     }
 }
 
@@ -600,7 +609,7 @@ fn tags_span_the_primaries_and_removal_reaches_every_l1() {
     assert_eq!(writer.remove_by_tag("all").unwrap(), 200);
     for node in &cluster.nodes {
         assert_eq!(
-            dbsize(node),
+            kept(node),
             0,
             "entries and indexes are gone from every primary"
         );
@@ -626,4 +635,82 @@ fn the_cross_process_stampede_holds_on_a_cluster() {
         coord.url(),
     );
     support::stampede::run("child_stampede", &spec).assert_once_per_round(20, 80);
+}
+
+/// A slow loader for [`loads_on_a_cluster_never_overwrite_newer_data`]: reports that it runs,
+/// then waits for the test's go.
+fn gated(
+    c: &FlipCache<String, String>,
+    key: &str,
+) -> (
+    std::thread::JoinHandle<flipcache::Result<String>>,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let (c, key) = (c.clone(), key.to_owned());
+    let t = std::thread::spawn(move || {
+        c.get_with(&key, move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv_timeout(WAIT).unwrap();
+            "old".to_string()
+        })
+    });
+    (t, started, go)
+}
+
+#[test]
+fn loads_on_a_cluster_never_overwrite_newer_data() {
+    let cluster = Cluster::start();
+    let c = cluster.cache("cl_fill");
+    let mut foreign = cluster.foreign();
+    // Keys on every primary, hash tags included (their traces and markers follow the tag).
+    let keys = ["a", "b", "c", "d{x}e", "f}g{"];
+    let owners: HashSet<usize> = keys
+        .iter()
+        .map(|k| cluster.owner(&format!("cl_fill:{k}")))
+        .collect();
+    assert_eq!(owners.len(), 3, "the keys span the primaries");
+    for (i, k) in keys.iter().enumerate() {
+        let rkey = format!("cl_fill:{k}");
+        let (t, started, go) = gated(&c, k);
+        started.recv_timeout(WAIT).unwrap();
+        // A foreign SET, this process's set, or a delete of the absent key.
+        let expect = match i % 3 {
+            0 => {
+                let _: () = foreign.set(&rkey, "new").unwrap();
+                Some("new")
+            }
+            1 => {
+                c.set(*k, "new").unwrap();
+                Some("new")
+            }
+            _ => {
+                assert!(!c.delete(*k).unwrap());
+                None
+            }
+        };
+        go.send(()).unwrap();
+        assert_eq!(t.join().unwrap().unwrap(), "old");
+        let held: Option<String> = foreign.get(&rkey).unwrap();
+        assert_eq!(held.as_deref(), expect, "{rkey}");
+        assert_eq!(c.get(*k).unwrap().as_deref(), expect, "{rkey}");
+    }
+    assert_eq!(c.stats().fills_skipped, keys.len() as u64);
+    // `clear` on a cluster traces every slot: a load of an absent key does not fill after it.
+    let (t, started, go) = gated(&c, "h");
+    started.recv_timeout(WAIT).unwrap();
+    c.clear().unwrap();
+    go.send(()).unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), "old");
+    let held: Option<String> = foreign.get("cl_fill:h").unwrap();
+    assert_eq!(held, None);
+    // Without a race, loads fill on every primary as before.
+    for k in keys {
+        assert_eq!(c.get_with(k, || "loaded".to_string()).unwrap(), "loaded");
+        let held: Option<String> = foreign.get(format!("cl_fill:{k}")).unwrap();
+        assert_eq!(held.as_deref(), Some("loaded"));
+    }
+    assert_eq!(c.len().unwrap(), keys.len());
 }

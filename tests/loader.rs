@@ -491,7 +491,7 @@ fn absence_is_remembered_for_every_process_until_anyone_writes() {
     // `clear` removes markers as well.
     cache.optionally_get_with("gone", none).unwrap();
     cache.clear().unwrap();
-    let markers: Vec<String> = raw.keys("__flipcache__:*").unwrap();
+    let markers: Vec<String> = raw.keys("__flipcache__:absent:*").unwrap();
     assert!(markers.is_empty(), "{markers:?}");
 }
 
@@ -506,7 +506,7 @@ fn a_write_through_the_cache_ends_a_remembered_absence() {
         .unwrap();
     assert_eq!(found, None);
     cache.set("k", "v").unwrap();
-    let markers: Vec<String> = server.raw().keys("__flipcache__:*").unwrap();
+    let markers: Vec<String> = server.raw().keys("__flipcache__:absent:*").unwrap();
     assert!(
         markers.is_empty(),
         "the write ended the absence: {markers:?}"

@@ -104,6 +104,39 @@ impl Conn {
         }
     }
 
+    /// One pipeline per primary, built by `build` for each hash slot that primary serves
+    /// (`None` on one server, which gets one pipeline), all sent at once; its replies
+    /// ignored. For writes of one key per slot (`clear`'s traces).
+    pub(crate) async fn per_slot(
+        &mut self,
+        build: impl Fn(&mut Pipeline, Option<u16>),
+    ) -> Result<(), RedisError> {
+        match self {
+            Conn::Single(c) => {
+                let mut pipe = redis::pipe();
+                build(&mut pipe, None);
+                pipe.query_async::<()>(c)
+                    .await
+                    .map_err(|e| crate::remote::named(&pipe, e))
+            }
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(c) => {
+                let nodes = cluster::primaries(c).await?;
+                let runs = nodes.iter().map(|node| {
+                    let mut pipe = redis::pipe();
+                    for &(a, b) in &node.ranges {
+                        for slot in a..=b {
+                            build(&mut pipe, Some(slot));
+                        }
+                    }
+                    let mut c = c.clone();
+                    async move { cluster::pipeline_on_node(&mut c, pipe, node).await }
+                });
+                futures_util::future::try_join_all(runs).await.map(drop)
+            }
+        }
+    }
+
     /// `SCAN` over every primary (the one server, or each cluster primary in turn), to the end:
     /// `scan(cursor)` builds the `SCAN` command for one step. Returns every key found.
     pub(crate) async fn scan_primaries(
@@ -186,6 +219,8 @@ mod cluster {
         pub(super) host: String,
         pub(super) port: u16,
         pub(super) slots: String,
+        /// The slot ranges it serves (inclusive).
+        pub(super) ranges: Vec<(u16, u16)>,
     }
 
     /// Indexes of `keys`, grouped by hash slot.
@@ -242,6 +277,23 @@ mod cluster {
         conn.route_command(cmd.clone(), route).await
     }
 
+    /// Runs `pipe` (its replies ignored) on `node`.
+    pub(super) async fn pipeline_on_node(
+        conn: &mut ClusterConnection,
+        pipe: Pipeline,
+        node: &Node,
+    ) -> Result<(), RedisError> {
+        if pipe.is_empty() {
+            return Ok(());
+        }
+        let route = SingleNodeRoutingInfo::ByAddress {
+            host: node.host.clone(),
+            port: node.port,
+        };
+        let count = pipe.len();
+        conn.route_pipeline(pipe, 0, count, route).await.map(drop)
+    }
+
     /// The primaries serving slots, from `CLUSTER SHARDS` (Redis 7+) of any node.
     pub(super) async fn primaries(conn: &mut ClusterConnection) -> Result<Vec<Node>, RedisError> {
         let reply = conn
@@ -259,8 +311,16 @@ mod cluster {
             let shard = map_of(shard).ok_or_else(bad)?;
             // A shard without slots holds no keys (a failed primary whose replica took over
             // is listed like that until it comes back).
-            let slots = match shard.get("slots") {
-                Some(Value::Array(s)) if !s.is_empty() => format!("{s:?}"),
+            let (slots, ranges) = match shard.get("slots") {
+                Some(Value::Array(s)) if !s.is_empty() => {
+                    let bounds: Vec<u16> = s
+                        .iter()
+                        .map(|v| redis::from_redis_value::<u16>(v.clone()))
+                        .collect::<Result<_, _>>()?;
+                    let ranges: Vec<(u16, u16)> =
+                        bounds.chunks_exact(2).map(|r| (r[0], r[1])).collect();
+                    (format!("{s:?}"), ranges)
+                }
                 _ => continue,
             };
             let Some(Value::Array(nodes)) = shard.get("nodes") else {
@@ -287,6 +347,7 @@ mod cluster {
                     host,
                     port,
                     slots: slots.clone(),
+                    ranges: ranges.clone(),
                 });
             }
         }

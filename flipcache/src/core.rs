@@ -469,17 +469,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// A read that missed the L1: one round trip (value, TTL and, when `markers`, the absence
     /// marker), then an epoch-guarded fill.
     pub(crate) async fn read(&self, key: &K, markers: bool) -> Result<Stored<V>> {
-        self.read_seen(key, markers, false).await.map(|(s, _)| s)
+        self.read_seen(key, markers, false).await.0
     }
 
     /// [`Core::read`] that, when `traced` (a load's read), also notes what its fill will
-    /// compare with (see `remote/fill.rs`), in the same round trip.
+    /// compare with (see `remote/fill.rs`), in the same round trip: noted whenever Redis
+    /// answered, also when the value does not decode (the load then overwrites it).
     pub(crate) async fn read_seen(
         &self,
         key: &K,
         markers: bool,
         traced: bool,
-    ) -> Result<(Stored<V>, Option<Seen>)> {
+    ) -> (Result<Stored<V>>, Option<Seen>) {
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
         let traces = traced.then(|| self.trace_keys(&rkey));
@@ -495,10 +496,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 };
                 remote::get(c, &rkey, mode, also, retrack)
             })
-            .await
-            .map_err(|f| self.fail(Some(&rkey), f))?;
+            .await;
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(f) => return (Err(self.fail(Some(&rkey), f)), None),
+        };
         let seen = seen_of(traces, &fetched, start);
-        Ok((self.landed(key, &rkey, fill, start, fetched)?, seen))
+        (self.landed(key, &rkey, fill, start, fetched), seen)
     }
 
     /// What a load's read of `key` notes, read on its own (a background refresh of a value
@@ -559,7 +563,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         key: &K,
         markers: bool,
         traced: bool,
-    ) -> Result<(Stored<V>, Option<Seen>)> {
+    ) -> (Result<Stored<V>>, Option<Seen>) {
         let mode = self.read_mode();
         if matches!(mode, ReadMode::Refresh(_)) {
             // GETEX changes the key: it goes through the shared connection, which tracks it and
@@ -580,14 +584,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }) else {
             return block_on(self.rt(), self.read_seen(key, markers, traced));
         };
-        let fetched = fetched.map_err(|f| self.fail(Some(&rkey), f))?;
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(f) => return (Err(self.fail(Some(&rkey), f)), None),
+        };
         let fill = Fill::Read {
             local: &self.local,
             tickets,
             redirected,
         };
         let seen = seen_of(traces, &fetched, start);
-        Ok((self.landed(key, &rkey, fill, start, fetched)?, seen))
+        (self.landed(key, &rkey, fill, start, fetched), seen)
     }
 
     /// What a read brought back (the L1 filled by `fill` if nothing moved since).
@@ -683,7 +690,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     /// [`Core::fetch`] for the blocking front.
     pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
-        let read = self.read_blocking(&key, false, false).map(|(s, _)| s);
+        let read = self.read_blocking(&key, false, false).0;
         match self.answer(&key, read)? {
             Some(v) => Ok(Some(v)),
             None if self.default.is_none() => Ok(None),
@@ -1083,16 +1090,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     pub(crate) async fn clear(&self) -> Result<usize> {
         // The clear traces first: a load that read before them does not fill after them, and
         // whatever filled before them is listed below (see `remote/fill.rs`).
-        let traces: Vec<String> = if self.remote.is_cluster() {
-            (0..crate::slot::SLOTS)
-                .map(|s| cleared_key(&self.name, Some(s)))
-                .collect()
-        } else {
-            vec![cleared_key(&self.name, None)]
-        };
         let token = remote::fill::token();
         self.round_trip("set", None, |c| {
-            remote::fill::set_cleared(c, &traces, &token)
+            remote::fill::set_cleared(c, &self.name, &token)
         })
         .await
         .map_err(|f| self.fail(None, f))?;

@@ -419,3 +419,135 @@ fn shuttle_single_flight_shares_the_leaders_value_and_never_hangs() {
 fn shuttle_single_flight_survives_an_abandoned_leader() {
     single_flight(true);
 }
+
+// ---- conditional fills (`remote/fill.rs`) ---------------------------------------------------
+
+/// Redis for conditional fills: [`Tracked`] plus the key's write trace (a token) and how many
+/// writes Redis applied (sets, fills, deletes: each counted when it changes what Redis serves),
+/// which the model uses to check that no fill lands after a write made since its read.
+struct Fills {
+    redis: Arc<Mutex<Tracked>>,
+    trace: Mutex<(u64, usize)>,
+}
+
+impl Fills {
+    fn new(value: u64) -> Arc<Fills> {
+        let redis = tracked();
+        lock_redis(&redis).value = value;
+        lock_redis(&redis).history = vec![value];
+        Arc::new(Fills {
+            redis,
+            trace: Mutex::new((0, 0)),
+        })
+    }
+
+    /// Runs `f` on Redis's state as one atomic step (one command, or one script).
+    fn step<T>(&self, f: impl FnOnce(&mut Tracked, &mut (u64, usize)) -> T) -> T {
+        let mut r = lock_redis(&self.redis);
+        let mut t = self.trace.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut r, &mut t)
+    }
+}
+
+/// A load of this process: its read (the shared connection, tracked; the value, the trace and
+/// the write count noted), the loader, then its fill as `FILL` makes it (one script: compare,
+/// then write and read again, the echo expected) and the L1 as `Core::fill` leaves it. `0` is
+/// "no value".
+fn load(l: &Local<u64, u64>, f: &Fills, loaded: u64) {
+    let ticket = l.read_ticket(l.hash(&7));
+    let (seen, token, read_at) = f.step(|r, t| {
+        r.t = true;
+        (r.value, t.0, t.1)
+    });
+    if seen != 0 {
+        l.fill(7, seen, None, ticket);
+    }
+    let mut guard = WriteGuard::begin(l, vec![7]);
+    guard.expect_echo();
+    let landed = f.step(|r, t| {
+        r.t = true;
+        if r.value != seen || t.0 != token {
+            return false;
+        }
+        assert_eq!(
+            t.1, read_at,
+            "a fill landed after a write made since its read"
+        );
+        r.write(loaded);
+        t.1 += 1;
+        r.t = true;
+        true
+    });
+    if landed {
+        guard.finish(vec![(loaded, 8)], None);
+    } else {
+        drop(guard);
+    }
+}
+
+/// This process's `delete`: the trace set, then the key deleted (two commands of one
+/// pipeline, which other clients' commands may come between), or in the other order when
+/// `trace_last` (the order that breaks the protocol, for the sabotage check).
+fn delete(l: &Local<u64, u64>, f: &Fills, token: u64, trace_last: bool) {
+    let guard = WriteGuard::begin(l, vec![7]);
+    let trace = |f: &Fills| f.step(|_, t| t.0 = token);
+    let del = |f: &Fills| {
+        f.step(|r, t| {
+            t.1 += 1;
+            if r.value != 0 {
+                r.write(0);
+            }
+        })
+    };
+    if trace_last {
+        del(f);
+        trace(f);
+    } else {
+        trace(f);
+        del(f);
+    }
+    drop(guard);
+}
+
+fn fills_race(start: u64, trace_last: bool) {
+    check(move || {
+        let l = Arc::new(Local::<u64, u64>::new(10, None));
+        let f = Fills::new(start);
+        let spawn = |job: Box<dyn FnOnce(&Local<u64, u64>, &Fills) + Send>| {
+            let (l, f) = (l.clone(), f.clone());
+            thread::spawn(move || job(&l, &f))
+        };
+        let writers = vec![
+            // A load and a refresh of the same key (their fills race each other too).
+            spawn(Box::new(|l, f| load(l, f, 100))),
+            spawn(Box::new(|l, f| load(l, f, 200))),
+            // Another client's SET, and this process's delete.
+            spawn(Box::new(|_, f| {
+                f.step(|r, t| {
+                    r.write(2);
+                    t.1 += 1;
+                })
+            })),
+            spawn(Box::new(move |l, f| delete(l, f, 9, trace_last))),
+        ];
+        with_reader(&l, &f.redis, writers);
+    });
+}
+
+#[test]
+fn shuttle_a_fill_never_lands_after_a_write_delete_or_refresh_made_since_its_read() {
+    // The key held a value; and the key absent, where only the delete's trace can stop a fill.
+    fills_race(1, false);
+    fills_race(0, false);
+}
+
+#[test]
+fn shuttle_a_delete_that_traced_after_deleting_would_lose_to_a_fill() {
+    // The sabotage check of the model: with the trace set after the `DEL`, a fill that read
+    // the absent key lands between the two, after the delete.
+    let caught = std::panic::catch_unwind(|| fills_race(0, true));
+    assert!(
+        caught.is_err(),
+        "the model must catch a delete that traces last"
+    );
+}

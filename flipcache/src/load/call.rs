@@ -933,11 +933,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
 /// A leader's read split into what [`Core::judge`] reads and what the fill will check.
 fn noted<V>(
-    read: Option<Result<(Stored<V>, Option<Seen>)>>,
+    read: Option<(Result<Stored<V>>, Option<Seen>)>,
 ) -> (Option<Result<Stored<V>>>, Option<Seen>) {
     match read {
         None => (None, None),
-        Some(Err(e)) => (Some(Err(e)), None),
-        Some(Ok((stored, seen))) => (Some(Ok(stored)), seen),
+        Some((stored, seen)) => (Some(stored), seen),
     }
 }

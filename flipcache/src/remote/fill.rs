@@ -32,7 +32,7 @@ use redis::{RedisError, Value};
 
 use super::commands::{Write, ms, named};
 use crate::conn::Conn;
-use crate::key::{TRACE_TTL, trace_key};
+use crate::key::{TRACE_TTL, cleared_key, trace_key};
 
 /// The trace keys a load's read notes and its fill checks (both in the value key's slot).
 #[derive(Debug, Clone)]
@@ -238,16 +238,10 @@ pub(crate) async fn unlink(
     Ok(removed)
 }
 
-/// Sets the clear traces `keys` to `token` (see the module docs), before a `clear` lists what
-/// it deletes.
-pub(crate) async fn set_cleared(
-    mut conn: Conn,
-    keys: &[String],
-    token: &str,
-) -> Result<(), RedisError> {
-    for batch in keys.chunks(1000) {
-        conn.pipelined(batch, 0, |p, i| trace_cmd(p, &batch[i], token))
-            .await?;
-    }
-    Ok(())
+/// Sets the clear traces of cache `name` to `token` (see the module docs): one key on one
+/// server, one per hash slot on a cluster (a pipeline per primary), before a `clear` lists
+/// what it deletes.
+pub(crate) async fn set_cleared(mut conn: Conn, name: &str, token: &str) -> Result<(), RedisError> {
+    conn.per_slot(|p, slot| trace_cmd(p, &cleared_key(name, slot), token))
+        .await
 }
