@@ -471,7 +471,9 @@ fn load(l: &Local<u64, u64>, f: &Fills, loaded: u64) {
         }
         assert_eq!(
             t.1, read_at,
-            "a fill landed after a write made since its read"
+            "a fill of {loaded} (read {seen}, token {token}) landed after a write made since \
+             its read; Redis held {:?}",
+            r.history
         );
         r.write(loaded);
         t.1 += 1;
@@ -485,31 +487,55 @@ fn load(l: &Local<u64, u64>, f: &Fills, loaded: u64) {
     }
 }
 
-/// This process's `delete`: the trace set, then the key deleted (two commands of one
-/// pipeline, which other clients' commands may come between), or in the other order when
-/// `trace_last` (the order that breaks the protocol, for the sabotage check).
-fn delete(l: &Local<u64, u64>, f: &Fills, token: u64, trace_last: bool) {
+/// How the model's `delete` reaches Redis.
+#[derive(Clone, Copy)]
+enum Delete {
+    /// As `DELETE` does: the trace set and the key deleted in one step.
+    Atomic,
+    /// Sabotage: the trace, then the `DEL`, as two commands (others may come between).
+    TraceThenDel,
+    /// Sabotage: the `DEL`, then the trace.
+    DelThenTrace,
+}
+
+/// This process's `delete` (see [`Delete`]). A delete counts as a write from its first step.
+fn delete(l: &Local<u64, u64>, f: &Fills, token: u64, how: Delete) {
     let guard = WriteGuard::begin(l, vec![7]);
-    let trace = |f: &Fills| f.step(|_, t| t.0 = token);
-    let del = |f: &Fills| {
-        f.step(|r, t| {
-            t.1 += 1;
-            if r.value != 0 {
-                r.write(0);
-            }
-        })
+    let trace = |r: &mut Tracked, t: &mut (u64, usize)| {
+        let _ = r;
+        t.0 = token;
     };
-    if trace_last {
-        del(f);
-        trace(f);
-    } else {
-        trace(f);
-        del(f);
+    let del = |r: &mut Tracked, _: &mut (u64, usize)| {
+        if r.value != 0 {
+            r.write(0);
+        }
+    };
+    let count = |t: &mut (u64, usize)| t.1 += 1;
+    match how {
+        Delete::Atomic => f.step(|r, t| {
+            count(t);
+            trace(r, t);
+            del(r, t);
+        }),
+        Delete::TraceThenDel => {
+            f.step(|r, t| {
+                count(t);
+                trace(r, t);
+            });
+            f.step(del);
+        }
+        Delete::DelThenTrace => {
+            f.step(|r, t| {
+                count(t);
+                del(r, t);
+            });
+            f.step(trace);
+        }
     }
     drop(guard);
 }
 
-fn fills_race(start: u64, trace_last: bool) {
+fn fills_race(start: u64, how: Delete) {
     check(move || {
         let l = Arc::new(Local::<u64, u64>::new(10, None));
         let f = Fills::new(start);
@@ -528,7 +554,7 @@ fn fills_race(start: u64, trace_last: bool) {
                     t.1 += 1;
                 })
             })),
-            spawn(Box::new(move |l, f| delete(l, f, 9, trace_last))),
+            spawn(Box::new(move |l, f| delete(l, f, 9, how))),
         ];
         with_reader(&l, &f.redis, writers);
     });
@@ -537,17 +563,24 @@ fn fills_race(start: u64, trace_last: bool) {
 #[test]
 fn shuttle_a_fill_never_lands_after_a_write_delete_or_refresh_made_since_its_read() {
     // The key held a value; and the key absent, where only the delete's trace can stop a fill.
-    fills_race(1, false);
-    fills_race(0, false);
+    fills_race(1, Delete::Atomic);
+    fills_race(0, Delete::Atomic);
 }
 
 #[test]
-fn shuttle_a_delete_that_traced_after_deleting_would_lose_to_a_fill() {
-    // The sabotage check of the model: with the trace set after the `DEL`, a fill that read
-    // the absent key lands between the two, after the delete.
-    let caught = std::panic::catch_unwind(|| fills_race(0, true));
-    assert!(
-        caught.is_err(),
-        "the model must catch a delete that traces last"
-    );
+fn shuttle_a_delete_that_is_not_atomic_would_lose_to_a_fill() {
+    // The sabotage checks of the model. The trace set after the `DEL`: a fill that read the
+    // absent key lands between the two. The trace first but in a command of its own: another
+    // client's `SET` lands between the two and is deleted, and a fill that read between the
+    // trace and that `SET` lands after it.
+    for how in [Delete::DelThenTrace, Delete::TraceThenDel] {
+        let caught = std::panic::catch_unwind(move || {
+            fills_race(0, how);
+            fills_race(1, how);
+        });
+        assert!(
+            caught.is_err(),
+            "the model must catch a delete that is not atomic"
+        );
+    }
 }

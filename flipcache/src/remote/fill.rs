@@ -10,9 +10,9 @@
 //! *clear trace* (`__flipcache__:cleared:{name}`, one per slot on a cluster). The fill is one
 //! script on the value key's slot, which stores only if
 //! - both tokens are what the read saw (a `delete`, `remove_by_tag` or `clear` by any flipcache
-//!   process since the read changed one: each writes a fresh token, for
-//!   [`TRACE_TTL`](crate::key::TRACE_TTL), *before* it deletes, so a fill that runs between the
-//!   two sees the token), and
+//!   process since the read changed one: `delete` and `remove_by_tag` write a fresh token
+//!   (for [`TRACE_TTL`](crate::key::TRACE_TTL)) and delete in one script ([`DELETE`]); `clear`
+//!   writes its token before it lists what it deletes), and
 //! - the value key holds exactly the bytes the read saw, or nothing if it saw nothing (a `SET`
 //!   or `DEL` by anyone since, flipcache or not, Python or `redis-cli`, changed them).
 //!
@@ -24,7 +24,11 @@
 //! the same bytes, or of other bytes and back, by a client that is not flipcache), a change of
 //! the TTL alone (`EXPIRE`, `PERSIST`; flipcache's own TTL renewals by
 //! `refresh_expire_time_on_get` are such changes and must not stop fills), and a `DEL` of an
-//! absent key by a client that is not flipcache (it changes nothing Redis can see).
+//! absent key by a client that is not flipcache (it changes nothing Redis can see). And
+//! `clear` deletes what it listed after its trace with plain `UNLINK`s (a trace per key would
+//! cost a key per cleared key): a `SET` by another client that lands during a `clear` and is
+//! deleted by it can be followed by the fill of a load that read after the `clear` began and
+//! before that `SET`.
 
 use std::time::{Duration, Instant};
 
@@ -193,9 +197,34 @@ fn trace_cmd(pipe: &mut redis::Pipeline, trace: &str, token: &str) {
         .ignore();
 }
 
-/// Deletes `key` (and, when given, its absence marker) after setting its write trace to
-/// `token`; says whether either existed. One pipeline, trace first (a fill that runs between
-/// the two sees the trace); all three sit in one slot.
+/// Sets the write trace `KEYS[2]` to `ARGV[1]` for `ARGV[2]` ms and deletes `KEYS[1]` (and
+/// the absence marker `KEYS[3]`, if given), in one step; replies how many existed. One step:
+/// as two commands, a `SET` by another client landing between them would be deleted, and a
+/// load that read after the trace and before that `SET` could then fill what it loaded
+/// before it (the model check `shuttle_a_delete_that_is_not_atomic_would_lose_to_a_fill`
+/// finds that schedule).
+pub(crate) const DELETE: &str = r"-- flipcache: a delete that leaves its trace
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+local n = redis.call('DEL', KEYS[1])
+if KEYS[3] then n = n + redis.call('DEL', KEYS[3]) end
+return n";
+
+/// The [`DELETE`] of `key` (and `marker`), leaving the trace `token`.
+fn delete_cmd(key: &str, token: &str, marker: Option<&str>) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(DELETE)
+        .arg(if marker.is_some() { 3 } else { 2 })
+        .arg(key)
+        .arg(trace_key(key));
+    if let Some(marker) = marker {
+        cmd.arg(marker);
+    }
+    cmd.arg(token).arg(ms(TRACE_TTL));
+    cmd
+}
+
+/// Deletes `key` (and, when given, its absence marker), leaving its write trace `token`
+/// ([`DELETE`]); says whether either existed.
 pub(crate) async fn delete(
     mut conn: Conn,
     key: &str,
@@ -203,19 +232,15 @@ pub(crate) async fn delete(
     marker: Option<&str>,
 ) -> Result<bool, RedisError> {
     let mut pipe = redis::pipe();
-    trace_cmd(&mut pipe, &trace_key(key), token);
-    pipe.cmd("DEL").arg(key);
-    if let Some(marker) = marker {
-        pipe.cmd("DEL").arg(marker);
-    }
-    let existed: Vec<u64> = pipe
+    pipe.add_command(delete_cmd(key, token, marker));
+    let (existed,): (u64,) = pipe
         .query_async(&mut conn)
         .await
         .map_err(|e| named(&pipe, e))?;
-    Ok(existed.iter().sum::<u64>() > 0)
+    Ok(existed > 0)
 }
 
-/// `UNLINK`s `keys` (value keys), each after setting its write trace to `token`: one pipeline
+/// Deletes `keys` (value keys), each with its write trace `token` ([`DELETE`]): one pipeline
 /// on one server, one per slot on a cluster. Returns how many existed.
 pub(crate) async fn unlink(
     mut conn: Conn,
@@ -224,11 +249,9 @@ pub(crate) async fn unlink(
 ) -> Result<usize, RedisError> {
     let mut removed = 0;
     for batch in keys.chunks(1000) {
-        let traces: Vec<String> = batch.iter().map(|k| trace_key(k)).collect();
         for reply in conn
             .pipelined(batch, 1, |p, i| {
-                trace_cmd(p, &traces[i], token);
-                p.cmd("UNLINK").arg(&batch[i]);
+                p.add_command(delete_cmd(&batch[i], token, None));
             })
             .await?
         {
