@@ -8,6 +8,7 @@ use flipcache::{FlipKey, FlipValue};
 use redis_test::server::RedisServer;
 
 pub mod capture;
+pub mod pairs;
 pub mod stampede;
 
 /// A private Redis for one test.
