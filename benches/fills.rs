@@ -71,7 +71,9 @@ fn main() {
     );
 
     let hot = support::filled(&server, "bf_hot", 1000);
-    let lru = Mutex::new(lru::LruCache::<u64, u64>::new(NonZeroUsize::new(1000).unwrap()));
+    let lru = Mutex::new(lru::LruCache::<u64, u64>::new(
+        NonZeroUsize::new(1000).unwrap(),
+    ));
     for i in 0..1000 {
         lru.lock().unwrap().put(i, i);
     }

@@ -657,3 +657,43 @@ fn traces_and_markers_stay_outside_the_layout() {
     // Whoever can read the value reads it as it was written: plain text.
     assert_eq!(raw_get(&server, "fl_layout:k").as_deref(), Some("v"));
 }
+
+#[test]
+fn fills_and_deletes_load_their_scripts_again_after_a_script_flush() {
+    let server = Server::start();
+    let c = server
+        .builder::<String, String>("fl_flush")
+        .cache_absent(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for round in 0..2 {
+        // Redis forgets every script (as after a restart): each is sent by SHA1 and loaded again.
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query(&mut server.raw())
+            .unwrap();
+        let k = format!("k{round}");
+        assert_eq!(c.get_with(&k, || "v".to_string()).unwrap(), "v");
+        assert_eq!(
+            raw_get(&server, &format!("fl_flush:{k}")).as_deref(),
+            Some("v")
+        );
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query(&mut server.raw())
+            .unwrap();
+        assert!(c.delete(&k).unwrap());
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query(&mut server.raw())
+            .unwrap();
+        assert_eq!(
+            c.optionally_get_with("none", || None::<String>).unwrap(),
+            None
+        );
+    }
+    let markers: Vec<String> = server.raw().keys("__flipcache__:absent:*").unwrap();
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    assert_eq!(c.stats().fills_skipped, 0);
+    assert_eq!(c.stats().errors, 0);
+}

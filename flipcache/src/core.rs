@@ -820,13 +820,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     cond,
                 };
                 let indexes = &indexes;
-                async move {
+                // A fill is sent by SHA1: loaded first if Redis does not know it.
+                remote::fill::with_scripts(c, move |c| async move {
                     if indexes.is_empty() {
                         remote::set(c, write).await
                     } else {
                         crate::tags::set(c, write, indexes).await
                     }
-                }
+                })
             })
             .await;
         self.remote.registry.local_write(rkey.as_bytes(), self.id());

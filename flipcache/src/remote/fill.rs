@@ -30,6 +30,8 @@
 //! deleted by it can be followed by the fill of a load that read after the `clear` began and
 //! before that `SET`.
 
+use std::future::Future;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use redis::{RedisError, Value};
@@ -122,6 +124,58 @@ if KEYS[4] then redis.call('DEL', KEYS[4]) end
 if ARGV[6] == '1' then redis.call('PTTL', KEYS[1]) end
 return r";
 
+/// A script sent by its SHA1 (`EVALSHA`), loaded (`SCRIPT LOAD`, on every primary of a
+/// cluster) when Redis does not know it yet or forgot it (a restart, `SCRIPT FLUSH`).
+pub(crate) struct Lua {
+    code: &'static str,
+    sha: String,
+}
+
+impl Lua {
+    fn new(code: &'static str) -> Lua {
+        Lua {
+            code,
+            sha: redis::Script::new(code).get_hash().to_owned(),
+        }
+    }
+
+    /// `EVALSHA <sha>`, to which the caller adds the keys and arguments.
+    fn cmd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha);
+        cmd
+    }
+}
+
+static FILL_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(FILL));
+static DELETE_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(DELETE));
+
+/// Runs `run` (which sends [`FILL`] or [`DELETE`] by SHA1); if Redis does not know a script,
+/// loads them and runs it once more (every command `run` sends may run twice: they are
+/// idempotent).
+pub(crate) async fn with_scripts<T, Fut>(
+    conn: Conn,
+    run: impl Fn(Conn) -> Fut,
+) -> Result<T, RedisError>
+where
+    Fut: Future<Output = Result<T, RedisError>>,
+{
+    match run(conn.clone()).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            for lua in [&*FILL_LUA, &*DELETE_LUA] {
+                let mut c = conn.clone();
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(lua.code)
+                    .query_async::<Value>(&mut c)
+                    .await?;
+            }
+            run(conn).await
+        }
+        other => other,
+    }
+}
+
 fn token_arg(t: &Option<Vec<u8>>) -> &[u8] {
     t.as_deref().unwrap_or_default()
 }
@@ -137,9 +191,8 @@ fn fill_cmd(
     value: &[u8],
 ) -> redis::Cmd {
     let seen = cond.seen;
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(FILL)
-        .arg(if cond.marker.is_some() { 4 } else { 3 })
+    let mut cmd = FILL_LUA.cmd();
+    cmd.arg(if cond.marker.is_some() { 4 } else { 3 })
         .arg(key)
         .arg(&seen.keys.trace)
         .arg(&seen.keys.cleared);
@@ -168,18 +221,19 @@ pub(crate) fn fill_value_cmd(w: &Write<'_>, cond: &Cond<'_>) -> redis::Cmd {
 /// Writes the absence marker `cond.marker` for `ttl`, if nothing wrote `key` since the read;
 /// says whether it did.
 pub(crate) async fn fill_absent(
-    mut conn: Conn,
+    conn: Conn,
     key: &str,
     cond: Cond<'_>,
     ttl: Duration,
 ) -> Result<bool, RedisError> {
     let mut pipe = redis::pipe();
     pipe.add_command(fill_cmd(key, &cond, "a", false, Some(ttl), b""));
-    let (reply,): (Value,) = pipe
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| named(&pipe, e))?;
-    Ok(reply != Value::Nil)
+    let pipe = &pipe;
+    with_scripts(conn, |mut c| async move {
+        let (reply,): (Value,) = pipe.query_async(&mut c).await.map_err(|e| named(pipe, e))?;
+        Ok(reply != Value::Nil)
+    })
+    .await
 }
 
 /// A fresh token for a trace.
@@ -211,9 +265,8 @@ return n";
 
 /// The [`DELETE`] of `key` (and `marker`), leaving the trace `token`.
 fn delete_cmd(key: &str, token: &str, marker: Option<&str>) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(DELETE)
-        .arg(if marker.is_some() { 3 } else { 2 })
+    let mut cmd = DELETE_LUA.cmd();
+    cmd.arg(if marker.is_some() { 3 } else { 2 })
         .arg(key)
         .arg(trace_key(key));
     if let Some(marker) = marker {
@@ -226,35 +279,34 @@ fn delete_cmd(key: &str, token: &str, marker: Option<&str>) -> redis::Cmd {
 /// Deletes `key` (and, when given, its absence marker), leaving its write trace `token`
 /// ([`DELETE`]); says whether either existed.
 pub(crate) async fn delete(
-    mut conn: Conn,
+    conn: Conn,
     key: &str,
     token: &str,
     marker: Option<&str>,
 ) -> Result<bool, RedisError> {
     let mut pipe = redis::pipe();
     pipe.add_command(delete_cmd(key, token, marker));
-    let (existed,): (u64,) = pipe
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| named(&pipe, e))?;
-    Ok(existed > 0)
+    let pipe = &pipe;
+    with_scripts(conn, |mut c| async move {
+        let (existed,): (u64,) = pipe.query_async(&mut c).await.map_err(|e| named(pipe, e))?;
+        Ok(existed > 0)
+    })
+    .await
 }
 
 /// Deletes `keys` (value keys), each with its write trace `token` ([`DELETE`]): one pipeline
 /// on one server, one per slot on a cluster. Returns how many existed.
-pub(crate) async fn unlink(
-    mut conn: Conn,
-    keys: &[String],
-    token: &str,
-) -> Result<usize, RedisError> {
+pub(crate) async fn unlink(conn: Conn, keys: &[String], token: &str) -> Result<usize, RedisError> {
     let mut removed = 0;
     for batch in keys.chunks(1000) {
-        for reply in conn
-            .pipelined(batch, 1, |p, i| {
+        let replies = with_scripts(conn.clone(), |mut c| async move {
+            c.pipelined(batch, 1, |p, i| {
                 p.add_command(delete_cmd(&batch[i], token, None));
             })
-            .await?
-        {
+            .await
+        })
+        .await?;
+        for reply in replies {
             removed += redis::from_redis_value::<usize>(reply)?;
         }
     }
