@@ -23,7 +23,7 @@ use crate::load::health::Health;
 use crate::load::lease::{Claim, Leases};
 use crate::local::{Fill, Found, Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
 use crate::lock::lock;
-use crate::remote::fill::{Cond, Seen, TraceKeys};
+use crate::remote::fill::{Cond, Noted, Seen, TraceKeys};
 use crate::remote::{self, Also, Failure, Fetched, ReadMode, Remote};
 use crate::runtime::block_on;
 use crate::stats::{Counters, ErrorKind, Stats};
@@ -1414,13 +1414,13 @@ impl<K, V> Drop for Core<K, V> {
 fn seen_of(traces: Option<TraceKeys>, fetched: &Fetched, at: Instant) -> Option<Seen> {
     let keys = traces?;
     let [trace, cleared] = fetched.traces.clone()?;
-    Some(Seen {
+    Some(Arc::new(Noted {
         keys,
         value: fetched.value.clone(),
         trace,
         cleared,
         at,
-    })
+    }))
 }
 
 /// A random duration in `0..max` (write jitter).

@@ -100,15 +100,8 @@ fn get_with_pttl_cmd(pipe: &mut redis::Pipeline, key: &str) {
     pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
 }
 
-/// The commands of one read: `GET`, `GET` + `PTTL`, or `GETEX` (`retrack`: see
+/// Adds the commands of one read to `pipe`: `GET`, `GET` + `PTTL`, or `GETEX` (`retrack`: see
 /// [`GETEX_TRACKED`]).
-fn read_request(key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    read_cmds(&mut pipe, key, mode, retrack);
-    pipe
-}
-
-/// Adds the commands of [`read_request`] to `pipe`.
 fn read_cmds(pipe: &mut redis::Pipeline, key: &str, mode: ReadMode, retrack: bool) {
     match mode {
         ReadMode::Plain => {
@@ -162,7 +155,7 @@ async fn query<T: redis::FromRedisValue>(
     pipe.query_async(conn).await.map_err(|e| named(pipe, e))
 }
 
-/// What [`read_request`]'s replies say.
+/// What the replies of [`read_cmds`] say.
 fn read_reply(raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
     let mut raw = raw.into_iter();
     let value: Option<Vec<u8>> = redis::from_redis_value(raw.next().unwrap_or(Value::Nil))?;
@@ -192,24 +185,70 @@ pub(crate) struct Also<'a> {
 }
 
 impl Also<'_> {
-    /// Adds the commands to `pipe`, after the read's.
-    fn add(&self, pipe: &mut redis::Pipeline) {
+    /// Whether the tokens are read with the value, in one `MGET` (value, trace, clear trace),
+    /// which costs Redis no command more than the read alone (not with `GETEX`).
+    fn merged(&self, mode: ReadMode) -> bool {
+        self.traces.is_some() && !matches!(mode, ReadMode::Refresh(_))
+    }
+
+    /// The whole read: the value's commands (see [`read_cmds`]) and these.
+    fn request(&self, key: &str, mode: ReadMode, retrack: bool) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        match self.traces {
+            Some(keys) if self.merged(mode) => {
+                pipe.cmd("MGET")
+                    .arg(key)
+                    .arg(&keys.trace)
+                    .arg(&keys.cleared);
+                if let ReadMode::WithTtl = mode {
+                    pipe.cmd("PTTL").arg(key);
+                }
+            }
+            _ => read_cmds(&mut pipe, key, mode, retrack),
+        }
+        self.add(&mut pipe, mode);
+        pipe
+    }
+
+    /// Adds the commands to `pipe`, after the read's (those [`Also::merged`] did not take).
+    fn add(&self, pipe: &mut redis::Pipeline, mode: ReadMode) {
         if let Some(marker) = self.marker {
             pipe.cmd("EXISTS").arg(marker);
         }
-        if let Some(keys) = self.traces {
+        if let Some(keys) = self.traces
+            && !self.merged(mode)
+        {
             read_traces(pipe, keys);
         }
     }
 
-    /// Their replies, popped off the end of `raw`, added to the read's.
+    /// The replies of the read and of these commands.
     fn parse(&self, mut raw: Vec<Value>, mode: ReadMode) -> Result<Fetched, RedisError> {
-        let traces = match self.traces {
-            Some(_) => Some(traces_reply(raw.pop().unwrap_or(Value::Nil))?),
-            None => None,
+        let merged = self.merged(mode);
+        let mut traces = match self.traces {
+            Some(_) if !merged => Some(traces_reply(raw.pop().unwrap_or(Value::Nil))?),
+            _ => None,
         };
         let exists = self.marker.map(|_| raw.pop().unwrap_or(Value::Int(0)));
-        let mut fetched = read_reply(raw, mode)?;
+        let mut fetched = if merged {
+            let mut raw = raw.into_iter();
+            let mut values: Vec<Option<Vec<u8>>> =
+                redis::from_redis_value(raw.next().unwrap_or(Value::Array(Vec::new())))?;
+            values.resize(3, None);
+            let cleared = values.pop().flatten();
+            let trace = values.pop().flatten();
+            let value = values.pop().flatten();
+            traces = Some([trace, cleared]);
+            match mode {
+                ReadMode::WithTtl => {
+                    let pttl: i64 = redis::from_redis_value(raw.next().unwrap_or(Value::Int(-2)))?;
+                    Fetched::with_pttl(value, pttl)
+                }
+                _ => Fetched::new(value, None),
+            }
+        } else {
+            read_reply(raw, mode)?
+        };
         if let Some(exists) = exists {
             fetched = with_marker(fetched, exists)?;
         }
@@ -226,8 +265,7 @@ pub(crate) async fn get(
     also: Also<'_>,
     retrack: bool,
 ) -> Result<Fetched, RedisError> {
-    let mut pipe = read_request(key, mode, retrack);
-    also.add(&mut pipe);
+    let pipe = also.request(key, mode, retrack);
     let raw: Vec<Value> = query(&pipe, &mut conn).await?;
     also.parse(raw, mode)
 }
@@ -240,8 +278,7 @@ pub(crate) fn get_blocking(
     mode: ReadMode,
     also: Also<'_>,
 ) -> Result<Fetched, RedisError> {
-    let mut pipe = read_request(key, mode, false);
-    also.add(&mut pipe);
+    let pipe = also.request(key, mode, false);
     let raw = query_within(conn, &pipe, timeout)?;
     also.parse(raw, mode)
 }
@@ -300,7 +337,7 @@ fn timed_out(timeout: Duration) -> RedisError {
     ))
 }
 
-/// Reads of `keys` (`retrack`: see [`read_request`]).
+/// Reads of `keys` (`retrack`: see [`GETEX_TRACKED`]).
 pub(crate) async fn get_many(
     mut conn: Conn,
     keys: &[String],
@@ -600,8 +637,9 @@ pub(crate) async fn take_lease_and_get(
     }
     let mut pipe = redis::pipe();
     lease_cmds(&mut pipe, lease);
-    read_cmds(&mut pipe, key, mode, retrack);
-    also.add(&mut pipe);
+    for cmd in also.request(key, mode, retrack).cmd_iter() {
+        pipe.add_command(cmd.clone());
+    }
     let raw: Vec<Value> = query(&pipe, &mut conn).await?;
     let mut raw = raw.into_iter();
     let taken = lease_reply(

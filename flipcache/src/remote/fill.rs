@@ -49,9 +49,13 @@ pub(crate) struct TraceKeys {
     pub(crate) cleared: String,
 }
 
-/// What a load's read saw of its key: what its fill compares with.
-#[derive(Debug, Clone)]
-pub(crate) struct Seen {
+/// What a load's read saw of its key: what its fill compares with (shared by the load, its
+/// flight's waiters and its background refresh).
+pub(crate) type Seen = std::sync::Arc<Noted>;
+
+/// What [`Seen`] holds.
+#[derive(Debug)]
+pub(crate) struct Noted {
     pub(crate) keys: TraceKeys,
     /// The value's bytes, or `None`: no value.
     pub(crate) value: Option<Vec<u8>>,
@@ -63,7 +67,7 @@ pub(crate) struct Seen {
     pub(crate) at: Instant,
 }
 
-impl Seen {
+impl Noted {
     /// Whether a fill made now cannot be checked: the read found no value and no trace, and
     /// a trace written since may have expired already (see the module docs).
     pub(crate) fn too_old(&self) -> bool {
@@ -102,8 +106,8 @@ pub(crate) fn traces_reply(v: Value) -> Result<[Option<Vec<u8>>; 2], RedisError>
 /// in ms (`''`: none), the value. Replies `nil` when something wrote the key since the read
 /// (nothing is written then), else as `SET` (`OK`), or `1` for a marker.
 pub(crate) const FILL: &str = r"-- flipcache: a load's conditional fill
-local function token(k) return redis.call('GET', k) or '' end
-if token(KEYS[2]) ~= ARGV[1] or token(KEYS[3]) ~= ARGV[2] then return false end
+local t = redis.call('MGET', KEYS[2], KEYS[3])
+if (t[1] or '') ~= ARGV[1] or (t[2] or '') ~= ARGV[2] then return false end
 local cur = redis.call('GET', KEYS[1])
 if ARGV[3] == 'v' then
   if cur ~= ARGV[4] then return false end
