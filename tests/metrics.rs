@@ -440,3 +440,28 @@ fn stats_serialize_with_every_counter() {
         assert!(json.get(field).is_some(), "{field} missing: {json}");
     }
 }
+
+#[test]
+fn a_skipped_fill_is_published() {
+    recorder();
+    let server = Server::start();
+    let name = "mx_skipped";
+    let cache: FlipCache<u64, u64> = server.builder(name).build().unwrap();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let c = cache.clone();
+    let load = std::thread::spawn(move || {
+        c.get_with(&1, move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            1
+        })
+    });
+    started.recv().unwrap();
+    // Written by another client while the loader runs: the load's fill must not land.
+    let _: () = server.raw().set(format!("{name}:1"), 2).unwrap();
+    go.send(()).unwrap();
+    assert_eq!(load.join().unwrap().unwrap(), 1);
+    assert_eq!(cache.stats().fills_skipped, 1);
+    assert_eq!(counter("flipcache_fills_skipped_total", name, &[]), 1);
+}

@@ -535,11 +535,14 @@ fn delete(l: &Local<u64, u64>, f: &Fills, token: u64, how: Delete) {
     drop(guard);
 }
 
+/// One party of [`fills_race`].
+type Job = Box<dyn FnOnce(&Local<u64, u64>, &Fills) + Send>;
+
 fn fills_race(start: u64, how: Delete) {
     check(move || {
         let l = Arc::new(Local::<u64, u64>::new(10, None));
         let f = Fills::new(start);
-        let spawn = |job: Box<dyn FnOnce(&Local<u64, u64>, &Fills) + Send>| {
+        let spawn = |job: Job| {
             let (l, f) = (l.clone(), f.clone());
             thread::spawn(move || job(&l, &f))
         };
