@@ -25,10 +25,14 @@ pub(crate) const PING_EVERY: Duration = Duration::from_millis(500);
 /// See [`PING_EVERY`].
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// The wait after a first failed connection attempt; it doubles with each failure in a row, up
-/// to [`BACKOFF_MAX`].
-const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// to [`BACKOFF_MAX`]. Only failed attempts are spaced, and never by more than
+/// [`BACKOFF_MAX`], so a server that answers again is in use within about that much (plus
+/// one connection's set-up), whether calls are made or not (the keep-alive tries as often
+/// while the endpoint is down). An attempt against a server that refuses connections costs a
+/// connect and a `RST`; one that hangs is single-flight and takes its `connect_timeout`.
+const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 /// See [`BACKOFF_FIRST`].
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_millis(25);
 
 /// Why a Redis call failed.
 #[derive(Debug)]
@@ -244,6 +248,14 @@ impl Remote {
         let st = crate::lock::lock(&self.state);
         let down = st.down.as_ref()?;
         (Instant::now() < down.until).then(|| down.error.clone())
+    }
+
+    /// How long until the next connection attempt may start (zero: now).
+    fn backoff_left(&self) -> Duration {
+        let st = crate::lock::lock(&self.state);
+        st.down.as_ref().map_or(Duration::ZERO, |d| {
+            d.until.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Starts a connection attempt in the background unless one is running or the backoff
@@ -580,16 +592,20 @@ async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(
 /// is treated as lost (its invalidations may be stuck with it).
 fn keep_alive(remote: Weak<Remote>, rt: &'static Handle) {
     rt.spawn(async move {
+        let mut pause = PING_EVERY;
         loop {
-            tokio::time::sleep(PING_EVERY).await;
+            tokio::time::sleep(pause).await;
+            pause = PING_EVERY;
             let Some(r) = remote.upgrade() else { return };
             let Some((generation, mut conn)) = r.current() else {
-                // No connection (Redis was unreachable): try again in the background (within
-                // the backoff), so that what the L1s kept meanwhile is dropped soon after Redis
-                // answers, even when every call is an L1 hit.
+                // No connection (Redis was unreachable): try again in the background as soon
+                // as the backoff allows, so that a server that answers again is in use (and
+                // what the L1s kept meanwhile dropped or revalidated) within the backoff, even
+                // when every call is an L1 hit.
                 if r.backing_off().is_none() {
                     r.start_attempt();
                 }
+                pause = r.backoff_left().max(BACKOFF_FIRST).min(PING_EVERY);
                 continue;
             };
             let ping = redis::cmd("PING");
