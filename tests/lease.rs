@@ -373,6 +373,12 @@ fn background_refreshes_take_the_lease_or_leave_the_key_to_its_holder() {
         0,
         "the holder's refresh is not repeated"
     );
+    let s = cache.stats();
+    assert_eq!(
+        (s.loads, s.refreshes),
+        (0, 0),
+        "a refresh left to the holder neither loads nor refreshes: {s:?}"
+    );
     let _: () = raw.set("swr_lease:k", "theirs").unwrap();
     eventually(
         Duration::from_secs(5),
@@ -390,4 +396,23 @@ fn background_refreshes_take_the_lease_or_leave_the_key_to_its_holder() {
         raw.get::<_, String>("swr_lease:k").unwrap() == "refreshed"
     });
     assert_eq!(loads.load(Ordering::SeqCst), 1);
+}
+
+/// One cold `get_with` under the lease is one lookup: one miss, one load (the lease's second
+/// look at the key counts no miss of its own).
+#[test]
+fn a_cold_load_under_the_lease_counts_one_miss() {
+    let server = Server::start();
+    let cache = lease_cache(&server, "lease_counts", Duration::from_secs(5));
+    assert_eq!(cache.get_with("k", || "v".to_string()).unwrap(), "v");
+    let s = cache.stats();
+    assert_eq!((s.misses, s.remote_hits, s.loads), (1, 0, 1), "{s:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aio = cache.to_async();
+    let got = rt
+        .block_on(aio.get_with("j", async { "w".to_string() }))
+        .unwrap();
+    assert_eq!(got, "w");
+    let s = cache.stats();
+    assert_eq!((s.misses, s.remote_hits, s.loads), (2, 0, 2), "{s:?}");
 }

@@ -465,3 +465,40 @@ fn a_skipped_fill_is_published() {
     assert_eq!(cache.stats().fills_skipped, 1);
     assert_eq!(counter("flipcache_fills_skipped_total", name, &[]), 1);
 }
+
+#[test]
+fn refreshes_fail_safe_serves_and_sets_are_published() {
+    recorder();
+    let mut server = Server::start();
+    let name = "mx_more";
+    let cache: FlipCache<u64, u64> = server
+        .builder(name)
+        .expire_time(Duration::from_millis(200))
+        .stale_for(Duration::from_secs(60))
+        .fail_safe(true)
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    cache.set(1, 1).unwrap();
+    assert_eq!(cache.get(&1).unwrap(), Some(1));
+    std::thread::sleep(Duration::from_millis(300));
+    // Stale: served, and refreshed in the background.
+    assert_eq!(cache.get_with(&1, || 2).unwrap(), 1);
+    eventually(Duration::from_secs(5), "the refresh", || {
+        cache.stats().refreshes == 1
+    });
+    eventually(
+        Duration::from_secs(5),
+        "the refreshed value in the L1",
+        || cache.local_contains(&1) && cache.get(&1).unwrap() == Some(2),
+    );
+    server.stop();
+    eventually(Duration::from_secs(5), "a fail-safe serve", || {
+        cache.get(&1).ok().flatten() == Some(2) && cache.stats().fail_safe > 0
+    });
+    let s = cache.stats();
+    assert_eq!(counter("flipcache_refreshes_total", name, &[]), s.refreshes);
+    assert_eq!(counter("flipcache_fail_safe_total", name, &[]), s.fail_safe);
+    assert_eq!(counter("flipcache_sets_total", name, &[]), s.sets);
+    assert_eq!(s.sets, 2, "the set and the refresh: {s:?}");
+}

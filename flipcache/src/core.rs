@@ -83,6 +83,18 @@ pub(crate) enum Stored<V> {
     Missing,
 }
 
+/// Why a read of Redis is made: what it notes and counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// A caller's lookup (`get`): counted as a hit or a miss.
+    Call,
+    /// A load's read (its leader's): counted, and noting what the load's fill compares with.
+    Load,
+    /// A look the cache takes for itself (the lease's second look at the key): counted as
+    /// neither (its lookup was counted by the read before).
+    Look,
+}
+
 /// One cache: name, L1, codec, connection, counters.
 pub(crate) struct Core<K, V> {
     pub(crate) name: Arc<str>,
@@ -469,7 +481,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// A read that missed the L1: one round trip (value, TTL and, when `markers`, the absence
     /// marker), then an epoch-guarded fill.
     pub(crate) async fn read(&self, key: &K, markers: bool) -> Result<Stored<V>> {
-        self.read_seen(key, markers, false).await.0
+        self.read_seen(key, markers, Why::Call).await.0
     }
 
     /// [`Core::read`] that, when `traced` (a load's read), also notes what its fill will
@@ -479,8 +491,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         &self,
         key: &K,
         markers: bool,
-        traced: bool,
+        why: Why,
     ) -> (Result<Stored<V>>, Option<Seen>) {
+        let traced = why == Why::Load;
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
         let traces = traced.then(|| self.trace_keys(&rkey));
@@ -502,7 +515,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Err(f) => return (Err(self.fail(Some(&rkey), f)), None),
         };
         let seen = seen_of(traces, &fetched, start);
-        (self.landed(key, &rkey, fill, start, fetched), seen)
+        (self.landed(key, &rkey, fill, start, fetched, why), seen)
     }
 
     /// What a load's read of `key` notes, read on its own (a background refresh of a value
@@ -552,7 +565,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             })
             .await
             .map_err(|f| self.fail(Some(&rkey), f))?;
-        Ok((taken, self.landed(key, &rkey, fill, start, fetched)))
+        Ok((
+            taken,
+            self.landed(key, &rkey, fill, start, fetched, Why::Look),
+        ))
     }
 
     /// [`Core::read_seen`] for the blocking front: the round trip is made from the calling
@@ -562,13 +578,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         &self,
         key: &K,
         markers: bool,
-        traced: bool,
+        why: Why,
     ) -> (Result<Stored<V>>, Option<Seen>) {
+        let traced = why == Why::Load;
         let mode = self.read_mode();
         if matches!(mode, ReadMode::Refresh(_)) {
             // GETEX changes the key: it goes through the shared connection, which tracks it and
             // hears its echo (see `Core::read_fill`).
-            return block_on(self.rt(), self.read_seen(key, markers, traced));
+            return block_on(self.rt(), self.read_seen(key, markers, why));
         }
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
@@ -582,7 +599,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let Some((fetched, redirected)) = self.round_trip_blocking("get", Some(&rkey), |c| {
             remote::get_blocking(c, self.timeout, &rkey, mode, also)
         }) else {
-            return block_on(self.rt(), self.read_seen(key, markers, traced));
+            return block_on(self.rt(), self.read_seen(key, markers, why));
         };
         let fetched = match fetched {
             Ok(f) => f,
@@ -594,10 +611,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             redirected,
         };
         let seen = seen_of(traces, &fetched, start);
-        (self.landed(key, &rkey, fill, start, fetched), seen)
+        (self.landed(key, &rkey, fill, start, fetched, why), seen)
     }
 
-    /// What a read brought back (the L1 filled by `fill` if nothing moved since).
+    /// What a read brought back (the L1 filled by `fill` if nothing moved since), counted as
+    /// `why` says.
     fn landed(
         &self,
         key: &K,
@@ -605,11 +623,15 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         fill: Fill<'_, K, V>,
         start: Instant,
         fetched: Fetched,
+        why: Why,
     ) -> Result<Stored<V>> {
+        let counted = why != Why::Look;
         match fetched.value {
             Some(bytes) => {
                 let value = self.decode(rkey, &bytes)?;
-                Counters::bump(&self.counters.remote_hits);
+                if counted {
+                    Counters::bump(&self.counters.remote_hits);
+                }
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
                 let found = Some((value.clone(), bytes.len(), deadline));
                 fill.fill(std::slice::from_ref(key), vec![found]);
@@ -624,7 +646,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 Ok(Stored::Value(value, stale))
             }
             None => {
-                Counters::bump(&self.counters.misses);
+                if counted {
+                    Counters::bump(&self.counters.misses);
+                }
                 fill.fill(std::slice::from_ref(key), vec![None]);
                 Ok(if fetched.absent {
                     Stored::Absent
@@ -690,7 +714,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     /// [`Core::fetch`] for the blocking front.
     pub(crate) fn fetch_blocking(&self, key: K) -> Result<Option<V>> {
-        let read = self.read_blocking(&key, false, false).0;
+        let read = self.read_blocking(&key, false, Why::Call).0;
         match self.answer(&key, read)? {
             Some(v) => Ok(Some(v)),
             None if self.default.is_none() => Ok(None),

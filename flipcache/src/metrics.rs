@@ -57,6 +57,9 @@ pub(crate) struct Meter {
     flushes: Counter,
     stale_served: Counter,
     fills_skipped: Counter,
+    refreshes: Counter,
+    fail_safe: Counter,
+    sets: Counter,
     errors: [Counter; ErrorKind::ALL.len()],
     local_entries: Gauge,
     load_seconds: Histogram,
@@ -83,6 +86,9 @@ impl Meter {
             flushes: c("flipcache_flushes_total"),
             stale_served: c("flipcache_stale_served_total"),
             fills_skipped: c("flipcache_fills_skipped_total"),
+            refreshes: c("flipcache_refreshes_total"),
+            fail_safe: c("flipcache_fail_safe_total"),
+            sets: c("flipcache_sets_total"),
             errors: ErrorKind::ALL.map(|k| {
                 counter!("flipcache_errors_total", "cache" => cache.clone(), "kind" => k.label())
             }),
@@ -116,6 +122,9 @@ impl Meter {
         add(&self.flushes, now.flushes, was.flushes);
         add(&self.stale_served, now.stale_served, was.stale_served);
         add(&self.fills_skipped, now.fills_skipped, was.fills_skipped);
+        add(&self.refreshes, now.refreshes, was.refreshes);
+        add(&self.fail_safe, now.fail_safe, was.fail_safe);
+        add(&self.sets, now.sets, was.sets);
         for ((counter, now), was) in self.errors.iter().zip(errors).zip(was_errors) {
             add(counter, now, *was);
         }
@@ -135,6 +144,9 @@ impl Meter {
         next.flushes = keep(now.flushes, was.flushes);
         next.stale_served = keep(now.stale_served, was.stale_served);
         next.fills_skipped = keep(now.fills_skipped, was.fills_skipped);
+        next.refreshes = keep(now.refreshes, was.refreshes);
+        next.fail_safe = keep(now.fail_safe, was.fail_safe);
+        next.sets = keep(now.sets, was.sets);
         let mut next_errors = errors;
         for (n, was) in next_errors.iter_mut().zip(was_errors) {
             *n = (*n).max(*was);

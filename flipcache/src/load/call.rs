@@ -20,7 +20,7 @@ use std::future::Future;
 use super::flight::{Flight, Join, Landed, Lead, SharedError};
 use super::lease::{Contest, Held};
 use super::{Load, LoadError, Loaded};
-use crate::core::{Core, Stored};
+use crate::core::{Core, Stored, Why};
 use crate::error::{Error, Result};
 use crate::instrument::LoadTimer;
 use crate::key::FlipKey;
@@ -197,7 +197,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     let (read, seen) = noted(
                         self.health
                             .allowed()
-                            .then(|| self.read_blocking(&key, ask.absent, true)),
+                            .then(|| self.read_blocking(&key, ask.absent, Why::Load)),
                     );
                     lead.note(seen.as_ref());
                     return match self.judge(read, ask) {
@@ -237,7 +237,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                         return Start::Done(Got::Value(v));
                     }
                     let (read, seen) = noted(if self.health.allowed() {
-                        Some(self.read_seen(&key, ask.absent, true).await)
+                        Some(self.read_seen(&key, ask.absent, Why::Load).await)
                     } else {
                         None
                     });
@@ -647,8 +647,6 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Join::Lead(lead) => lead,
         };
         let flight = lead.flight();
-        Counters::bump(&self.counters.refreshes);
-        Counters::bump(&self.counters.loads);
         let core = self.clone();
         let timer = self.load_timer(&key);
         self.rt().spawn_blocking(move || {
@@ -656,6 +654,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             let Some(lease) = block_on(rt, core.refresh_lease(&key, ask)) else {
                 return;
             };
+            // Counted once it runs (a refresh left to another process's lease loads nothing).
+            core.refreshing();
             let seen = match seen {
                 Some(seen) => Some(seen),
                 None => block_on(rt, core.refresh_read(&key)),
@@ -731,14 +731,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Join::Lead(lead) => lead,
         };
         let flight = lead.flight();
-        Counters::bump(&self.counters.refreshes);
-        Counters::bump(&self.counters.loads);
         let core = self.clone();
         let timer = self.load_timer(&key);
         self.rt().spawn(async move {
             let Some(lease) = core.refresh_lease(&key, ask).await else {
                 return;
             };
+            core.refreshing();
             let seen = match seen {
                 Some(seen) => Some(seen),
                 None => core.refresh_read(&key).await,
@@ -751,6 +750,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             drop(lease);
         });
         flight
+    }
+
+    /// A background refresh that runs its loader: counted as a refresh and a load.
+    fn refreshing(&self) {
+        Counters::bump(&self.counters.refreshes);
+        Counters::bump(&self.counters.loads);
     }
 
     /// The read a refresh of a value served from the L1 makes before its loader runs, so its

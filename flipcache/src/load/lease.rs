@@ -41,7 +41,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::call::{Ask, Got};
-use crate::core::{Core, Stored};
+use crate::core::{Core, Stored, Why};
 use crate::key::FlipKey;
 use crate::lock::lock;
 use crate::remote::{self, LeaseOn, Remote};
@@ -282,7 +282,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 continue;
             }
             // The value's key changed: read it in one round trip.
-            match self.read(key, ask.absent).await {
+            match self.read_seen(key, ask.absent, Why::Look).await.0 {
                 Ok(Stored::Value(v, _)) => return Contest::Found(Got::Value(v)),
                 Ok(Stored::Absent) if ask.absent => return Contest::Found(Got::Absent),
                 Err(e) if e.is_remote() => {
