@@ -350,6 +350,41 @@ fn undecodable_entries_read_as_absent_when_asked_else_the_error_names_the_key() 
     assert_eq!(lenient.get(&2).unwrap(), None);
 }
 
+/// A value that does not decode, read as absent (`decode_errors_as_misses`) or healed by a
+/// loader, is a decode error but not an error (the call returned `Ok`); returned as
+/// `Error::Decode`, it is both.
+#[test]
+fn decode_errors_count_apart_from_the_errors_callers_get() {
+    let server = Server::start();
+    let lenient = FlipCache::<u64, u64>::builder("ld_count")
+        .redis_url(&server.url())
+        .decode_errors_as_misses(true)
+        .build()
+        .unwrap();
+    let _: () = server.raw().set("ld_count:1", "oops").unwrap();
+    assert_eq!(lenient.get(&1).unwrap(), None);
+    let s = lenient.stats();
+    assert_eq!(
+        (s.errors, s.decode_errors, s.misses, s.remote_hits),
+        (0, 1, 0, 0),
+        "{s:?}"
+    );
+    assert_eq!(
+        lenient.get_with(&1, || 7).unwrap(),
+        7,
+        "the loader heals it"
+    );
+    let s = lenient.stats();
+    assert_eq!((s.errors, s.decode_errors, s.loads), (0, 2, 1), "{s:?}");
+    assert_eq!(lenient.get(&1).unwrap(), Some(7));
+
+    let strict = nums(&server, "ld_count_strict");
+    let _: () = server.raw().set("ld_count_strict:1", "oops").unwrap();
+    assert!(strict.get(&1).unwrap_err().is_decode());
+    let s = strict.stats();
+    assert_eq!((s.errors, s.decode_errors), (1, 1), "{s:?}");
+}
+
 // ---- TTLs ----------------------------------------------------------------------------------
 
 #[test]

@@ -322,9 +322,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
     }
 
+    /// Decodes a value read from Redis. A failure is counted in `decode_errors`; it is counted
+    /// in `errors` too only where it is returned to the caller ([`Core::undecodable`]).
     fn decode(&self, rkey: &str, bytes: &[u8]) -> Result<V> {
         self.codec.decode(bytes).map_err(|e| {
-            self.counters.error(ErrorKind::Decode);
+            Counters::bump(&self.counters.decode_errors);
             Error::Decode {
                 cache: self.name.clone(),
                 key: rkey.to_owned(),
@@ -689,8 +691,17 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 self.warn_undecodable(&e);
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(self.undecodable(e)),
         }
+    }
+
+    /// `e`, returned to the caller: a decode error is counted as an error then (Redis errors
+    /// were counted when they happened).
+    fn undecodable(&self, e: Error) -> Error {
+        if e.is_decode() {
+            self.counters.error(ErrorKind::Decode);
+        }
+        e
     }
 
     fn warn_undecodable(&self, e: &Error) {
@@ -1208,7 +1219,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     found.push(None);
                     undecodable.push(true);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.undecodable(e)),
             }
         }
         let values: Vec<Option<V>> = found

@@ -60,6 +60,7 @@ pub(crate) struct Meter {
     refreshes: Counter,
     fail_safe: Counter,
     sets: Counter,
+    decode_errors: Counter,
     errors: [Counter; ErrorKind::ALL.len()],
     local_entries: Gauge,
     load_seconds: Histogram,
@@ -89,6 +90,7 @@ impl Meter {
             refreshes: c("flipcache_refreshes_total"),
             fail_safe: c("flipcache_fail_safe_total"),
             sets: c("flipcache_sets_total"),
+            decode_errors: c("flipcache_decode_errors_total"),
             errors: ErrorKind::ALL.map(|k| {
                 counter!("flipcache_errors_total", "cache" => cache.clone(), "kind" => k.label())
             }),
@@ -125,6 +127,7 @@ impl Meter {
         add(&self.refreshes, now.refreshes, was.refreshes);
         add(&self.fail_safe, now.fail_safe, was.fail_safe);
         add(&self.sets, now.sets, was.sets);
+        add(&self.decode_errors, now.decode_errors, was.decode_errors);
         for ((counter, now), was) in self.errors.iter().zip(errors).zip(was_errors) {
             add(counter, now, *was);
         }
@@ -147,6 +150,7 @@ impl Meter {
         next.refreshes = keep(now.refreshes, was.refreshes);
         next.fail_safe = keep(now.fail_safe, was.fail_safe);
         next.sets = keep(now.sets, was.sets);
+        next.decode_errors = keep(now.decode_errors, was.decode_errors);
         let mut next_errors = errors;
         for (n, was) in next_errors.iter_mut().zip(was_errors) {
             *n = (*n).max(*was);

@@ -57,6 +57,11 @@ pub struct Stats {
     /// process, or a `SET`/`DEL` by any other client. The caller still got the loaded value;
     /// the next read serves the newer one.
     pub fills_skipped: u64,
+    /// Values read from Redis that did not decode (each read that found one): returned as
+    /// `Error::Decode` (then counted in `errors` too), read as absent
+    /// (`decode_errors_as_misses`, counted as neither a hit nor a miss), or overwritten by a
+    /// loader.
+    pub decode_errors: u64,
 }
 
 #[derive(Default)]
@@ -74,6 +79,7 @@ pub(crate) struct Counters {
     pub(crate) fail_safe: AtomicU64,
     pub(crate) sets: AtomicU64,
     pub(crate) fills_skipped: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
     /// [`Counters::errors`] by kind ([`ErrorKind`]).
     pub(crate) error_kinds: [AtomicU64; ErrorKind::ALL.len()],
 }
@@ -147,6 +153,7 @@ impl Counters {
             sets: get(&self.sets),
             local_entries: 0,
             fills_skipped: get(&self.fills_skipped),
+            decode_errors: get(&self.decode_errors),
         }
     }
 }
