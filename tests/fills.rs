@@ -53,6 +53,23 @@ fn raw_get(server: &Server, key: &str) -> Option<String> {
     server.raw().get(key).unwrap()
 }
 
+/// Runs `load` on a thread of its own, given a gate its loader enters; once the loader runs,
+/// runs `write`, then lets the loader finish; gives what `load` returned.
+fn racing<T: Send + 'static>(
+    load: impl FnOnce(Gate) -> T + Send + 'static,
+    write: impl FnOnce(),
+) -> T {
+    let gate = Gate::default();
+    let loader = {
+        let gate = gate.clone();
+        std::thread::spawn(move || load(gate))
+    };
+    gate.started();
+    write();
+    gate.open();
+    loader.join().unwrap()
+}
+
 /// Runs a blocking `get_with` of `k` whose loader returns `"old"` once `write` ran, and
 /// checks what is left: `expect` in Redis and through the cache, one skipped fill.
 fn race_blocking(
@@ -62,21 +79,17 @@ fn race_blocking(
     write: impl FnOnce(),
     expect: Option<&str>,
 ) {
-    let gate = Gate::default();
-    let loader = {
-        let (cache, gate, k) = (cache.clone(), gate.clone(), k.to_owned());
-        std::thread::spawn(move || {
-            cache.get_with(&k, move || {
+    let (c, key) = (cache.clone(), k.to_owned());
+    let got = racing(
+        move |gate| {
+            c.get_with(&key, move || {
                 gate.enter();
                 "old".to_string()
             })
-        })
-    };
-    gate.started();
-    write();
-    gate.open();
-    let got = loader.join().unwrap().unwrap();
-    assert_eq!(got, "old", "the caller gets what its loader said");
+        },
+        write,
+    );
+    assert_eq!(got.unwrap(), "old", "the caller gets what its loader said");
     check(server, cache, k, expect);
 }
 
@@ -234,35 +247,33 @@ fn remove_by_tag_during_a_load_wins() {
 fn try_get_with_and_optionally_get_with_fills_are_conditional() {
     let server = Server::start();
     let c = cache(&server, "fl_try");
-    let gate = Gate::default();
-    let g = gate.clone();
     let c2 = c.clone();
-    let t = std::thread::spawn(move || {
-        c2.try_get_with("k", move || {
-            g.enter();
-            Ok::<_, std::io::Error>("old".to_string())
-        })
-    });
-    gate.started();
-    c.set("k", "new").unwrap();
-    gate.open();
-    assert_eq!(t.join().unwrap().unwrap(), "old");
+    let got = racing(
+        move |g| {
+            c2.try_get_with("k", move || {
+                g.enter();
+                Ok::<_, std::io::Error>("old".to_string())
+            })
+        },
+        || c.set("k", "new").unwrap(),
+    );
+    assert_eq!(got.unwrap(), "old");
     check(&server, &c, "k", Some("new"));
 
     let d = cache(&server, "fl_opt");
-    let gate = Gate::default();
-    let g = gate.clone();
     let d2 = d.clone();
-    let t = std::thread::spawn(move || {
-        d2.optionally_get_with("k", move || {
-            g.enter();
-            Some("old".to_string())
-        })
-    });
-    gate.started();
-    let _: () = server.raw().set("fl_opt:k", "new").unwrap();
-    gate.open();
-    assert_eq!(t.join().unwrap().unwrap().as_deref(), Some("old"));
+    let got = racing(
+        move |g| {
+            d2.optionally_get_with("k", move || {
+                g.enter();
+                Some("old".to_string())
+            })
+        },
+        || {
+            let _: () = server.raw().set("fl_opt:k", "new").unwrap();
+        },
+    );
+    assert_eq!(got.unwrap().as_deref(), Some("old"));
     check(&server, &d, "k", Some("new"));
 }
 
@@ -275,37 +286,32 @@ fn remembered_absence_is_not_written_over_a_write() {
         .cache_absent(Duration::from_secs(60))
         .build()
         .unwrap();
+    // A loader that finds nothing for `k`, after `write` ran.
+    let finds_nothing = |k: &'static str, write: &dyn Fn()| {
+        let c2 = c.clone();
+        racing(
+            move |g| {
+                c2.optionally_get_with(k, move || {
+                    g.enter();
+                    None::<String>
+                })
+            },
+            write,
+        )
+    };
     // A foreign SET while the loader finds nothing: no marker, the value stands.
-    let gate = Gate::default();
-    let (g, c2) = (gate.clone(), c.clone());
-    let t = std::thread::spawn(move || {
-        c2.optionally_get_with("k", move || {
-            g.enter();
-            None::<String>
-        })
+    let got = finds_nothing("k", &|| {
+        let _: () = server.raw().set("fl_absent:k", "new").unwrap();
     });
-    gate.started();
-    let _: () = server.raw().set("fl_absent:k", "new").unwrap();
-    gate.open();
-    assert_eq!(t.join().unwrap().unwrap(), None);
+    assert_eq!(got.unwrap(), None);
     check(&server, &c, "k", Some("new"));
     let markers: Vec<String> = server.raw().keys("__flipcache__:absent:*").unwrap();
     assert!(markers.is_empty(), "no marker beside a value: {markers:?}");
 
     // A delete of the absent key while the loader finds nothing: no marker either, so the
     // next call loads again instead of trusting the old absence.
-    let gate = Gate::default();
-    let (g, c2) = (gate.clone(), c.clone());
-    let t = std::thread::spawn(move || {
-        c2.optionally_get_with("j", move || {
-            g.enter();
-            None::<String>
-        })
-    });
-    gate.started();
-    c.delete("j").unwrap();
-    gate.open();
-    assert_eq!(t.join().unwrap().unwrap(), None);
+    let got = finds_nothing("j", &|| drop(c.delete("j").unwrap()));
+    assert_eq!(got.unwrap(), None);
     assert_eq!(c.stats().fills_skipped, 2);
     let markers: Vec<String> = server.raw().keys("__flipcache__:absent:*").unwrap();
     assert!(
