@@ -1,5 +1,5 @@
 //! Spans (`tracing-spans` feature) and log lines against a real, private Redis: a span per
-//! Redis round trip and per load with `cache` and `key`, none on an L1 hit; connects and
+//! Redis round trip and per load with `cache` and (with `trace_keys`) `key`, none on an L1 hit; connects and
 //! reconnects at INFO, a lost connection and a start with Redis down at WARN once per outage;
 //! no `flipcache:` prefix in messages.
 
@@ -16,7 +16,8 @@ use tracing::Level;
 fn a_span_per_round_trip_and_per_load_and_none_per_hit() {
     install();
     let server = Server::start();
-    let cache: FlipCache<u64, u64> = server.builder("ob_spans").build().unwrap();
+    // Spans name keys when asked (`trace_keys`; see tests/trace_keys.rs for the default).
+    let cache: FlipCache<u64, u64> = server.builder("ob_spans").trace_keys(true).build().unwrap();
     cache.set(1, 10).unwrap();
     assert_eq!(
         spans(

@@ -162,6 +162,7 @@ pub struct Builder<K, V, C = DefaultCodec, F = Blocking> {
     absent_ttl: Option<Duration>,
     jitter: Option<Duration>,
     decode_misses: bool,
+    trace_keys: bool,
     stale_for: Option<Duration>,
     eager_refresh: Option<f64>,
     fail_safe: bool,
@@ -275,6 +276,7 @@ impl<K, V, C, F> std::fmt::Debug for Builder<K, V, C, F> {
             .field("connect_timeout", &self.connect_timeout)
             .field("coherence", &self.coherence)
             .field("lazy_connect", &self.lazy)
+            .field("trace_keys", &self.trace_keys)
             .field("on_event", &self.on_event.as_ref().map(|_| ".."))
             .finish()
     }
@@ -302,6 +304,7 @@ impl<K, V, F> Builder<K, V, DefaultCodec, F> {
             absent_ttl: None,
             jitter: None,
             decode_misses: false,
+            trace_keys: false,
             stale_for: None,
             eager_refresh: None,
             fail_safe: false,
@@ -337,6 +340,7 @@ impl<K, V, C, F> Builder<K, V, C, F> {
             absent_ttl: self.absent_ttl,
             jitter: self.jitter,
             decode_misses: self.decode_misses,
+            trace_keys: self.trace_keys,
             stale_for: self.stale_for,
             eager_refresh: self.eager_refresh,
             fail_safe: self.fail_safe,
@@ -667,6 +671,20 @@ impl<K, V, C, F> Builder<K, V, C, F> {
         self
     }
 
+    /// Puts the key (`{name}:{key}`) in the crate's spans (`tracing-spans`) and log lines, and
+    /// in the error chains they print. Off by default: they carry the cache's name and no key,
+    /// since keys often hold personal data (an email, a session id) that trace and log
+    /// backends should not receive. Errors returned to the caller name the key either way
+    /// ([`Error::key`](crate::Error::key)).
+    ///
+    /// ```
+    /// let b = flipcache::FlipCache::<u64, u64>::builder("b").trace_keys(true);
+    /// ```
+    pub fn trace_keys(mut self, on: bool) -> Self {
+        self.trace_keys = on;
+        self
+    }
+
     /// Keeps every value `d` longer in Redis than its fresh lifetime (written with a TTL of
     /// `expire_time + d`), and calls it *stale* during that last stretch. Freshness is read
     /// from the TTL Redis keeps (the `PTTL` read with every miss), so values stay plain text or
@@ -919,6 +937,7 @@ impl<K, V, C, F> Builder<K, V, C, F> {
             absent_ttl,
             jitter,
             decode_misses,
+            trace_keys,
             stale_for,
             eager_refresh,
             fail_safe,
@@ -953,6 +972,7 @@ impl<K, V, C, F> Builder<K, V, C, F> {
             absent_ttl,
             jitter,
             decode_misses,
+            trace_keys,
             stale_for,
             eager_refresh,
             fail_safe,

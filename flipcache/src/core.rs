@@ -54,6 +54,8 @@ pub(crate) struct Settings<K, V> {
     pub(crate) jitter: Option<Duration>,
     /// `get`/`get_many` read an undecodable entry as absent.
     pub(crate) decode_misses: bool,
+    /// Spans and log lines name keys.
+    pub(crate) trace_keys: bool,
     /// The end of an entry's Redis lifetime during which it is stale.
     pub(crate) stale_for: Option<Duration>,
     /// The fraction of the fresh lifetime after which a hit starts a background refresh.
@@ -133,6 +135,8 @@ pub(crate) struct Core<K, V> {
     pub(crate) observe: Observe,
     /// Redis pushes invalidations of this cache's keys to this process (`coherence`, an L1).
     tracked: bool,
+    /// Spans and log lines name keys (`trace_keys`).
+    pub(crate) trace_keys: bool,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
@@ -158,6 +162,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             absent_ttl,
             jitter,
             decode_misses,
+            trace_keys,
             stale_for,
             eager_refresh,
             fail_safe,
@@ -226,7 +231,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             leases: distributed_lock.map(|lease| Arc::new(Leases::new(lease))),
             observe,
             tracked: coherence && l1,
+            trace_keys,
         });
+        core.health.show_keys(trace_keys);
         let weak: Weak<Self> = Arc::downgrade(&core);
         let sink: Weak<dyn Sink> = weak.clone();
         let id = core
@@ -258,7 +265,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             let e = core.fail(None, f);
             core.remote.outage().down(|| {
-                tracing::warn!(cache = %core.name, error = %e.chain(), "built without reaching Redis (lazy_connect); retrying in the background");
+                tracing::warn!(cache = %core.name, error = %core.chain(&e), "built without reaching Redis (lazy_connect); retrying in the background");
             });
             core.health.unreachable_at_start();
             // If a connection is up but registering this cache's prefix did not finish, start
@@ -297,6 +304,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             trace: trace_key(rkey),
             cleared: cleared_key(&self.name, slot),
         }
+    }
+
+    /// `rkey`, if spans and log lines may name it (`trace_keys`).
+    pub(crate) fn shown<'a>(&self, rkey: &'a str) -> Option<&'a str> {
+        self.trace_keys.then_some(rkey)
+    }
+
+    /// `e` and its causes for a log line, naming keys only with `trace_keys`.
+    pub(crate) fn chain<'e>(&self, e: &'e Error) -> crate::error::Chain<'e> {
+        e.chain_keys(self.trace_keys)
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -682,7 +699,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(Stored::Value(_, true) | Stored::Absent | Stored::Missing) => Ok(None),
             Err(e) if e.is_remote() => match self.fail_safe_value(key) {
                 Some(v) => {
-                    tracing::debug!(cache = %self.name, error = %e.chain(), "Redis failed; served the fail-safe value");
+                    tracing::debug!(cache = %self.name, error = %self.chain(&e), "Redis failed; served the fail-safe value");
                     Ok(Some(v))
                 }
                 None => Err(e),
@@ -708,9 +725,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let key = e.key().unwrap_or_default();
         let mut warned = lock(&self.warned);
         if warned.len() < WARNED_KEYS_MAX && warned.insert(key.to_owned()) {
-            tracing::warn!(cache = %self.name, key, error = %e.chain(), "an entry does not decode; read as absent");
+            tracing::warn!(cache = %self.name, key = self.shown(key), error = %self.chain(e), "an entry does not decode; read as absent");
         } else {
-            tracing::debug!(cache = %self.name, key, error = %e.chain(), "an entry does not decode; read as absent");
+            tracing::debug!(cache = %self.name, key = self.shown(key), error = %self.chain(e), "an entry does not decode; read as absent");
         }
     }
 
@@ -812,7 +829,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// left to the next read.
     fn skipped(&self, key: &K) {
         Counters::bump(&self.counters.fills_skipped);
-        tracing::debug!(cache = %self.name, key = %self.rkey(key), "a load's fill was skipped: the key was written since the load read it");
+        let rkey = self.trace_keys.then(|| self.rkey(key));
+        tracing::debug!(cache = %self.name, key = rkey.as_deref(), "a load's fill was skipped: the key was written since the load read it");
     }
 
     async fn write_with(
@@ -1042,7 +1060,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Ok(f) => f,
             Err(f) => {
                 let e = self.fail(None, f);
-                tracing::debug!(cache = %self.name, error = %e.chain(), "reading keys again (revalidation, TTL renewal) failed");
+                tracing::debug!(cache = %self.name, error = %self.chain(&e), "reading keys again (revalidation, TTL renewal) failed");
                 return;
             }
         };
@@ -1089,7 +1107,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             }
             Err(f) => {
                 let e = self.fail(None, f);
-                tracing::debug!(error = %e.chain(), "background TTL refresh failed; will retry on a later hit");
+                tracing::debug!(cache = %self.name, error = %self.chain(&e), "background TTL refresh failed; will retry on a later hit");
             }
         }
     }

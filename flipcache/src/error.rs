@@ -103,13 +103,21 @@ pub enum Error {
 }
 
 /// An error and its causes, as one line (`msg: cause: cause`): what flipcache's own log lines
-/// print, since an [`Error`]'s message leaves its cause to `source()`.
-pub(crate) struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+/// print, since an [`Error`]'s message leaves its cause to `source()`. Without `keys`, an
+/// [`Error`] at the top says what happened without the key it happened to (see
+/// `Builder::trace_keys`).
+pub(crate) struct Chain<'a> {
+    error: &'a (dyn std::error::Error + 'static),
+    keys: bool,
+}
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
+        match self.error.downcast_ref::<Error>() {
+            Some(e) if !self.keys => e.fmt_without_key(f)?,
+            _ => write!(f, "{}", self.error)?,
+        }
+        let mut cause = self.error.source();
         while let Some(c) = cause {
             write!(f, ": {c}")?;
             cause = c.source();
@@ -126,9 +134,33 @@ fn for_key(key: &Option<String>) -> String {
 }
 
 impl Error {
-    /// This error with its causes, for a log line.
+    /// This error with its causes, for a log line (naming the key).
     pub(crate) fn chain(&self) -> Chain<'_> {
-        Chain(self)
+        self.chain_keys(true)
+    }
+
+    /// This error with its causes, for a log line, naming the key only if `keys`.
+    pub(crate) fn chain_keys(&self, keys: bool) -> Chain<'_> {
+        Chain { error: self, keys }
+    }
+
+    /// The message without the key.
+    fn fmt_without_key(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Redis { cache, .. } => write!(f, "cache `{cache}`: Redis error"),
+            Error::Timeout { cache, after, .. } => {
+                write!(f, "cache `{cache}`: Redis did not answer within {after:?}")
+            }
+            Error::Encode { cache, .. } => write!(f, "cache `{cache}`: cannot encode a value"),
+            Error::Decode { cache, .. } => write!(f, "cache `{cache}`: cannot decode a value"),
+            Error::LoadTimeout { cache, after, .. } => {
+                write!(
+                    f,
+                    "cache `{cache}`: the loader did not finish within {after:?}"
+                )
+            }
+            Error::Config { .. } => write!(f, "{self}"),
+        }
     }
 
     /// The name of the cache the error happened in.

@@ -110,7 +110,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             #[cfg(feature = "metrics")]
             start: Instant::now(),
             #[cfg(feature = "tracing-spans")]
-            span: tracing::info_span!("flipcache.load", cache = %self.name, key = %self.rkey(key)),
+            span: tracing::info_span!(
+                "flipcache.load",
+                cache = %self.name,
+                key = self.trace_keys.then(|| self.rkey(key)).as_deref()
+            ),
         }
     }
 
@@ -148,7 +152,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         #[cfg(feature = "tracing-spans")]
         let run = tracing::Instrument::instrument(
             run,
-            tracing::info_span!("flipcache.redis", cache = %self.name, key, command),
+            tracing::info_span!(
+                "flipcache.redis",
+                cache = %self.name,
+                key = key.filter(|_| self.trace_keys),
+                command
+            ),
         );
         #[cfg(not(feature = "tracing-spans"))]
         let _ = key;
@@ -173,8 +182,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let start = Instant::now();
         let run = || self.remote.run_blocking(self.timeout(), op);
         #[cfg(feature = "tracing-spans")]
-        let out =
-            tracing::info_span!("flipcache.redis", cache = %self.name, key, command).in_scope(run);
+        let out = tracing::info_span!(
+            "flipcache.redis",
+            cache = %self.name,
+            key = key.filter(|_| self.trace_keys),
+            command
+        )
+        .in_scope(run);
         #[cfg(not(feature = "tracing-spans"))]
         let out = {
             let _ = key;

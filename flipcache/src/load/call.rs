@@ -764,7 +764,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         match self.snapshot(key).await {
             Ok(seen) => Some(seen),
             Err(e) => {
-                tracing::debug!(cache = %self.name, error = %e.chain(), "a refresh could not read its key first");
+                tracing::debug!(cache = %self.name, error = %self.chain(&e), "a refresh could not read its key first");
                 None
             }
         }

@@ -37,6 +37,8 @@ pub(crate) struct Health {
     retry_at: AtomicU64,
     /// A value did not decode (warned once per cache).
     codec_warned: AtomicBool,
+    /// Log lines name keys (`trace_keys`).
+    keys: AtomicBool,
 }
 
 impl Health {
@@ -54,6 +56,11 @@ impl Health {
                 .retry_at
                 .compare_exchange(at, now + probe_ms(), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
+    }
+
+    /// Makes the log lines name keys (`trace_keys`), or not (the default).
+    pub(crate) fn show_keys(&self, on: bool) {
+        self.keys.store(on, Ordering::Release);
     }
 
     /// Whether Redis is currently considered in trouble.
@@ -83,16 +90,18 @@ impl Health {
 
     /// Redis failed (or a value did not decode) on a loader path that goes on without it.
     pub(crate) fn trouble(&self, cache: &str, e: &Error) {
-        if matches!(e, Error::Decode { .. } | Error::Encode { .. }) {
+        let codec = matches!(e, Error::Decode { .. } | Error::Encode { .. });
+        let e = e.chain_keys(self.keys.load(Ordering::Acquire));
+        if codec {
             if !self.codec_warned.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
                     cache,
-                    error = %e.chain(),
+                    error = %e,
                     "a cached value could not be encoded or decoded; the loader ran instead \
                      (further such cases are logged at debug level)"
                 );
             } else {
-                tracing::debug!(cache, error = %e.chain(), "cached value skipped");
+                tracing::debug!(cache, error = %e, "cached value skipped");
             }
             return;
         }
@@ -101,12 +110,12 @@ impl Health {
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 cache,
-                error = %e.chain(),
+                error = %e,
                 "Redis is unavailable to loads; loaders run without the shared cache (results \
                  kept in process memory) until Redis answers again"
             );
         } else {
-            tracing::debug!(cache, error = %e.chain(), "Redis still unavailable");
+            tracing::debug!(cache, error = %e, "Redis still unavailable");
         }
     }
 }

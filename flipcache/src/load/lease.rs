@@ -208,8 +208,7 @@ impl Drop for Held {
                 .run(timeout, |c| remote::release_lease(c, &key, &token))
                 .await;
             if released.is_err() {
-                // It expires on its own.
-                tracing::debug!(lease = %key, "could not release a lease");
+                tracing::debug!("could not release a lease (it expires on its own)");
             }
         });
     }
