@@ -117,9 +117,16 @@ impl std::fmt::Display for Chain<'_> {
             Some(e) if !self.keys => e.fmt_without_key(f)?,
             _ => write!(f, "{}", self.error)?,
         }
+        // A cause whose text its error's message already holds (redis-rs prints its I/O
+        // error and gives it as its source too) is not printed again.
+        let mut shown = self.error.to_string();
         let mut cause = self.error.source();
         while let Some(c) = cause {
-            write!(f, ": {c}")?;
+            let text = c.to_string();
+            if !shown.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
             cause = c.source();
         }
         Ok(())
@@ -251,5 +258,65 @@ impl Error {
     /// ```
     pub fn is_remote(&self) -> bool {
         matches!(self, Error::Redis { .. } | Error::Timeout { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose message already holds its cause's text, as redis-rs's I/O errors do.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn redis_error(key: Option<&str>) -> Error {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        Error::Redis {
+            cache: "c".into(),
+            key: key.map(str::to_owned),
+            source: redis::RedisError::from(io),
+        }
+    }
+
+    #[test]
+    fn a_chain_states_each_cause_once() {
+        let io = std::io::Error::other("Connection refused (os error 111)");
+        let line = Chain {
+            error: &Repeats(io),
+            keys: true,
+        }
+        .to_string();
+        assert_eq!(line, "Connection refused (os error 111)");
+        let line = redis_error(None).chain().to_string();
+        assert_eq!(line.matches("Connection refused").count(), 1, "{line}");
+    }
+
+    #[test]
+    fn a_chain_names_the_key_only_when_asked() {
+        let e = redis_error(Some("c:alice@example.com"));
+        assert!(
+            e.chain_keys(true)
+                .to_string()
+                .contains("c:alice@example.com")
+        );
+        let hidden = e.chain_keys(false).to_string();
+        assert!(!hidden.contains("alice"), "{hidden}");
+        assert!(hidden.starts_with("cache `c`: Redis error"), "{hidden}");
+        assert!(
+            hidden.contains("Connection refused"),
+            "the cause stays: {hidden}"
+        );
     }
 }
