@@ -502,3 +502,59 @@ fn refreshes_fail_safe_serves_and_sets_are_published() {
     assert_eq!(counter("flipcache_sets_total", name, &[]), s.sets);
     assert_eq!(s.sets, 2, "the set and the refresh: {s:?}");
 }
+
+/// `Stats::local_bytes` (and its gauge) is the weigher's sum over what the L1 holds, after
+/// inserts, overwrites, deletes, another client's writes and evictions.
+#[test]
+fn local_bytes_is_the_weigh_of_what_the_l1_holds() {
+    recorder();
+    let server = Server::start();
+    let name = "mx_bytes";
+    let cache: FlipCache<String, String> = server
+        .builder(name)
+        .local_max(4)
+        .weigher(|k: &String, v: &String| k.len() + v.len())
+        .build()
+        .unwrap();
+    let held = |c: &FlipCache<String, String>| -> u64 {
+        c.local_keys()
+            .iter()
+            .map(|k| {
+                let v = c.get(k).unwrap().unwrap_or_default();
+                (k.len() + v.len()) as u64
+            })
+            .sum()
+    };
+    let check = |what: &str| {
+        let s = cache.stats();
+        assert_eq!(s.local_bytes, held(&cache), "{what}: {s:?}");
+        // The test recorder keeps a gauge's last non-zero value (see `Seen`).
+        let bytes = cache.stats().local_bytes;
+        if bytes > 0 {
+            assert_eq!(
+                gauge("flipcache_local_bytes", name),
+                Some(bytes as f64),
+                "{what}: the gauge"
+            );
+        }
+    };
+    assert_eq!(cache.stats().local_bytes, 0);
+    cache.set("a", "1").unwrap();
+    cache.set("bb", "22").unwrap();
+    check("two inserts");
+    assert_eq!(cache.stats().local_bytes, 2 + 4);
+    cache.set("a", "1111").unwrap();
+    check("an overwrite");
+    cache.delete("bb").unwrap();
+    check("a delete");
+    let _: () = server.raw().set(format!("{name}:a"), "x").unwrap();
+    eventually(Duration::from_secs(5), "the push to drop `a`", || {
+        !cache.local_contains("a")
+    });
+    check("another client's write");
+    for k in ["c", "d", "e", "f", "g", "h"] {
+        cache.set(k, "v").unwrap();
+    }
+    assert!(cache.stats().evictions > 0);
+    check("evictions");
+}

@@ -1351,6 +1351,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         stats.stale_served += self.local.stale_hits();
         stats.evictions = self.local.evictions();
         stats.local_entries = self.local.held() as u64;
+        stats.local_bytes = self.local.weight() as u64;
         stats
     }
 

@@ -63,6 +63,7 @@ pub(crate) struct Meter {
     decode_errors: Counter,
     errors: [Counter; ErrorKind::ALL.len()],
     local_entries: Gauge,
+    local_bytes: Gauge,
     load_seconds: Histogram,
     /// By command, registered on first use (so an exporter shows no empty series).
     redis_seconds: [OnceLock<Histogram>; COMMANDS.len()],
@@ -95,6 +96,7 @@ impl Meter {
                 counter!("flipcache_errors_total", "cache" => cache.clone(), "kind" => k.label())
             }),
             local_entries: gauge!("flipcache_local_entries", "cache" => cache.clone()),
+            local_bytes: gauge!("flipcache_local_bytes", "cache" => cache.clone()),
             load_seconds: histogram!("flipcache_load_seconds", "cache" => cache.clone()),
             redis_seconds: Default::default(),
             cache,
@@ -133,6 +135,7 @@ impl Meter {
         }
         // Precision past 2^53 entries is not a concern.
         self.local_entries.set(now.local_entries as f64);
+        self.local_bytes.set(now.local_bytes as f64);
         // Counters only grow: keep the largest reading (a racing, older one changes nothing).
         let keep = |now: u64, was: u64| now.max(was);
         let mut next = now;

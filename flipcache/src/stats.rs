@@ -52,6 +52,12 @@ pub struct Stats {
     pub sets: u64,
     /// Entries in the L1 when the snapshot was taken.
     pub local_entries: u64,
+    /// What the L1 holds when the snapshot was taken, by the weights that `local_max_bytes`
+    /// bounds: each entry's encoded length in Redis plus 64 bytes (about what the L1 spends on
+    /// an entry besides the key and the value), or what the `weigher` says. So it reads as
+    /// bytes only as far as those weights do. A value kept locally while Redis could not be
+    /// reached weighs its 64 bytes only, unless a byte bound made the cache encode it.
+    pub local_bytes: u64,
     /// Loaded values (and remembered absences) not stored because the key was written since
     /// the load read it: by a `set`, `delete`, `remove_by_tag` or `clear` of any flipcache
     /// process, or a `SET`/`DEL` by any other client. The caller still got the loaded value;
@@ -152,6 +158,7 @@ impl Counters {
             evictions: 0,
             sets: get(&self.sets),
             local_entries: 0,
+            local_bytes: 0,
             fills_skipped: get(&self.fills_skipped),
             decode_errors: get(&self.decode_errors),
         }

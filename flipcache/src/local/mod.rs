@@ -227,7 +227,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
     }
 
     /// The weight held now (by the entries' weights).
-    #[cfg(test)]
     pub(crate) fn weight(&self) -> usize {
         self.bytes.load(Ordering::Acquire)
     }
