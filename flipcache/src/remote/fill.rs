@@ -4,11 +4,12 @@
 //! ([`delete`], [`unlink`], [`set_cleared`]).
 //!
 //! # The protocol
-//! A load's read (the `GET` + `PTTL` it makes anyway) also reads, in the same pipeline, two
-//! tokens kept outside the `{name}:{key}` layout, both in the value key's hash slot (see
+//! A load's read (the `GET` + `PTTL` it makes anyway; the `GET` becomes one `MGET` of the value
+//! and the tokens, so Redis runs no command more) also reads two tokens kept outside the
+//! `{name}:{key}` layout, both in the value key's hash slot (see
 //! `slot.rs`): the key's *write trace* (`__flipcache__:w:{tag}{name}:{key}`) and the cache's
 //! *clear trace* (`__flipcache__:cleared:{name}`, one per slot on a cluster). The fill is one
-//! script on the value key's slot, which stores only if
+//! script on the value key's slot, sent by SHA1 ([`with_scripts`]), which stores only if
 //! - both tokens are what the read saw (a `delete`, `remove_by_tag` or `clear` by any flipcache
 //!   process since the read changed one: `delete` and `remove_by_tag` write a fresh token
 //!   (for [`TRACE_TTL`](crate::key::TRACE_TTL)) and delete in one script ([`DELETE`]); `clear`
