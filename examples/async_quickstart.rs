@@ -11,11 +11,11 @@ async fn main() -> flipcache::Result<()> {
     println!("{:?}", cache.get("unknown").await?); // None
     println!("{}", cache.contains("my_key").await?); // true
 
-    let user_data = flipcache::FlipCache::<String, serde_json::Value>::builder("user_data")
+    let user_data = FlipCache::<String, serde_json::Value>::builder("user_data")
         .local_max(100)
         .expire_time(et::THREE_DAYS)
         .json()
-        .build_async()
+        .build()
         .await?;
     let mut data = serde_json::json!({
         "state": 1,

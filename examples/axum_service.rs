@@ -138,7 +138,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let users = FlipCache::<u64, String>::builder("axum_users")
         .expire_time(Duration::from_secs(60))
         .on_event(|e: &flipcache::Event| println!("event: {e}"))
-        .build_async()
+        .build()
         .await?;
     let app = App {
         users,

@@ -43,10 +43,10 @@ impl Db {
 
 #[tokio::main]
 async fn main() -> flipcache::Result<()> {
-    let users: FlipCache<u64, String> = flipcache::FlipCache::builder("demo_users")
+    let users: FlipCache<u64, String> = FlipCache::builder("demo_users")
         .expire_time(Duration::from_secs(60))
         .cache_absent(Duration::from_secs(10))
-        .build_async()
+        .build()
         .await?;
     users.clear().await?;
     let db = Arc::new(Db {

@@ -64,12 +64,13 @@
 //!
 //! # Cargo features
 //!
-//! None is on by default; docs.rs shows every item with the feature it needs.
+//! None is on by default; docs.rs shows every item with the feature it needs (the items of a
+//! feature are linked on docs.rs, so that these docs build with any set of features).
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `sentinel` | [`Builder::redis_sentinel`], [`Builder::redis_sentinel_node`] and [`SentinelService`] (for `#[flipcache(redis = ...)]`): the primary found through Redis Sentinel, followed across failovers |
-//! | `cluster` | [`Builder::redis_cluster`] and [`ClusterNodes`] (for `#[flipcache(redis = ...)]`): Redis Cluster, per-slot batches, tracking on every primary |
+//! | `sentinel` | [`Builder::redis_sentinel`](https://docs.rs/flipcache/latest/flipcache/struct.Builder.html#method.redis_sentinel), [`Builder::redis_sentinel_node`](https://docs.rs/flipcache/latest/flipcache/struct.Builder.html#method.redis_sentinel_node) and [`SentinelService`](https://docs.rs/flipcache/latest/flipcache/struct.SentinelService.html) (for `#[flipcache(redis = ...)]`): the primary found through Redis Sentinel, followed across failovers |
+//! | `cluster` | [`Builder::redis_cluster`](https://docs.rs/flipcache/latest/flipcache/struct.Builder.html#method.redis_cluster) and [`ClusterNodes`](https://docs.rs/flipcache/latest/flipcache/struct.ClusterNodes.html) (for `#[flipcache(redis = ...)]`): Redis Cluster, per-slot batches, tracking on every primary |
 //! | `tls` | `rediss://` URLs and `redis::Client::build_with_tls` clients (rustls, ring provider) |
 //! | `metrics` | counters, histograms and a gauge per cache through the `metrics` facade (see [Observability](#observability)) |
 //! | `tracing-spans` | a `tracing` span per Redis round trip and per load (see [Observability](#observability)) |
