@@ -137,6 +137,8 @@ pub(crate) struct Core<K, V> {
     tracked: bool,
     /// Spans and log lines name keys (`trace_keys`).
     pub(crate) trace_keys: bool,
+    /// This cache's clear trace on one server (see `remote/fill.rs`).
+    cleared: String,
 }
 
 impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
@@ -191,6 +193,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let l1 = limits.enabled();
         let prefix = format!("{name}:");
         let name: Arc<str> = name.into();
+        let cleared = cleared_key(&name, None);
         let observe = Observe::new(&name, on_event);
         let mut local = Local::with_limits(limits, refresh_every, freshness);
         if observe.events.on() {
@@ -232,6 +235,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             observe,
             tracked: coherence && l1,
             trace_keys,
+            cleared,
         });
         core.health.show_keys(trace_keys);
         let weak: Weak<Self> = Arc::downgrade(&core);
@@ -294,15 +298,16 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         redis_key(&self.prefix, key)
     }
 
-    /// The trace keys a load's read of `rkey` notes (see `remote/fill.rs`).
-    fn trace_keys(&self, rkey: &str) -> TraceKeys {
-        let slot = self
-            .remote
-            .is_cluster()
-            .then(|| crate::slot::slot(rkey.as_bytes()));
+    /// The trace keys a load's read of `rkey` notes (see `remote/fill.rs`): its write trace,
+    /// and this cache's clear trace (one per slot on a cluster, else the one made at start).
+    fn fill_traces(&self, rkey: &str) -> TraceKeys {
+        let cleared = match self.remote.is_cluster() {
+            true => cleared_key(&self.name, Some(crate::slot::slot(rkey.as_bytes()))),
+            false => self.cleared.clone(),
+        };
         TraceKeys {
             trace: trace_key(rkey),
-            cleared: cleared_key(&self.name, slot),
+            cleared,
         }
     }
 
@@ -515,7 +520,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let traced = why == Why::Load;
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
-        let traces = traced.then(|| self.trace_keys(&rkey));
+        let traces = traced.then(|| self.fill_traces(&rkey));
         let (mode, mut fill) = self.read_fill(std::slice::from_ref(key));
         let start = Instant::now();
         let fetched = self
@@ -541,7 +546,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     /// served from the L1, which made no read): one round trip, nothing counted or filled.
     pub(crate) async fn snapshot(&self, key: &K) -> Result<Seen> {
         let rkey = redis_key(&self.prefix, key);
-        let traces = self.trace_keys(&rkey);
+        let traces = self.fill_traces(&rkey);
         let start = Instant::now();
         let fetched = self
             .round_trip("get", Some(&rkey), |c| {
@@ -608,7 +613,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         }
         let rkey = redis_key(&self.prefix, key);
         let marker = self.marker(&rkey, markers);
-        let traces = traced.then(|| self.trace_keys(&rkey));
+        let traces = traced.then(|| self.fill_traces(&rkey));
         let tickets = vec![self.local.read_ticket(self.local.hash(key))];
         let start = Instant::now();
         let also = Also {

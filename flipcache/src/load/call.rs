@@ -656,10 +656,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             };
             // Counted once it runs (a refresh left to another process's lease loads nothing).
             core.refreshing();
-            let seen = match seen {
-                Some(seen) => Some(seen),
-                None => block_on(rt, core.refresh_read(&key)),
-            };
+            let seen = block_on(rt, core.refresh_read(&key, seen));
             let produced = timer.within_blocking(load);
             core.loaded(&timer, &key, produced.is_ok());
             block_on(
@@ -738,10 +735,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 return;
             };
             core.refreshing();
-            let seen = match seen {
-                Some(seen) => Some(seen),
-                None => core.refresh_read(&key).await,
-            };
+            let seen = core.refresh_read(&key, seen).await;
             let produced = timer.within(load).await;
             core.loaded(&timer, &key, produced.is_ok());
             timer
@@ -758,9 +752,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         Counters::bump(&self.counters.loads);
     }
 
-    /// The read a refresh of a value served from the L1 makes before its loader runs, so its
-    /// fill can be checked (`None`: Redis failed; the refreshed value is kept locally).
-    async fn refresh_read(&self, key: &K) -> Option<Seen> {
+    /// What a refresh's fill is checked against: `seen` (the read that found the value stale),
+    /// else a read made now, before its loader runs (a value served from the L1; `None`: Redis
+    /// failed, and the refreshed value is kept locally).
+    async fn refresh_read(&self, key: &K, seen: Option<Seen>) -> Option<Seen> {
+        if seen.is_some() {
+            return seen;
+        }
         match self.snapshot(key).await {
             Ok(seen) => Some(seen),
             Err(e) => {
