@@ -103,7 +103,7 @@ fn main() {
             tasks.spawn(async move {
                 let mut i = w;
                 while i < ENTRIES {
-                    cache.set_with_tags(i, i, &["big"]).await.unwrap();
+                    cache.set_with_tags(i, i, ["big"]).await.unwrap();
                     i += WRITERS;
                 }
             });

@@ -46,7 +46,7 @@ fn a_user_without_dangerous_commands_uses_every_feature() {
             .expect("get_many"),
         vec![Some("1".to_owned()), Some("2".to_owned())]
     );
-    c.set_with_tags("tagged", "v", &["group"])
+    c.set_with_tags("tagged", "v", ["group"])
         .expect("set_with_tags");
     assert_eq!(c.remove_by_tag("group").expect("remove_by_tag"), 1);
     assert!(c.contains("k").expect("contains"));

@@ -225,7 +225,7 @@ fn remove_by_tag_during_a_load_wins() {
     let server = Server::start();
     let c = cache(&server, "fl_tag");
     // Listed under `t`, gone from Redis (expired, or deleted by a client that keeps no index).
-    c.set_with_tags("k", "v0", &["t"]).unwrap();
+    c.set_with_tags("k", "v0", ["t"]).unwrap();
     let _: () = server.raw().del("fl_tag:k").unwrap();
     eventually(WAIT, "the delete to reach the L1", || {
         !c.local_contains("k")

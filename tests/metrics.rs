@@ -136,7 +136,10 @@ fn hits_misses_loads_and_errors_move_their_counters_and_histograms() {
     assert_eq!(stats.loads, 2);
     assert_eq!(stats.load_errors, 1);
     assert_eq!(stats.sets, 2, "the loaded value and `set`");
-    assert_eq!(stats.errors, 1);
+    assert_eq!(
+        stats.errors, 2,
+        "the loader's error and the undecodable value"
+    );
     // remote, written and (unless an invalidation raced the load's fill) loaded.
     let held = cache.local_keys();
     assert_eq!(stats.local_entries, held.len() as u64, "{held:?}");
@@ -154,6 +157,7 @@ fn hits_misses_loads_and_errors_move_their_counters_and_histograms() {
     assert_eq!(counter("flipcache_load_errors_total", name, &[]), 1);
     let errors = |kind| counter("flipcache_errors_total", name, &[("kind", kind)]);
     assert_eq!(errors("decode"), 1);
+    assert_eq!(errors("loader"), 1);
     assert_eq!(errors("redis") + errors("timeout"), 0);
     assert_eq!(
         gauge("flipcache_local_entries", name),
@@ -557,4 +561,322 @@ fn local_bytes_is_the_weigh_of_what_the_l1_holds() {
     }
     assert!(cache.stats().evictions > 0);
     check("evictions");
+}
+
+/// What one scripted mix of calls must leave in every counter (both fronts run the same mix).
+const ACCOUNTED: Accounted = Accounted {
+    // a ×3, b once from the L1 and once as a fail-safe copy, s stale, b through `get_with` as
+    // a fail-safe copy
+    local_hits: 3 + 1 + 1 + 1 + 1,
+    remote_hits: 1,      // b
+    misses: 6,           // none, loaded, failing, s (stale reads as absent), w, a after delete
+    loads: 3,            // loaded, failing, w
+    load_errors: 1,      // failing
+    waits: 1,            // w's second caller
+    stale_served: 1 + 2, // s; the two fail-safe copies
+    fail_safe: 2,        // get(b) and get_with(b) during the outage
+    refreshes: 0,        // s's refresh lost the lease
+    sets: 3,             // set(a), loaded, w
+    decode_errors: 1,    // bad
+    errors: 3,           // failing (loader), bad (decode), elsewhere (Redis down)
+};
+
+/// The expected counts of [`ACCOUNTED`].
+struct Accounted {
+    local_hits: u64,
+    remote_hits: u64,
+    misses: u64,
+    loads: u64,
+    load_errors: u64,
+    waits: u64,
+    stale_served: u64,
+    fail_safe: u64,
+    refreshes: u64,
+    sets: u64,
+    decode_errors: u64,
+    errors: u64,
+}
+
+fn accounting_builder(server: &Server, name: &str) -> flipcache::Builder<String, String> {
+    server
+        .builder(name)
+        .local_max(100)
+        .expire_time(Duration::from_secs(120))
+        .stale_for(Duration::from_secs(60))
+        .fail_safe(true)
+        .distributed_lock(Duration::from_secs(10))
+}
+
+/// Writes what the scripted mix reads behind the cache's back: `b` (fresh), `s` (within its
+/// last 60 s: stale), `bad` (not UTF-8), and another process's lease on `s`.
+fn accounting_fixtures(raw: &mut redis::Connection, name: &str) {
+    let _: () = raw.set(format!("{name}:b"), "2").unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{name}:s"))
+        .arg("old")
+        .arg("PX")
+        .arg(30_000)
+        .query(raw)
+        .unwrap();
+    let _: () = raw.set(format!("{name}:bad"), &[0xffu8, 0xfe][..]).unwrap();
+    let _: () = raw
+        .set(format!("__flipcache__:lease:{name}:s"), "someone-else")
+        .unwrap();
+}
+
+/// Checks every `Stats` field against [`ACCOUNTED`] and every published series against its
+/// field. `held` is what the L1 holds, with each value's length (for `local_bytes`).
+fn check_accounting(name: &str, s: flipcache::Stats, held: &[(String, usize)]) {
+    let a = ACCOUNTED;
+    let got = [
+        ("local_hits", s.local_hits, a.local_hits),
+        ("remote_hits", s.remote_hits, a.remote_hits),
+        ("misses", s.misses, a.misses),
+        ("loads", s.loads, a.loads),
+        ("load_errors", s.load_errors, a.load_errors),
+        ("waits", s.waits, a.waits),
+        ("stale_served", s.stale_served, a.stale_served),
+        ("fail_safe", s.fail_safe, a.fail_safe),
+        ("refreshes", s.refreshes, a.refreshes),
+        ("sets", s.sets, a.sets),
+        ("decode_errors", s.decode_errors, a.decode_errors),
+        ("errors", s.errors, a.errors),
+        ("evictions", s.evictions, 0),
+        ("flushes", s.flushes, 0),
+        ("fills_skipped", s.fills_skipped, 0),
+        ("invalidations", s.invalidations, 0),
+        ("local_entries", s.local_entries, held.len() as u64),
+        (
+            "local_bytes",
+            s.local_bytes,
+            held.iter().map(|(_, len)| *len as u64 + 64).sum(),
+        ),
+    ];
+    let wrong: Vec<_> = got.iter().filter(|(_, got, want)| got != want).collect();
+    assert!(wrong.is_empty(), "(field, got, expected): {wrong:?}\n{s:?}");
+
+    let c = |series: &str, labels: &[(&str, &str)]| counter(series, name, labels);
+    let published = [
+        (
+            "hits local",
+            c("flipcache_hits_total", &[("layer", "local")]),
+            s.local_hits,
+        ),
+        (
+            "hits remote",
+            c("flipcache_hits_total", &[("layer", "remote")]),
+            s.remote_hits,
+        ),
+        ("misses", c("flipcache_misses_total", &[]), s.misses),
+        ("loads", c("flipcache_loads_total", &[]), s.loads),
+        (
+            "load_errors",
+            c("flipcache_load_errors_total", &[]),
+            s.load_errors,
+        ),
+        ("waits", c("flipcache_waits_total", &[]), s.waits),
+        (
+            "stale_served",
+            c("flipcache_stale_served_total", &[]),
+            s.stale_served,
+        ),
+        (
+            "fail_safe",
+            c("flipcache_fail_safe_total", &[]),
+            s.fail_safe,
+        ),
+        (
+            "refreshes",
+            c("flipcache_refreshes_total", &[]),
+            s.refreshes,
+        ),
+        ("sets", c("flipcache_sets_total", &[]), s.sets),
+        (
+            "decode_errors",
+            c("flipcache_decode_errors_total", &[]),
+            s.decode_errors,
+        ),
+        (
+            "evictions",
+            c("flipcache_evictions_total", &[]),
+            s.evictions,
+        ),
+        ("flushes", c("flipcache_flushes_total", &[]), s.flushes),
+        (
+            "fills_skipped",
+            c("flipcache_fills_skipped_total", &[]),
+            s.fills_skipped,
+        ),
+        (
+            "invalidations",
+            c("flipcache_invalidations_total", &[]),
+            s.invalidations,
+        ),
+        (
+            "errors loader",
+            c("flipcache_errors_total", &[("kind", "loader")]),
+            1,
+        ),
+        (
+            "errors decode",
+            c("flipcache_errors_total", &[("kind", "decode")]),
+            1,
+        ),
+        (
+            "errors redis+timeout",
+            c("flipcache_errors_total", &[("kind", "redis")])
+                + c("flipcache_errors_total", &[("kind", "timeout")]),
+            1,
+        ),
+        (
+            "errors encode+load_timeout",
+            c("flipcache_errors_total", &[("kind", "encode")])
+                + c("flipcache_errors_total", &[("kind", "load_timeout")]),
+            0,
+        ),
+    ];
+    let wrong: Vec<_> = published
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .collect();
+    assert!(wrong.is_empty(), "(series, published, expected): {wrong:?}");
+    assert_eq!(
+        gauge("flipcache_local_entries", name),
+        Some(s.local_entries as f64)
+    );
+    assert_eq!(
+        gauge("flipcache_local_bytes", name),
+        Some(s.local_bytes as f64)
+    );
+}
+
+/// What the L1 holds, with each value's length (the mix's values are their own encoding).
+fn held_values(keys: Vec<String>) -> Vec<(String, usize)> {
+    let len = |k: &str| match k {
+        "b" | "loaded" | "w" => 1,
+        "s" => 3,
+        other => panic!("the L1 holds an unexpected key {other}"),
+    };
+    keys.into_iter()
+        .map(|k| (len(&k), k))
+        .map(|(l, k)| (k, l))
+        .collect()
+}
+
+/// The blocking front's accounting, one call at a time: each `Stats` field and each published
+/// series counts what `stats.rs` says it counts, once per outcome.
+#[test]
+fn every_counter_counts_each_outcome_once_blocking() {
+    recorder();
+    let mut server = Server::start();
+    let name = "acct_blocking";
+    let cache = accounting_builder(&server, name).build().unwrap();
+    let mut raw = server.raw();
+    accounting_fixtures(&mut raw, name);
+
+    cache.set("a", "1").unwrap();
+    eventually(Duration::from_secs(5), "a in the L1", || {
+        cache.local_contains("a")
+    });
+    for _ in 0..3 {
+        assert_eq!(cache.get("a").unwrap().as_deref(), Some("1"));
+    }
+    assert_eq!(cache.get("b").unwrap().as_deref(), Some("2")); // from Redis
+    assert_eq!(cache.get("b").unwrap().as_deref(), Some("2")); // from the L1
+    assert_eq!(cache.get("none").unwrap(), None);
+    assert_eq!(cache.get_with("loaded", || "3".to_string()).unwrap(), "3");
+    let failed = cache.try_get_with("failing", || Err::<String, _>(std::io::Error::other("db")));
+    assert!(matches!(failed, Err(LoadError::Loader { .. })));
+    assert!(cache.get("bad").unwrap_err().is_decode());
+    // Stale: `get` reads it as absent; `get_with` serves it and leaves the refresh to the
+    // lease's holder.
+    assert_eq!(cache.get("s").unwrap(), None);
+    assert_eq!(cache.get_with("s", || "new".to_string()).unwrap(), "old");
+    // One load for two callers.
+    let cache = &cache;
+    std::thread::scope(|t| {
+        let slow = || {
+            std::thread::sleep(Duration::from_millis(400));
+            "4".to_string()
+        };
+        let first = t.spawn(move || cache.get_with("w", slow).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(cache.get_with("w", || "never".to_string()).unwrap(), "4");
+        assert_eq!(first.join().unwrap(), "4");
+    });
+    assert!(cache.delete("a").unwrap());
+    assert_eq!(cache.get("a").unwrap(), None);
+    std::thread::sleep(Duration::from_millis(300)); // the refresh of s has given up
+
+    drop(raw);
+    server.stop();
+    assert!(cache.get("elsewhere").is_err());
+    assert_eq!(cache.get("b").unwrap().as_deref(), Some("2")); // fail-safe
+    assert_eq!(cache.get_with("b", || "x".to_string()).unwrap(), "2"); // fail-safe
+
+    let held = held_values(cache.local_keys());
+    check_accounting(name, cache.stats(), &held);
+}
+
+/// [`every_counter_counts_each_outcome_once_blocking`] for the async front.
+#[test]
+fn every_counter_counts_each_outcome_once_async() {
+    recorder();
+    let mut server = Server::start();
+    let name = "acct_async";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cache = rt
+        .block_on(accounting_builder(&server, name).build_async())
+        .unwrap();
+    let mut raw = server.raw();
+    accounting_fixtures(&mut raw, name);
+    rt.block_on(async {
+        cache.set("a", "1").await.unwrap();
+        eventually(Duration::from_secs(5), "a in the L1", || {
+            cache.local_contains("a")
+        });
+        for _ in 0..3 {
+            assert_eq!(cache.get("a").await.unwrap().as_deref(), Some("1"));
+        }
+        assert_eq!(cache.get("b").await.unwrap().as_deref(), Some("2"));
+        assert_eq!(cache.get("b").await.unwrap().as_deref(), Some("2"));
+        assert_eq!(cache.get("none").await.unwrap(), None);
+        let loaded = cache.get_with("loaded", async { "3".to_string() }).await;
+        assert_eq!(loaded.unwrap(), "3");
+        let failed = cache
+            .try_get_with("failing", async {
+                Err::<String, _>(std::io::Error::other("db"))
+            })
+            .await;
+        assert!(matches!(failed, Err(LoadError::Loader { .. })));
+        assert!(cache.get("bad").await.unwrap_err().is_decode());
+        assert_eq!(cache.get("s").await.unwrap(), None);
+        let stale = cache.get_with("s", async { "new".to_string() }).await;
+        assert_eq!(stale.unwrap(), "old");
+        let slow = cache.get_with("w", async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            "4".to_string()
+        });
+        let second = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            cache.get_with("w", async { "never".to_string() }).await
+        };
+        let (first, second) = tokio::join!(slow, second);
+        assert_eq!((first.unwrap(), second.unwrap()), ("4".into(), "4".into()));
+        assert!(cache.delete("a").await.unwrap());
+        assert_eq!(cache.get("a").await.unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+
+    drop(raw);
+    server.stop();
+    rt.block_on(async {
+        assert!(cache.get("elsewhere").await.is_err());
+        assert_eq!(cache.get("b").await.unwrap().as_deref(), Some("2"));
+        let b = cache.get_with("b", async { "x".to_string() }).await;
+        assert_eq!(b.unwrap(), "2");
+    });
+
+    let held = held_values(cache.local_keys());
+    check_accounting(name, cache.stats(), &held);
 }

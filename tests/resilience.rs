@@ -305,6 +305,72 @@ fn memoized_functions_serve_stale_results_while_refreshing() {
     assert_eq!(MEMO_RUNS.load(Ordering::SeqCst), 2);
 }
 
+static TAGGED_URL: OnceLock<String> = OnceLock::new();
+static TAGGED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[flipcache(name = "rs_memo_tagged", redis = TAGGED_URL.get(), expire_time = Duration::from_millis(200), stale_for = 5, tags = ["sku:{sku}"])]
+fn tagged_price(sku: u64) -> u64 {
+    TAGGED_RUNS.fetch_add(1, Ordering::SeqCst) as u64 * 1000 + sku
+}
+
+#[flipcache(name = "rs_memo_tagged_async", redis = TAGGED_URL.get(), expire_time = 60, eager_refresh = 0.1, tags = ["sku:{sku}"])]
+async fn tagged_price_async(sku: u64) -> u64 {
+    TAGGED_RUNS.fetch_add(1, Ordering::SeqCst) as u64 * 1000 + sku
+}
+
+/// `tags` with `stale_for` (and, async, `eager_refresh`): the background refresh stores its
+/// result under the function's tags too. The first results are written by another client,
+/// untagged, so only the refresh's write can list them under their tag.
+#[test]
+fn memoized_refreshes_store_their_results_under_the_tags() {
+    let server = Server::start();
+    TAGGED_URL.set(server.url()).unwrap();
+    let mut raw = server.raw();
+    let write = |raw: &mut redis::Connection, key: &str, value: &str, ttl_ms: u64| {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query(raw)
+            .unwrap();
+    };
+    // Within the last 5 s of its life: stale.
+    write(&mut raw, "rs_memo_tagged:7", "7", 4_000);
+    assert_eq!(tagged_price(7), 7, "stale, served at once");
+    eventually(Duration::from_secs(5), "the refreshed result", || {
+        tagged_price(7) >= 1000
+    });
+    let cache = tagged_price_cache().unwrap();
+    assert_eq!(
+        cache.remove_by_tag("sku:7").unwrap(),
+        1,
+        "the refresh tagged it"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Past a tenth of its 60 s life: the L1 hit after the read refreshes it eagerly (and it
+        // does not expire meanwhile, so no miss can store it instead).
+        write(&mut raw, "rs_memo_tagged_async:8", "8", 30_000);
+        assert_eq!(tagged_price_async(8).await, 8);
+        let cache = tagged_price_async_cache().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while tagged_price_async(8).await < 1000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the eager refresh never landed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            cache.remove_by_tag("sku:8").await.unwrap(),
+            1,
+            "the refresh tagged it"
+        );
+    });
+}
+
 #[test]
 fn a_soft_timeout_gives_the_stale_value_and_the_load_goes_on() {
     let server = Server::start();

@@ -35,13 +35,13 @@ fn removing_a_tag_deletes_its_entries_in_redis_and_nothing_else() {
     let server = Server::start();
     let cache = strings(&server, "tg_basic");
     cache
-        .set_with_tags("profile:42", "p42", &["user:42"])
+        .set_with_tags("profile:42", "p42", ["user:42"])
         .unwrap();
     cache
-        .set_with_tags("orders:42", "o42", &["user:42", "org:7"])
+        .set_with_tags("orders:42", "o42", ["user:42", "org:7"])
         .unwrap();
     cache
-        .set_with_tags("profile:43", "p43", &["user:43", "org:7"])
+        .set_with_tags("profile:43", "p43", ["user:43", "org:7"])
         .unwrap();
     cache.set("plain", "x").unwrap();
     let mut raw = server.raw();
@@ -82,13 +82,13 @@ fn clear_leaves_other_caches_indexes_alone_and_tags_survive_an_untagged_rewrite(
     let server = Server::start();
     let a = strings(&server, "tg_clear_a");
     let b = strings(&server, "tg_clear_b");
-    a.set_with_tags("k", "v", &["t"]).unwrap();
-    b.set_with_tags("k", "v", &["t"]).unwrap();
+    a.set_with_tags("k", "v", ["t"]).unwrap();
+    b.set_with_tags("k", "v", ["t"]).unwrap();
     assert_eq!(a.clear().unwrap(), 1);
     assert_eq!(b.remove_by_tag("t").unwrap(), 1);
     // An untagged rewrite of a tagged key is still listed: removal takes it (a cache may
     // always drop an entry).
-    a.set_with_tags("k", "v1", &["t"]).unwrap();
+    a.set_with_tags("k", "v1", ["t"]).unwrap();
     a.set("k", "v2").unwrap();
     assert_eq!(a.remove_by_tag("t").unwrap(), 1);
     assert_eq!(a.get("k").unwrap(), None);
@@ -112,7 +112,7 @@ fn the_async_front_tags_and_removes() {
         for i in 0..10u64 {
             let tag = if i % 2 == 0 { "even" } else { "odd" };
             cache
-                .set_with_tags(i, format!("v{i}"), &[tag, "all"])
+                .set_with_tags(i, format!("v{i}"), [tag, "all"])
                 .await
                 .unwrap();
         }
@@ -162,7 +162,7 @@ fn a_removal_reaches_another_process_and_a_raw_connection() {
     let keys: Vec<String> = (0..50).map(|i| format!("item:{i}")).collect();
     for k in &keys {
         cache
-            .set_with_tags(k.as_str(), format!("v-{k}"), &["batch"])
+            .set_with_tags(k.as_str(), format!("v-{k}"), ["batch"])
             .unwrap();
     }
     cache.set("untagged", "stays").unwrap();
@@ -266,7 +266,7 @@ fn concurrent_tagging_and_removal_leave_no_survivor() {
                     let k = &keys[(x % keys.len() as u64) as usize];
                     let v = format!("w{w}-{n}");
                     n += 1;
-                    cache.set_with_tags(k.as_str(), v.as_str(), &["t"]).unwrap();
+                    cache.set_with_tags(k.as_str(), v.as_str(), ["t"]).unwrap();
                     returned.lock().unwrap().insert(v, Instant::now());
                     writes.fetch_add(1, Ordering::Relaxed);
                 }
@@ -339,7 +339,7 @@ fn the_index_stays_bounded_over_10_000_writes_with_ttls_and_expires_with_them() 
     let mut largest = 0;
     for round in 0..20u64 {
         for i in 0..500u64 {
-            cache.set_with_tags(round * 500 + i, i, &["t"]).unwrap();
+            cache.set_with_tags(round * 500 + i, i, ["t"]).unwrap();
             written.push(Instant::now());
         }
         let size: usize = raw.zcard(&idx).unwrap();

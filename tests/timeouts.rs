@@ -174,6 +174,21 @@ fn a_blocking_miss_against_a_paused_server_takes_one_timeout() {
     let took = start.elapsed();
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(err.key(), Some("pausedmiss:missing"));
+    // The message says how long the call waited, against the configured limit, truthfully.
+    let flipcache::Error::Timeout { after, elapsed, .. } = &err else {
+        unreachable!()
+    };
+    assert_eq!(*after, timeout);
+    assert!(
+        *elapsed <= took && *elapsed >= timeout * 3 / 4,
+        "{elapsed:?} of {took:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("gave up after {} ms", elapsed.as_millis()))
+            && message.contains("(timeout 400 ms)"),
+        "{message}"
+    );
     // About 1x (once 2x: one socket timeout per reply), with room for a busy machine.
     assert!(
         took < timeout * 7 / 4,

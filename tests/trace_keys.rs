@@ -27,7 +27,7 @@ fn exercise(server: &mut Server, name: &str, secret: &str, trace_keys: bool) {
     assert_eq!(cache.get_with(&k(2), || "v".to_string()).unwrap(), "v");
     cache.set(k(3), "v").unwrap();
     assert!(cache.delete(&k(3)).unwrap());
-    cache.set_with_tags(k(4), "v", &["t"]).unwrap();
+    cache.set_with_tags(k(4), "v", ["t"]).unwrap();
     assert_eq!(cache.remove_by_tag("t").unwrap(), 1);
     // An entry that does not decode: read as absent, with a warning.
     let _: () = server

@@ -122,7 +122,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         if let Some(v) = self.core.local_hit(key) {
             return Ok(Some(v));
         }
-        self.core.fetch(key.to_owned()).await
+        self.core.returned(self.core.fetch(key.to_owned()).await)
     }
 
     /// The value under `key`, or, when neither layer has it, the value of `load` (a future,
@@ -158,7 +158,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        self.core.get_with(key, load).await
+        self.core.returned(self.core.get_with(key, load).await)
     }
 
     /// [`get_with`](FlipCache::get_with) with a fallible loader. Its error is returned as
@@ -185,7 +185,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         T: Load<V>,
         E: Send + Sync + 'static,
     {
-        self.core.try_get_with(key, load).await
+        self.core
+            .returned_load(self.core.try_get_with(key, load).await)
     }
 
     /// [`get_with`](FlipCache::get_with) with a loader that may find nothing; `None` is
@@ -208,7 +209,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        self.core.optionally_get_with(key, load).await
+        self.core
+            .returned(self.core.optionally_get_with(key, load).await)
     }
 
     /// [`set`](FlipCache::set) with a TTL of its own instead of the cache's `expire_time`.
@@ -225,10 +227,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         value: impl Arg<V>,
         ttl: Duration,
     ) -> Result<()> {
-        self.core
+        let written = self
+            .core
             .write(key.into_arg(), value.into_arg(), Some(ttl), false)
-            .await
-            .map(drop)
+            .await;
+        self.core.returned(written).map(drop)
     }
 
     /// Stores `value` only if `key` has no value in Redis (`SET NX`); says whether it did.
@@ -240,34 +243,41 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub async fn set_if_absent(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<bool> {
-        self.core
+        let written = self
+            .core
             .write(key.into_arg(), value.into_arg(), None, true)
-            .await
+            .await;
+        self.core.returned(written)
     }
 
     /// [`set`](FlipCache::set), listing the entry under each of `tags`: a later
     /// [`remove_by_tag`](FlipCache::remove_by_tag) of any of them removes it. The tag indexes
     /// live outside the `{name}:{key}` layout (`len`, `keys`, `clear` and Python FlipCache
-    /// never see them) and expire with their entries.
+    /// never see them) and expire with their entries. `tags` is any list of strings (`&["a"]`,
+    /// a `Vec<String>`), as for [`Loaded::tags`](crate::Loaded::tags).
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
     /// let pages: flipcache::aio::FlipCache<String, String> =
     ///     flipcache::aio::FlipCache::new("pages").await?;
-    /// pages.set_with_tags("profile:42", "<html>", &["user:42"]).await?;
-    /// pages.set_with_tags("orders:42", "<html>", &["user:42", "org:7"]).await?;
+    /// pages.set_with_tags("profile:42", "<html>", ["user:42"]).await?;
+    /// pages.set_with_tags("orders:42", "<html>", ["user:42", "org:7"]).await?;
+    /// let org = format!("org:{}", 7);
+    /// pages.set_with_tags("team:7", "<html>", vec![org]).await?;
     /// # Ok(()) }
     /// ```
     pub async fn set_with_tags(
         &self,
         key: impl Arg<K>,
         value: impl Arg<V>,
-        tags: &[&str],
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<()> {
-        let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
-        self.core
+        let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        let written = self
+            .core
             .set_with_tags(key.into_arg(), value.into_arg(), &tags)
-            .await
+            .await;
+        self.core.returned(written)
     }
 
     /// Removes every entry listed under `tag` (see [`set_with_tags`](FlipCache::set_with_tags)
@@ -287,7 +297,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub async fn remove_by_tag(&self, tag: &str) -> Result<usize> {
-        self.core.remove_by_tag(tag).await
+        self.core.returned(self.core.remove_by_tag(tag).await)
     }
 
     /// The remaining TTL of `key` in Redis: `None` when the key does not exist or never
@@ -304,7 +314,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.core.ttl_of(key.to_owned()).await
+        self.core.returned(self.core.ttl_of(key.to_owned()).await)
     }
 
     /// Stores `value` under `key` in Redis (with the TTL, if any), then in the L1. If Redis
@@ -317,7 +327,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub async fn set(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<()> {
-        self.core.set(key.into_arg(), value.into_arg()).await
+        self.core
+            .returned(self.core.set(key.into_arg(), value.into_arg()).await)
     }
 
     /// Removes `key` from both layers; says whether Redis had it.
@@ -333,10 +344,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.core.delete(key.to_owned()).await
+        self.core.returned(self.core.delete(key.to_owned()).await)
     }
 
-    /// Whether `key` has a value (the L1 first, else `EXISTS`).
+    /// Whether [`get`](FlipCache::get) would find a value for `key`: the L1 first (a fresh
+    /// entry), else Redis, with one `EXISTS`; with `stale_for` or `decode_errors_as_misses`,
+    /// whose stale or undecodable entries `get` reads as absent, with the value and its TTL
+    /// (`GET`+`PTTL`) instead. Counts no hit or miss.
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
@@ -349,10 +363,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if self.core.local_contains(key) {
+        if self.core.holds_fresh(key) {
             return Ok(true);
         }
-        self.core.exists(key.to_owned()).await
+        self.core.returned(self.core.contains(key.to_owned()).await)
     }
 
     /// Re-applies the TTL to `key` in Redis and marks it recently used locally; says whether the
@@ -370,10 +384,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.core.refresh(key.to_owned()).await
+        self.core.returned(self.core.refresh(key.to_owned()).await)
     }
 
-    /// How many keys the cache has in Redis (by `SCAN`, so it costs a pass over the keyspace).
+    /// How many keys the cache has in Redis that [`get`](FlipCache::get) would find (by
+    /// `SCAN`, so it costs a pass over the keyspace; with `stale_for` or
+    /// `decode_errors_as_misses` it also reads each value and its TTL, 500 keys per round
+    /// trip, to leave out the stale or undecodable entries `get` reads as absent). Absence
+    /// markers, tag indexes, leases and write traces are not keys of the cache.
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
@@ -382,7 +400,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub async fn len(&self) -> Result<usize> {
-        self.core.len().await
+        self.core.returned(self.core.len().await)
     }
 
     /// Whether the cache has no keys in Redis.
@@ -397,7 +415,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Ok(self.len().await? == 0)
     }
 
-    /// Every key of the cache in Redis (by `SCAN`; keys that do not parse as `K` are skipped).
+    /// Every key of the cache in Redis that [`get`](FlipCache::get) would find (by `SCAN`;
+    /// keys that do not parse as `K` are skipped; the same cost and the same keys as
+    /// [`len`](FlipCache::len)).
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
@@ -406,7 +426,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub async fn keys(&self) -> Result<Vec<K>> {
-        self.core.keys().await
+        self.core.returned(self.core.keys().await)
     }
 
     /// Deletes every key of the cache from Redis (`SCAN` + `UNLINK`, never `FLUSHDB`) and
@@ -419,7 +439,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub async fn clear(&self) -> Result<usize> {
-        self.core.clear().await
+        self.core.returned(self.core.clear().await)
     }
 
     /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
@@ -439,7 +459,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     ) -> impl Future<Output = Result<Vec<Option<V>>>> + Send + use<'a, K, V, A> {
         // Converted before the future, so that it is `Send` whatever `A` is.
         let keys: Vec<K> = keys.iter().cloned().map(Arg::into_arg).collect();
-        async move { self.core.get_many(&keys).await }
+        async move { self.core.returned(self.core.get_many(&keys).await) }
     }
 
     /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).
@@ -458,7 +478,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
             .into_iter()
             .map(|(k, v)| (k.into_arg(), v.into_arg()))
             .collect();
-        self.core.set_many(items).await
+        self.core.returned(self.core.set_many(items).await)
     }
 
     /// How many live entries the L1 holds (never more than `local_max`).

@@ -12,7 +12,6 @@ use crate::core::Core;
 use crate::error::Result;
 use crate::key::FlipKey;
 use crate::load::{Load, LoadError};
-use crate::runtime::block_on;
 use crate::stats::Stats;
 use crate::value::FlipValue;
 
@@ -123,7 +122,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         if let Some(v) = self.core.local_hit(key) {
             return Ok(Some(v));
         }
-        self.core.fetch_blocking(key.to_owned())
+        self.core.returned(self.core.fetch_blocking(key.to_owned()))
     }
 
     /// The value under `key`, or, when neither layer has it, the value `load` computes, stored
@@ -156,7 +155,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        self.core.get_with_blocking(key, load)
+        self.core.returned(self.core.get_with_blocking(key, load))
     }
 
     /// [`get_with`](FlipCache::get_with) with a fallible loader. Its error is returned as
@@ -183,7 +182,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         T: Load<V>,
         E: Send + Sync + 'static,
     {
-        self.core.try_get_with_blocking(key, load)
+        self.core
+            .returned_load(self.core.try_get_with_blocking(key, load))
     }
 
     /// [`get_with`](FlipCache::get_with) with a loader that may find nothing. `None` is not
@@ -210,7 +210,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         T: Load<V>,
     {
-        self.core.optionally_get_with_blocking(key, load)
+        self.core
+            .returned(self.core.optionally_get_with_blocking(key, load))
     }
 
     /// [`set`](FlipCache::set) with a TTL of its own instead of the cache's `expire_time` (the
@@ -223,12 +224,12 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub fn set_with_ttl(&self, key: impl Arg<K>, value: impl Arg<V>, ttl: Duration) -> Result<()> {
-        block_on(
-            self.core.rt(),
-            self.core
-                .write(key.into_arg(), value.into_arg(), Some(ttl), false),
-        )
-        .map(drop)
+        self.core
+            .block(
+                self.core
+                    .write(key.into_arg(), value.into_arg(), Some(ttl), false),
+            )
+            .map(drop)
     }
 
     /// Stores `value` only if `key` has no value in Redis (`SET NX`); says whether it did.
@@ -240,8 +241,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub fn set_if_absent(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<bool> {
-        block_on(
-            self.core.rt(),
+        self.core.block(
             self.core
                 .write(key.into_arg(), value.into_arg(), None, true),
         )
@@ -250,19 +250,26 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// [`set`](FlipCache::set), listing the entry under each of `tags`: a later
     /// [`remove_by_tag`](FlipCache::remove_by_tag) of any of them removes it. The tag indexes
     /// live outside the `{name}:{key}` layout (`len`, `keys`, `clear` and Python FlipCache
-    /// never see them) and expire with their entries.
+    /// never see them) and expire with their entries. `tags` is any list of strings (`&["a"]`,
+    /// a `Vec<String>`), as for [`Loaded::tags`](crate::Loaded::tags).
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
     /// let pages: flipcache::FlipCache<String, String> = flipcache::FlipCache::new("pages")?;
-    /// pages.set_with_tags("profile:42", "<html>", &["user:42"])?;
-    /// pages.set_with_tags("orders:42", "<html>", &["user:42", "org:7"])?;
+    /// pages.set_with_tags("profile:42", "<html>", ["user:42"])?;
+    /// pages.set_with_tags("orders:42", "<html>", ["user:42", "org:7"])?;
+    /// let org = format!("org:{}", 7);
+    /// pages.set_with_tags("team:7", "<html>", vec![org])?;
     /// # Ok(()) }
     /// ```
-    pub fn set_with_tags(&self, key: impl Arg<K>, value: impl Arg<V>, tags: &[&str]) -> Result<()> {
-        let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
-        block_on(
-            self.core.rt(),
+    pub fn set_with_tags(
+        &self,
+        key: impl Arg<K>,
+        value: impl Arg<V>,
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<()> {
+        let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        self.core.block(
             self.core
                 .set_with_tags(key.into_arg(), value.into_arg(), &tags),
         )
@@ -284,7 +291,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub fn remove_by_tag(&self, tag: &str) -> Result<usize> {
-        block_on(self.core.rt(), self.core.remove_by_tag(tag))
+        self.core.block(self.core.remove_by_tag(tag))
     }
 
     /// The remaining TTL of `key` in Redis: `None` when the key does not exist or never
@@ -301,7 +308,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        block_on(self.core.rt(), self.core.ttl_of(key.to_owned()))
+        self.core.block(self.core.ttl_of(key.to_owned()))
     }
 
     /// Stores `value` under `key` in Redis (with the TTL, if any), then in the L1. If Redis
@@ -314,10 +321,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub fn set(&self, key: impl Arg<K>, value: impl Arg<V>) -> Result<()> {
-        block_on(
-            self.core.rt(),
-            self.core.set(key.into_arg(), value.into_arg()),
-        )
+        self.core
+            .block(self.core.set(key.into_arg(), value.into_arg()))
     }
 
     /// Removes `key` from both layers; says whether Redis had it.
@@ -333,10 +338,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        block_on(self.core.rt(), self.core.delete(key.to_owned()))
+        self.core.block(self.core.delete(key.to_owned()))
     }
 
-    /// Whether `key` has a value (the L1 first, else `EXISTS`).
+    /// Whether [`get`](FlipCache::get) would find a value for `key`: the L1 first (a fresh
+    /// entry), else Redis, with one `EXISTS`; with `stale_for` or `decode_errors_as_misses`,
+    /// whose stale or undecodable entries `get` reads as absent, with the value and its TTL
+    /// (`GET`+`PTTL`) instead. Counts no hit or miss.
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
@@ -349,10 +357,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if self.core.local_contains(key) {
+        if self.core.holds_fresh(key) {
             return Ok(true);
         }
-        block_on(self.core.rt(), self.core.exists(key.to_owned()))
+        self.core.block(self.core.contains(key.to_owned()))
     }
 
     /// Re-applies the TTL to `key` in Redis and marks it recently used locally; says whether the
@@ -370,10 +378,14 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        block_on(self.core.rt(), self.core.refresh(key.to_owned()))
+        self.core.block(self.core.refresh(key.to_owned()))
     }
 
-    /// How many keys the cache has in Redis (by `SCAN`, so it costs a pass over the keyspace).
+    /// How many keys the cache has in Redis that [`get`](FlipCache::get) would find (by
+    /// `SCAN`, so it costs a pass over the keyspace; with `stale_for` or
+    /// `decode_errors_as_misses` it also reads each value and its TTL, 500 keys per round
+    /// trip, to leave out the stale or undecodable entries `get` reads as absent). Absence
+    /// markers, tag indexes, leases and write traces are not keys of the cache.
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
@@ -382,7 +394,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub fn len(&self) -> Result<usize> {
-        block_on(self.core.rt(), self.core.len())
+        self.core.block(self.core.len())
     }
 
     /// Whether the cache has no keys in Redis.
@@ -397,7 +409,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         Ok(self.len()? == 0)
     }
 
-    /// Every key of the cache in Redis (by `SCAN`; keys that do not parse as `K` are skipped).
+    /// Every key of the cache in Redis that [`get`](FlipCache::get) would find (by `SCAN`;
+    /// keys that do not parse as `K` are skipped; the same cost and the same keys as
+    /// [`len`](FlipCache::len)).
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
@@ -406,7 +420,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub fn keys(&self) -> Result<Vec<K>> {
-        block_on(self.core.rt(), self.core.keys())
+        self.core.block(self.core.keys())
     }
 
     /// Deletes every key of the cache from Redis (`SCAN` + `UNLINK`, never `FLUSHDB`) and
@@ -419,7 +433,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// # Ok(()) }
     /// ```
     pub fn clear(&self) -> Result<usize> {
-        block_on(self.core.rt(), self.core.clear())
+        self.core.block(self.core.clear())
     }
 
     /// The values of `keys`, in the order asked; everything the L1 lacks comes in one pipelined
@@ -440,7 +454,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// ```
     pub fn get_many<A: Arg<K> + Clone>(&self, keys: &[A]) -> Result<Vec<Option<V>>> {
         let keys: Vec<K> = keys.iter().cloned().map(Arg::into_arg).collect();
-        block_on(self.core.rt(), self.core.get_many(&keys))
+        self.core.block(self.core.get_many(&keys))
     }
 
     /// Stores every pair in one pipelined round trip (on a cluster, one per hash slot).
@@ -459,7 +473,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
             .into_iter()
             .map(|(k, v)| (k.into_arg(), v.into_arg()))
             .collect();
-        block_on(self.core.rt(), self.core.set_many(items))
+        self.core.block(self.core.set_many(items))
     }
 
     /// How many live entries the L1 holds (never more than `local_max`).

@@ -21,7 +21,9 @@ use crate::load::Loaded;
 use crate::load::flight::Flights;
 use crate::load::health::Health;
 use crate::load::lease::{Claim, Leases};
-use crate::local::{Fill, Found, Freshness, Limits, Local, Lookup, Ticket, Weigher, WriteGuard};
+use crate::local::{
+    Fill, Found, Freshness, Heard, Limits, Local, Lookup, Ticket, Weigher, WriteGuard,
+};
 use crate::lock::lock;
 use crate::remote::fill::{Cond, Noted, Seen, TraceKeys};
 use crate::remote::{self, Also, Failure, Fetched, ReadMode, Remote};
@@ -96,6 +98,9 @@ pub(crate) enum Why {
     /// neither (its lookup was counted by the read before).
     Look,
 }
+
+/// How many keys `len` and `keys` read per round trip when they must look at values.
+const VISIBLE_BATCH: usize = 500;
 
 /// One cache: name, L1, codec, connection, counters.
 pub(crate) struct Core<K, V> {
@@ -245,12 +250,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .registry
             .join(prefix.clone(), coherence && l1, sink);
         let _ = core.id.set(id);
+        let start = Instant::now();
         let ready = async {
             if coherence && l1 {
                 core.remote
                     .ensure_tracked(&prefix)
                     .await
-                    .map_err(Failure::from)
+                    .map_err(|e| Failure::of(e, start))
             } else {
                 core.round_trip("ping", None, |mut c| async move {
                     redis::cmd("PING").query_async::<()>(&mut c).await
@@ -261,7 +267,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let failure = match tokio::time::timeout(core.timeout, ready).await {
             Ok(Ok(())) => None,
             Ok(Err(f)) => Some(f),
-            Err(_) => Some(Failure::Timeout),
+            Err(_) => Some(Failure::Timeout(start.elapsed())),
         };
         if let Some(f) = failure {
             if !lazy {
@@ -329,19 +335,43 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         let cache = self.name.clone();
         let key = key.map(str::to_owned);
         match failure {
-            Failure::Redis(source) => {
-                self.counters.error(ErrorKind::Redis);
-                Error::Redis { cache, key, source }
-            }
-            Failure::Timeout => {
-                self.counters.error(ErrorKind::Timeout);
-                Error::Timeout {
-                    cache,
-                    key,
-                    after: self.timeout,
-                }
-            }
+            Failure::Redis(source) => Error::Redis { cache, key, source },
+            Failure::Timeout(elapsed) => Error::Timeout {
+                cache,
+                key,
+                after: self.timeout,
+                elapsed,
+            },
         }
+    }
+
+    /// What a call returns to its caller, counted: an error in `errors` (by kind). The one
+    /// place `errors` grows: the fronts pass every result through it (see `stats.rs`).
+    #[inline]
+    pub(crate) fn returned<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            self.counters.error(ErrorKind::of(e));
+        }
+        result
+    }
+
+    /// [`Core::returned`] for the fallible loader verbs: a loader's error counts as well.
+    #[inline]
+    pub(crate) fn returned_load<T, E>(
+        &self,
+        result: std::result::Result<T, crate::LoadError<E>>,
+    ) -> std::result::Result<T, crate::LoadError<E>> {
+        match &result {
+            Ok(_) => {}
+            Err(crate::LoadError::Cache(e)) => self.counters.error(ErrorKind::of(e)),
+            Err(_) => self.counters.error(ErrorKind::Loader),
+        }
+        result
+    }
+
+    /// [`Core::returned`] of a blocking call: `work` run to completion on the cache's runtime.
+    pub(crate) fn block<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        self.returned(block_on(self.rt(), work))
     }
 
     /// Decodes a value read from Redis. A failure is counted in `decode_errors`; it is counted
@@ -359,14 +389,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     fn encode(&self, rkey: &str, value: &V) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.codec.encode(value, &mut out).map_err(|e| {
-            self.counters.error(ErrorKind::Encode);
-            Error::Encode {
+        self.codec
+            .encode(value, &mut out)
+            .map_err(|e| Error::Encode {
                 cache: self.name.clone(),
                 key: rkey.to_owned(),
                 source: e.into(),
-            }
-        })?;
+            })?;
         Ok(out)
     }
 
@@ -402,6 +431,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 if refresh && let Some(tx) = self.refresher.get() {
                     let _ = tx.send(key.to_owned());
                 }
+                self.local.count_hit();
                 Some(value)
             }
             Lookup::Stale { .. } | Lookup::Miss => None,
@@ -418,11 +448,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     {
         match self.local.get(key) {
             Lookup::Hit { value, refresh } => {
-                if self.unverified.load(Ordering::Relaxed) {
-                    Counters::bump(&self.counters.fail_safe);
-                    Counters::bump(&self.counters.stale_served);
-                    self.stale_served(key);
-                }
+                self.served_local(key, false);
                 if refresh && let Some(tx) = self.refresher.get() {
                     // refresh-on-get: this claim was for a TTL renewal.
                     let _ = tx.send(key.to_owned());
@@ -430,16 +456,35 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 }
                 Some((value, refresh))
             }
-            // Counted by the L1, per thread (a stale hit costs what a fresh one does).
             Lookup::Stale { value, refresh } => {
-                self.stale_served(key);
+                self.served_local(key, true);
                 Some((value, refresh))
             }
             Lookup::Miss => None,
         }
     }
 
-    /// The L1's value for `key` whatever its state (a fail-safe value), or `None`.
+    /// Counts a value a loader path serves from the L1: a local hit and, among them, a stale
+    /// value or (while the L1 is unverified, in an outage under fail-safe) a fail-safe copy.
+    #[inline]
+    fn served_local<Q>(&self, key: &Q, stale: bool)
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        self.local.count_hit();
+        if self.unverified.load(Ordering::Relaxed) {
+            Counters::bump(&self.counters.fail_safe);
+            Counters::bump(&self.counters.stale_served);
+            self.stale_served(key);
+        } else if stale {
+            self.local.count_stale();
+            self.stale_served(key);
+        }
+    }
+
+    /// The L1's value for `key` whatever its state (a fail-safe value, served in place of a
+    /// Redis error), or `None`.
     fn fail_safe_value(&self, key: &K) -> Option<V> {
         if !self.fail_safe {
             return None;
@@ -448,6 +493,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             Lookup::Hit { value, .. } | Lookup::Stale { value, .. } => value,
             Lookup::Miss => return None,
         };
+        self.local.count_hit();
         Counters::bump(&self.counters.fail_safe);
         Counters::bump(&self.counters.stale_served);
         self.stale_served(key);
@@ -649,12 +695,18 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         fetched: Fetched,
         why: Why,
     ) -> Result<Stored<V>> {
-        let counted = why != Why::Look;
         match fetched.value {
             Some(bytes) => {
                 let value = self.decode(rkey, &bytes)?;
-                if counted {
-                    Counters::bump(&self.counters.remote_hits);
+                let stale = self
+                    .stale_for
+                    .is_some_and(|s| fetched.pttl.is_some_and(|ms| Duration::from_millis(ms) < s));
+                // A stale value is served by loader paths (then counted as stale there), and
+                // read as absent by `get`: a miss.
+                match why {
+                    Why::Look => {}
+                    Why::Call if stale => Counters::bump(&self.counters.misses),
+                    Why::Call | Why::Load => Counters::bump(&self.counters.remote_hits),
                 }
                 let deadline = fetched.pttl.map(|ms| start + Duration::from_millis(ms));
                 let found = Some((value.clone(), bytes.len(), deadline));
@@ -664,13 +716,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     // marker so it does not come back when the value goes.
                     self.forget_absence(rkey);
                 }
-                let stale = self
-                    .stale_for
-                    .is_some_and(|s| fetched.pttl.is_some_and(|ms| Duration::from_millis(ms) < s));
                 Ok(Stored::Value(value, stale))
             }
             None => {
-                if counted {
+                if why != Why::Look {
                     Counters::bump(&self.counters.misses);
                 }
                 fill.fill(std::slice::from_ref(key), vec![None]);
@@ -713,17 +762,8 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                 self.warn_undecodable(&e);
                 Ok(None)
             }
-            Err(e) => Err(self.undecodable(e)),
+            Err(e) => Err(e),
         }
-    }
-
-    /// `e`, returned to the caller: a decode error is counted as an error then (Redis errors
-    /// were counted when they happened).
-    fn undecodable(&self, e: Error) -> Error {
-        if e.is_decode() {
-            self.counters.error(ErrorKind::Decode);
-        }
-        e
     }
 
     fn warn_undecodable(&self, e: &Error) {
@@ -971,7 +1011,10 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     pub(crate) async fn delete(&self, key: K) -> Result<bool> {
         let rkey = redis_key(&self.prefix, &key);
         let marker = self.marker(&rkey, true);
-        let guard = WriteGuard::begin(&self.local, vec![key]);
+        let guard = WriteGuard::begin(&self.local, vec![key.clone()]);
+        // Gone from the L1 before Redis can push the delete back: that push, were it to find
+        // the entry, would count as someone else's write.
+        self.local.invalidate(&key);
         // A trace even when the key is absent: a load of it in flight must not fill it after
         // this delete (see `remote/fill.rs`).
         let token = remote::fill::token();
@@ -993,7 +1036,11 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
             .iter()
             .filter_map(|r| r.strip_prefix(self.prefix.as_str()).and_then(K::parse_key))
             .collect();
-        let guard = WriteGuard::begin(&self.local, keys);
+        let guard = WriteGuard::begin(&self.local, keys.clone());
+        // As for `delete`: gone before Redis can push the deletes back.
+        for key in &keys {
+            self.local.invalidate(key);
+        }
         let out = op.await;
         for rkey in rkeys {
             self.remote.registry.local_write(rkey.as_bytes(), self.id());
@@ -1019,6 +1066,50 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         self.round_trip("exists", Some(&rkey), |c| remote::exists(c, &rkey))
             .await
             .map_err(|f| self.fail(Some(&rkey), f))
+    }
+
+    /// Whether the L1 holds `key` fresh and verified: `contains` without Redis.
+    pub(crate) fn holds_fresh<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        !self.unverified.load(Ordering::Relaxed) && self.local.holds_fresh(key)
+    }
+
+    /// Whether the caller must read values to say what `get` would find: stale values and,
+    /// under `decode_errors_as_misses`, undecodable ones read as absent.
+    fn judges_values(&self) -> bool {
+        self.stale_for.is_some() || self.decode_misses
+    }
+
+    /// Whether `get` of the key read as `fetched` would return a value (nothing is counted,
+    /// filled or warned about; an undecodable value counts in `decode_errors`).
+    fn visible(&self, rkey: &str, fetched: &Fetched) -> bool {
+        let Some(bytes) = &fetched.value else {
+            return false;
+        };
+        let stale = self
+            .stale_for
+            .is_some_and(|s| fetched.pttl.is_some_and(|ms| Duration::from_millis(ms) < s));
+        let undecodable = self.decode_misses && self.decode(rkey, bytes).is_err();
+        !(stale || undecodable)
+    }
+
+    /// `contains` past the L1: whether `get` would find a value in Redis. One `EXISTS`, or,
+    /// when stale or undecodable entries read as absent, the value and its TTL.
+    pub(crate) async fn contains(&self, key: K) -> Result<bool> {
+        if !self.judges_values() {
+            return self.exists(key).await;
+        }
+        let rkey = redis_key(&self.prefix, &key);
+        let fetched = self
+            .round_trip("get", Some(&rkey), |c| {
+                remote::get(c, &rkey, ReadMode::WithTtl, Also::default(), false)
+            })
+            .await
+            .map_err(|f| self.fail(Some(&rkey), f))?;
+        Ok(self.visible(&rkey, &fetched))
     }
 
     pub(crate) async fn refresh(&self, key: K) -> Result<bool> {
@@ -1139,11 +1230,45 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     pub(crate) async fn len(&self) -> Result<usize> {
-        Ok(self.own_keys().await?.len())
+        Ok(self.visible_keys().await?.len())
     }
 
     pub(crate) async fn keys(&self) -> Result<Vec<K>> {
-        Ok(self.own_keys().await?.into_iter().map(|(_, k)| k).collect())
+        Ok(self
+            .visible_keys()
+            .await?
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect())
+    }
+
+    /// This cache's keys that `get` would find: [`Core::own_keys`], less (when stale or
+    /// undecodable entries read as absent) those whose value `get` would not return, read in
+    /// pipelines of [`VISIBLE_BATCH`] keys (a `GET` and a `PTTL` each).
+    async fn visible_keys(&self) -> Result<Vec<(Vec<u8>, K)>> {
+        let keys = self.own_keys().await?;
+        if !self.judges_values() {
+            return Ok(keys);
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(VISIBLE_BATCH) {
+            let rkeys: Vec<String> = batch
+                .iter()
+                .map(|(raw, _)| String::from_utf8_lossy(raw).into_owned())
+                .collect();
+            let fetched = self
+                .round_trip("mget", None, |c| {
+                    remote::get_many(c, &rkeys, ReadMode::WithTtl, false)
+                })
+                .await
+                .map_err(|f| self.fail(None, f))?;
+            for ((entry, rkey), f) in batch.iter().zip(&rkeys).zip(&fetched) {
+                if self.visible(rkey, f) {
+                    out.push(entry.clone());
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) async fn clear(&self) -> Result<usize> {
@@ -1225,7 +1350,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         // Decoded first, the L1 filled, then the defaults of what is missing (which may write).
         let mut found: Vec<Found<V>> = Vec::with_capacity(wanted.len());
         let mut undecodable: Vec<bool> = Vec::with_capacity(wanted.len());
+        // Stale values fill the L1 (loader paths serve them) and read as absent, as for `get`.
+        let mut stale: Vec<bool> = Vec::with_capacity(wanted.len());
         for (rkey, f) in rkeys.iter().zip(fetched) {
+            stale.push(
+                self.stale_for
+                    .is_some_and(|s| f.pttl.is_some_and(|ms| Duration::from_millis(ms) < s)),
+            );
             let Some(bytes) = f.value else {
                 found.push(None);
                 undecodable.push(false);
@@ -1242,12 +1373,13 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
                     found.push(None);
                     undecodable.push(true);
                 }
-                Err(e) => return Err(self.undecodable(e)),
+                Err(e) => return Err(e),
             }
         }
         let values: Vec<Option<V>> = found
             .iter()
-            .map(|f| f.as_ref().map(|(v, _, _)| v.clone()))
+            .zip(&stale)
+            .map(|(f, &stale)| f.as_ref().filter(|_| !stale).map(|(v, _, _)| v.clone()))
             .collect();
         fill.fill(&wanted, found);
         for ((&i, value), undecodable) in missing.iter().zip(values).zip(undecodable) {
@@ -1394,16 +1526,26 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Sink for Core<K, V> {
     }
 
     fn pushed(&self, suffix: &[u8]) {
-        let invalidated = match std::str::from_utf8(suffix).ok().and_then(K::parse_key) {
-            Some(key) => self.local.heard(&key),
-            None => true,
+        let heard = match std::str::from_utf8(suffix).ok().and_then(K::parse_key) {
+            Some(key) => self.local.hear(&key),
+            None => Heard::Invalidated { dropped: false },
         };
-        if invalidated {
-            Counters::bump(&self.counters.invalidations);
-            self.changed(suffix);
-        } else if let Some(leases) = &self.leases {
+        match heard {
+            Heard::Invalidated { dropped } => {
+                // Counted as an entry the L1 lost, as evictions are: a push of a key it does
+                // not hold (broadcast tracking pushes every write under the prefix; an echo of
+                // this process's own script that the L1 could not count on) changes nothing.
+                if dropped {
+                    Counters::bump(&self.counters.invalidations);
+                }
+                self.changed(suffix);
+            }
             // This process's own write: its waiters may read it.
-            leases.changed(suffix);
+            Heard::Echo => {
+                if let Some(leases) = &self.leases {
+                    leases.changed(suffix);
+                }
+            }
         }
     }
 

@@ -49,15 +49,18 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
-    /// Redis did not answer within the configured timeout.
-    #[error("cache `{cache}`: Redis did not answer within {after:?}{}", for_key(.key))]
+    /// Redis did not answer in time: the call's timeout ran out, or a socket timed out first
+    /// (a connect that the call waited on, a read of the blocking front).
+    #[error("cache `{cache}`: Redis did not answer{}: {}", for_key(.key), waited(*.after, *.elapsed))]
     Timeout {
         /// The cache's name.
         cache: Arc<str>,
         /// The Redis key involved, if the operation had one.
         key: Option<String>,
-        /// The timeout that ran out.
+        /// The configured timeout (`Builder::timeout`).
         after: Duration,
+        /// How long the call waited before it gave up.
+        elapsed: Duration,
     },
     /// A value could not be encoded for Redis.
     #[error("cache `{cache}`: cannot encode the value for `{key}`")]
@@ -140,6 +143,16 @@ fn for_key(key: &Option<String>) -> String {
     }
 }
 
+/// How long a timed-out call waited, against its timeout, in milliseconds: "gave up after
+/// 717 ms (timeout 1000 ms)".
+fn waited(after: Duration, elapsed: Duration) -> String {
+    format!(
+        "gave up after {} ms (timeout {} ms)",
+        elapsed.as_millis(),
+        after.as_millis()
+    )
+}
+
 impl Error {
     /// This error with its causes, for a log line (naming the key).
     pub(crate) fn chain(&self) -> Chain<'_> {
@@ -155,8 +168,17 @@ impl Error {
     fn fmt_without_key(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Redis { cache, .. } => write!(f, "cache `{cache}`: Redis error"),
-            Error::Timeout { cache, after, .. } => {
-                write!(f, "cache `{cache}`: Redis did not answer within {after:?}")
+            Error::Timeout {
+                cache,
+                after,
+                elapsed,
+                ..
+            } => {
+                write!(
+                    f,
+                    "cache `{cache}`: Redis did not answer: {}",
+                    waited(*after, *elapsed)
+                )
             }
             Error::Encode { cache, .. } => write!(f, "cache `{cache}`: cannot encode a value"),
             Error::Decode { cache, .. } => write!(f, "cache `{cache}`: cannot decode a value"),
@@ -194,6 +216,7 @@ impl Error {
     ///     cache: "c".into(),
     ///     key: Some("c:1".into()),
     ///     after: std::time::Duration::from_secs(1),
+    ///     elapsed: std::time::Duration::from_secs(1),
     /// };
     /// assert_eq!(err.key(), Some("c:1"));
     /// ```
@@ -214,6 +237,7 @@ impl Error {
     ///     cache: "c".into(),
     ///     key: None,
     ///     after: std::time::Duration::from_secs(1),
+    ///     elapsed: std::time::Duration::from_secs(1),
     /// };
     /// assert!(err.is_timeout());
     /// ```
@@ -288,6 +312,24 @@ mod tests {
             key: key.map(str::to_owned),
             source: redis::RedisError::from(io),
         }
+    }
+
+    #[test]
+    fn a_timeout_says_how_long_it_waited_and_its_limit() {
+        let err = Error::Timeout {
+            cache: "c".into(),
+            key: Some("c:1".into()),
+            after: Duration::from_secs(1),
+            elapsed: Duration::from_micros(717_400),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cache `c`: Redis did not answer for `c:1`: gave up after 717 ms (timeout 1000 ms)"
+        );
+        assert_eq!(
+            err.chain_keys(false).to_string(),
+            "cache `c`: Redis did not answer: gave up after 717 ms (timeout 1000 ms)"
+        );
     }
 
     #[test]

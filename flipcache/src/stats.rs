@@ -20,31 +20,50 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Reads answered by the L1.
+    /// Lookups answered from the L1: a fresh value, a stale one (`stale_for`, served by the
+    /// loader verbs and memoized functions) or a fail-safe copy (`fail_safe`, while Redis
+    /// fails). A lookup is one key of one call: `get`, each key of `get_many`, the loader
+    /// verbs, a memoized call. Each lookup counts in at most one of `local_hits`,
+    /// `remote_hits`, `misses` (and `waits`).
     pub local_hits: u64,
-    /// Reads answered by Redis with a value.
+    /// Lookups answered by Redis with a value the call returned (a stale one only by the
+    /// loader verbs). The cache's own reads (the lease's second look at a key, a refresh's
+    /// read) count nothing.
     pub remote_hits: u64,
-    /// Reads that found nothing in either layer.
+    /// Lookups that read Redis and found no value the call could return: nothing, a
+    /// remembered absence, or a stale value (`get` reads it as absent). The loader verbs then
+    /// load. An undecodable value read as absent counts in `decode_errors` instead.
     pub misses: u64,
-    /// Invalidations Redis pushed for this cache's keys.
+    /// L1 entries dropped because Redis reported their key written by someone else (another
+    /// process, another client). A push of a key the L1 does not hold, and the echo of this
+    /// process's own write, count nothing; a `FLUSHDB` counts in `flushes`.
     pub invalidations: u64,
     /// Times the whole L1 was emptied by something other than this cache's own calls: its
     /// connection was lost, a `FLUSHDB`/`FLUSHALL` was pushed, or another cache of this process
     /// whose name covers this one's ran `clear`. This cache's own `clear` is not counted.
     pub flushes: u64,
-    /// Calls that returned an error.
+    /// Calls that returned an `Err`, a fallible loader's own error (`LoadError::Loader`)
+    /// included; by kind in `flipcache_errors_total`. A failure the cache handled counts none:
+    /// a fail-safe copy served instead, a Redis error a loader verb or memoized function loaded
+    /// through, a background refresh's.
     pub errors: u64,
-    /// Loader runs (`get_with` and friends, memoized functions).
+    /// Loader runs (the loader verbs' and memoized functions' loaders), on a miss or in a
+    /// background refresh that ran, and nothing else.
     pub loads: u64,
-    /// Loader runs that failed.
+    /// Loader runs that failed: returned an `Err` (`try_get_with`'s loader, a memoized
+    /// function returning `Result`). A panicking loader counts none (the panic goes on).
     pub load_errors: u64,
-    /// Loader calls served by another caller's load (single-flight waiters).
+    /// Lookups answered by another caller's load of the same key (single flight): this
+    /// caller's lookup counts here, not as a hit or a miss.
     pub waits: u64,
-    /// Stale values served (`stale_for`, and fail-safe values).
+    /// Among the hits, values served stale: past their expire time within `stale_for`, or
+    /// fail-safe copies (also in `fail_safe`).
     pub stale_served: u64,
-    /// Background refreshes started (stale-while-revalidate, eager refresh).
+    /// Background refreshes that ran (stale-while-revalidate, eager refresh): one left to
+    /// another process's lease counts none.
     pub refreshes: u64,
-    /// Fail-safe values served because Redis or the loader failed.
+    /// Among the local hits, fail-safe copies: values the L1 served while Redis failed
+    /// (`fail_safe`).
     pub fail_safe: u64,
     /// L1 entries evicted to make room for others (not those invalidated or expired).
     pub evictions: u64,
@@ -70,6 +89,10 @@ pub struct Stats {
     pub decode_errors: u64,
 }
 
+/// The counters behind [`Stats`] (the L1 counts its own hits, per thread). Each outcome is
+/// counted in one place: hits where a value is served (`Core::local_hit`,
+/// `Core::served_local`, `Core::fail_safe_value`, `Core::landed`), errors where a call returns
+/// (`Core::returned`).
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) remote_hits: AtomicU64,
@@ -98,16 +121,31 @@ pub(crate) enum ErrorKind {
     Encode,
     Decode,
     LoadTimeout,
+    /// A fallible loader's own error (`try_get_with`), returned to its caller.
+    Loader,
 }
 
 impl ErrorKind {
-    pub(crate) const ALL: [ErrorKind; 5] = [
+    pub(crate) const ALL: [ErrorKind; 6] = [
         ErrorKind::Redis,
         ErrorKind::Timeout,
         ErrorKind::Encode,
         ErrorKind::Decode,
         ErrorKind::LoadTimeout,
+        ErrorKind::Loader,
     ];
+
+    /// The kind of `e`. A configuration error (only a build returns one) counts as `redis`:
+    /// it is never returned by a call on a built cache.
+    pub(crate) fn of(e: &crate::Error) -> Self {
+        match e {
+            crate::Error::Timeout { .. } => ErrorKind::Timeout,
+            crate::Error::Encode { .. } => ErrorKind::Encode,
+            crate::Error::Decode { .. } => ErrorKind::Decode,
+            crate::Error::LoadTimeout { .. } => ErrorKind::LoadTimeout,
+            _ => ErrorKind::Redis,
+        }
+    }
 
     /// The label value.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
@@ -118,6 +156,7 @@ impl ErrorKind {
             ErrorKind::Encode => "encode",
             ErrorKind::Decode => "decode",
             ErrorKind::LoadTimeout => "load_timeout",
+            ErrorKind::Loader => "loader",
         }
     }
 }

@@ -143,8 +143,19 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     };
     let refreshing = o.stale_for.is_some() || o.eager_refresh.is_some();
     let tags = tag_list(o);
-    let (finish_async, finish_sync, tag_arg, tags_on_miss) = match &tags {
-        Some(list) => (
+    // Tags are built only when the call may store: on a miss, or (refreshing) on a hit that
+    // claimed the refresh.
+    let (finish_async, finish_sync, tag_arg, tags_on_miss) = match (&tags, refreshing) {
+        (Some(list), true) => (
+            quote!(finish_refreshing_async),
+            quote!(finish_refreshing),
+            quote!(__flipcache_tags,),
+            quote! {
+                let __flipcache_tags: ::flipcache::__private01::Vec<::flipcache::__private01::String> =
+                    if __flipcache_found.may_load() { #list } else { ::flipcache::__private01::Vec::new() };
+            },
+        ),
+        (Some(list), false) => (
             quote!(finish_async_tagged),
             quote!(finish_tagged),
             quote!(__flipcache_tags,),
@@ -153,13 +164,13 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
                     if __flipcache_found.is_miss() { #list } else { ::flipcache::__private01::Vec::new() };
             },
         ),
-        None if refreshing => (
+        (None, true) => (
             quote!(finish_refreshing_async),
             quote!(finish_refreshing),
-            quote!(),
+            quote!(::flipcache::__private01::Vec::new(),),
             quote!(),
         ),
-        None => (quote!(finish_async), quote!(finish), quote!(), quote!()),
+        (None, false) => (quote!(finish_async), quote!(finish), quote!(), quote!()),
     };
     let (ready, finish) = if is_async {
         (

@@ -31,15 +31,6 @@ fn refreshing(f: &Function<'_>, options: &Options, errors: &mut Errors) {
     } else {
         "eager_refresh"
     };
-    if let Some(tags) = &options.tags {
-        errors.push(syn::Error::new_spanned(
-            tags,
-            format!(
-                "`tags` cannot be combined with `{name}` yet (a background refresh does not tag)"
-            ),
-        ));
-        return;
-    }
     if let Some(r) = f.receiver {
         errors.push(syn::Error::new_spanned(
             r,

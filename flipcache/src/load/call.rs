@@ -342,7 +342,6 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
     }
 
     fn load_timed_out(&self, key: &K, after: Duration) -> Error {
-        self.counters.error(crate::stats::ErrorKind::LoadTimeout);
         Error::LoadTimeout {
             cache: self.name.clone(),
             key: self.rkey(key),

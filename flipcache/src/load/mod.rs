@@ -72,14 +72,16 @@ impl<V> Loaded<V> {
 
     /// Lists the entry under these tags, so that
     /// [`remove_by_tag`](crate::FlipCache::remove_by_tag) of any of them removes it (added to
-    /// the tags given before, if any).
+    /// the tags given before, if any). `tags` is any list of strings (`["a"]`, a
+    /// `Vec<String>`), as for [`FlipCache::set_with_tags`](crate::FlipCache::set_with_tags).
     ///
     /// ```
     /// let l = flipcache::Loaded::new(5u64).tags(["user:42", "org:7"]);
     /// assert_eq!(l.tag_list(), ["user:42", "org:7"]);
     /// ```
-    pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.tags.extend(tags.into_iter().map(Into::into));
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.tags
+            .extend(tags.into_iter().map(|t| t.as_ref().to_owned()));
         self
     }
 

@@ -76,6 +76,16 @@ impl<K> Default for Shard<K> {
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// What a pushed invalidation did to the L1 ([`Local::hear`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// The echo of this process's own write, expected: nothing changed.
+    Echo,
+    /// Another client's write (or one not accounted for): the key's entry, if any, is gone
+    /// (`dropped`: there was one), and reads in flight of it may not fill.
+    Invalidated { dropped: bool },
+}
+
 /// What an L1 lookup found.
 pub(crate) enum Lookup<V> {
     /// A live, fresh entry; `refresh` says the Redis TTL should be pushed out in the
@@ -286,24 +296,62 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         true
     }
 
-    /// Removes the entry of `id` under the shard lock.
-    fn remove(&self, shard: &mut Shard<K>, id: u64) {
+    /// Removes the entry of `id` under the shard lock; says whether there was one.
+    fn remove(&self, shard: &mut Shard<K>, id: u64) -> bool {
         let guard = self.table.guard();
-        if let Some(old) = self.table.remove(&id, &guard) {
-            let state = old.state.load(Ordering::Relaxed);
-            shard
-                .policy
-                .forget(&self.table, &guard, state, old.weight());
-            weight::give_back(&self.len, &self.bytes, 1, old.weight());
-        }
+        let Some(old) = self.table.remove(&id, &guard) else {
+            return false;
+        };
+        let state = old.state.load(Ordering::Relaxed);
+        shard
+            .policy
+            .forget(&self.table, &guard, state, old.weight());
+        weight::give_back(&self.len, &self.bytes, 1, old.weight());
+        true
     }
 
+    /// Counts a value served from the L1 (fresh, stale or a fail-safe copy). The caller counts,
+    /// once it serves what [`Local::get`] found: a lookup counts nothing by itself.
     #[inline]
-    fn count_hit(&self) {
+    pub(crate) fn count_hit(&self) {
         bump_own(&self.hits);
     }
 
-    /// Looks `key` up, counting a read as use; an expired entry is dropped. Lock-free.
+    /// Counts a stale value served from the L1 (besides its [`Local::count_hit`]).
+    #[inline]
+    pub(crate) fn count_stale(&self) {
+        bump_own(&self.stale_hits);
+    }
+
+    /// Whether `key` is held and fresh (not expired, not past its stale point), without
+    /// counting a use or claiming a refresh: what `contains` may answer from the L1.
+    pub(crate) fn holds_fresh<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Equivalent<K> + ?Sized,
+    {
+        if !self.enabled() {
+            return false;
+        }
+        let guard = self.table.guard();
+        let Some(entry) = self.table.get(&Self::id(self.hash(key)), &guard) else {
+            return false;
+        };
+        if entry.key.borrow() != key {
+            return false;
+        }
+        let now = self.clock.ms(Instant::now());
+        if entry.has_deadline() && entry.expired_at(now) {
+            return false;
+        }
+        match (self.freshness, entry.deadline_ms()) {
+            (Some(f), Some(deadline)) => now < deadline.saturating_sub(ms_of(f.stale_for)),
+            _ => true,
+        }
+    }
+
+    /// Looks `key` up, counting a read as use (by the policy; hits are counted by whoever
+    /// serves them, see [`Local::count_hit`]); an expired entry is dropped. Lock-free.
     #[inline]
     pub(crate) fn get<Q>(&self, key: &Q) -> Lookup<V>
     where
@@ -339,10 +387,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
                 entry.mark_used();
                 let value = entry.value.clone();
                 if stale {
-                    bump_own(&self.stale_hits);
                     return Lookup::Stale { value, refresh };
                 }
-                self.count_hit();
                 return Lookup::Hit { value, refresh };
             }
             if let Some(every) = self.refresh_every {
@@ -364,7 +410,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         }
         entry.mark_used();
         let value = entry.value.clone();
-        self.count_hit();
         Lookup::Hit { value, refresh }
     }
 
@@ -612,7 +657,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
                     self.remove(&mut shard, id);
                 }
             }
-            _ => self.remove(&mut shard, id),
+            _ => {
+                self.remove(&mut shard, id);
+            }
         }
     }
 
@@ -691,23 +738,33 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
 
     /// Redis pushed an invalidation of `key`: taken as an expected echo of this process's own
     /// write if one is expected (then nothing changes), else an invalidation
-    /// ([`Local::invalidate`]). Says whether it was an invalidation.
-    pub(crate) fn heard<Q>(&self, key: &Q) -> bool
+    /// ([`Local::invalidate`]).
+    pub(crate) fn hear<Q>(&self, key: &Q) -> Heard
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         if !self.enabled() {
-            return true;
+            return Heard::Invalidated { dropped: false };
         }
         let hash = self.hash(key);
         let mut shard = self.shard(hash);
         if shard.echoes.take(key) {
-            return false;
+            return Heard::Echo;
         }
         shard.slots.invalidate(hash);
-        self.remove(&mut shard, Self::id(hash));
-        true
+        let dropped = self.remove(&mut shard, Self::id(hash));
+        Heard::Invalidated { dropped }
+    }
+
+    /// [`Local::hear`]: whether the push was an invalidation (not an expected echo).
+    #[cfg(test)]
+    pub(crate) fn heard<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        matches!(self.hear(key), Heard::Invalidated { .. })
     }
 
     /// Expects no echo any more (the connection that would carry them was lost).
@@ -774,7 +831,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Local<K, V> {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// Stale values served so far (all threads).
+    /// Stale values served from the L1 so far (all threads).
     pub(crate) fn stale_hits(&self) -> u64 {
         self.stale_hits
             .iter()
@@ -811,7 +868,10 @@ impl<K: Hash + Eq + Clone, V: Clone> BareL1<K, V> {
     /// A lookup, as a cache read starts.
     pub fn get(&self, key: &K) -> Option<V> {
         match self.0.get(key) {
-            Lookup::Hit { value, .. } => Some(value),
+            Lookup::Hit { value, .. } => {
+                self.0.count_hit();
+                Some(value)
+            }
             Lookup::Stale { .. } | Lookup::Miss => None,
         }
     }
@@ -1239,6 +1299,7 @@ mod tests {
                 s.spawn(|| {
                     for _ in 0..1000 {
                         assert_eq!(hit(l.get(&1)), Some(1));
+                        l.count_hit();
                     }
                 });
             }

@@ -61,6 +61,13 @@ impl<V> Found<V> {
     pub fn is_miss(&self) -> bool {
         matches!(self, Found::Miss(_))
     }
+
+    /// Whether the call may load or refresh (a miss, or a hit that claimed the refresh): its
+    /// tags are worth building.
+    #[inline]
+    pub fn may_load(&self) -> bool {
+        !matches!(self, Found::Hit(_))
+    }
 }
 
 /// What the body's result means for the cache (stored under `tags`, if any).
@@ -295,7 +302,13 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
     /// what it needs: a stale (or nearly stale) result is returned at once and the body runs
     /// again on a background thread to refresh it.
     #[inline]
-    pub fn finish_refreshing<S, R, B>(&'static self, found: Found<V>, _shape: S, body: B) -> R
+    pub fn finish_refreshing<S, R, B>(
+        &'static self,
+        found: Found<V>,
+        _shape: S,
+        tags: Vec<String>,
+        body: B,
+    ) -> R
     where
         S: Shape<R, Value = V>,
         R: Send + 'static,
@@ -304,7 +317,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let key = match found {
             Found::Hit(v) => return S::wrap(v),
             Found::Refresh(v, key) => {
-                return S::wrap(self.refresh_blocking::<S, R, B>(key, v, body, None));
+                return S::wrap(self.refresh_blocking::<S, R, B>(key, v, body, None, tags));
             }
             Found::Miss(key) => key,
         };
@@ -314,10 +327,12 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let ask = Self::ask::<S, R>(core);
         match core.start_blocking(key.clone(), ask) {
             Start::Done(got) => Self::settled::<S, R>(got, body),
-            Start::Stale(v, seen) => S::wrap(self.refresh_blocking::<S, R, B>(key, v, body, seen)),
+            Start::Stale(v, seen) => {
+                S::wrap(self.refresh_blocking::<S, R, B>(key, v, body, seen, tags))
+            }
             Start::Load(loading) => {
                 let r = body();
-                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent, Vec::new()));
+                loading.finish_blocking(produce::<S, R, V>(&r, ask.absent, tags));
                 r
             }
         }
@@ -325,7 +340,14 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
 
     /// Refreshes `key` in the background; the stale `v`, or the new value if it lands within
     /// the `load_timeout`. `seen`: what the read that found `v` stale noted (`None`: a hit).
-    fn refresh_blocking<S, R, B>(&'static self, key: String, v: V, body: B, seen: Option<Seen>) -> V
+    fn refresh_blocking<S, R, B>(
+        &'static self,
+        key: String,
+        v: V,
+        body: B,
+        seen: Option<Seen>,
+        tags: Vec<String>,
+    ) -> V
     where
         S: Shape<R, Value = V>,
         R: Send + 'static,
@@ -338,7 +360,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let flight = core.refresh_blocking(
             key,
             ask,
-            move || produce::<S, R, V>(&body(), ask.absent, Vec::new()),
+            move || produce::<S, R, V>(&body(), ask.absent, tags),
             seen,
         );
         core.refreshed_blocking(&flight, v)
@@ -349,6 +371,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         &'static self,
         found: Found<V>,
         _shape: S,
+        tags: Vec<String>,
         body: F,
     ) -> R
     where
@@ -360,7 +383,10 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         let key = match found {
             Found::Hit(v) => return S::wrap(v),
             Found::Refresh(v, key) => {
-                return S::wrap(self.refresh_async::<S, R, Fut>(key, v, body(), None).await);
+                return S::wrap(
+                    self.refresh_async::<S, R, Fut>(key, v, body(), None, tags)
+                        .await,
+                );
             }
             Found::Miss(key) => key,
         };
@@ -375,13 +401,14 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
                 None => body().await,
             },
             Start::Done(_) => body().await,
-            Start::Stale(v, seen) => {
-                S::wrap(self.refresh_async::<S, R, Fut>(key, v, body(), seen).await)
-            }
+            Start::Stale(v, seen) => S::wrap(
+                self.refresh_async::<S, R, Fut>(key, v, body(), seen, tags)
+                    .await,
+            ),
             Start::Load(loading) => {
                 let r = body().await;
                 loading
-                    .finish(produce::<S, R, V>(&r, ask.absent, Vec::new()))
+                    .finish(produce::<S, R, V>(&r, ask.absent, tags))
                     .await;
                 r
             }
@@ -395,6 +422,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
         v: V,
         fut: Fut,
         seen: Option<Seen>,
+        tags: Vec<String>,
     ) -> V
     where
         S: Shape<R, Value = V>,
@@ -410,7 +438,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             ask,
             async move {
                 let r = fut.await;
-                produce::<S, R, V>(&r, ask.absent, Vec::new())
+                produce::<S, R, V>(&r, ask.absent, tags)
             },
             seen,
         );
@@ -565,7 +593,7 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             None => self.build_sync(true)?,
         };
         let write = core.write_loaded(key, value.into_loaded(), Vec::new());
-        crate::runtime::block_on(core.rt(), write)
+        core.block(write)
     }
 
     /// Stores one entry (`<fn>_prime(args, value).await`).
@@ -574,8 +602,10 @@ impl<V: Clone + Send + Sync + 'static> Memo<V> {
             Some(c) => c,
             None => self.build_async(true).await?,
         };
-        core.write_loaded(key, value.into_loaded(), Vec::new())
-            .await
+        let written = core
+            .write_loaded(key, value.into_loaded(), Vec::new())
+            .await;
+        core.returned(written)
     }
 }
 

@@ -15,7 +15,6 @@ use std::time::Duration;
 use crate::cache::FlipCache;
 use crate::error::Result;
 use crate::load::Load;
-use crate::runtime::block_on;
 use crate::stats::Stats;
 
 /// Writes the `{key}` of an argument list (as the memoized function does).
@@ -208,7 +207,7 @@ impl<A: ?Sized, V: Clone + Send + Sync + 'static> MemoCache<A, V> {
     pub fn set(&self, args: &A, value: impl Load<V>) -> Result<()> {
         let core = self.cache.core();
         let write = core.write_loaded(self.key(args), value.into_loaded(), (self.tags)(args));
-        block_on(core.rt(), write)
+        core.block(write)
     }
 
     /// The remaining TTL of the result for `args` in Redis: `None` when there is none or it

@@ -169,10 +169,9 @@ impl<A: ?Sized, V: Clone + Send + Sync + 'static> MemoCache<A, V> {
     pub async fn set(&self, args: &A, value: impl Load<V>) -> Result<()> {
         let blocking = self.cache.to_blocking();
         let (key, tags) = (self.key(args), (self.tags)(args));
-        blocking
-            .core()
-            .write_loaded(key, value.into_loaded(), tags)
-            .await
+        let core = blocking.core();
+        let written = core.write_loaded(key, value.into_loaded(), tags).await;
+        core.returned(written)
     }
 
     /// The remaining TTL of the result for `args` in Redis: `None` when there is none or it

@@ -38,15 +38,16 @@ const BACKOFF_MAX: Duration = Duration::from_millis(25);
 #[derive(Debug)]
 pub(crate) enum Failure {
     Redis(RedisError),
-    Timeout,
+    /// The call gave up after this long.
+    Timeout(Duration),
 }
 
-impl From<RedisError> for Failure {
-    /// A timed-out socket read, write or connect is a [`Failure::Timeout`] like a call that ran
-    /// out of time.
-    fn from(e: RedisError) -> Self {
+impl Failure {
+    /// `e`, of a call that started at `start`: a timed-out socket read, write or connect is a
+    /// [`Failure::Timeout`] like a call that ran out of time.
+    pub(crate) fn of(e: RedisError, start: Instant) -> Self {
         if e.is_timeout() {
-            Failure::Timeout
+            Failure::Timeout(start.elapsed())
         } else {
             Failure::Redis(e)
         }
@@ -502,6 +503,7 @@ impl Remote {
         timeout: Duration,
         op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
     ) -> Option<(Result<T, Failure>, bool)> {
+        let start = Instant::now();
         let reads = self.reads.as_ref()?;
         let (generation, server, client_id) = {
             let st = crate::lock::lock(&self.state);
@@ -529,7 +531,7 @@ impl Remote {
         }
         let result = match result {
             Ok(v) => Ok(v),
-            Err(e) if e.is_timeout() => Err(Failure::Timeout),
+            Err(e) if e.is_timeout() => Err(Failure::Timeout(start.elapsed())),
             // A pooled connection closed under us (the server's idle `timeout`, a kill): the
             // read is harmless to repeat on the shared connection.
             Err(e) if is_connection_error(&e) => return None,
@@ -548,6 +550,7 @@ impl Remote {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
+        let start = Instant::now();
         let work = async {
             let (generation, conn) = self.connection().await?;
             op(conn).await.inspect_err(|e| {
@@ -560,8 +563,8 @@ impl Remote {
             })
         };
         match tokio::time::timeout(timeout, work).await {
-            Ok(r) => r.map_err(Failure::from),
-            Err(_) => Err(Failure::Timeout),
+            Ok(r) => r.map_err(|e| Failure::of(e, start)),
+            Err(_) => Err(Failure::Timeout(start.elapsed())),
         }
     }
 }
