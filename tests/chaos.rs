@@ -70,7 +70,10 @@ type Sample = (i64, i64);
 
 fn version(got: Result<Option<String>, flipcache::Error>) -> i64 {
     match got {
-        Ok(Some(v)) => v.strip_prefix('v').and_then(|n| n.parse().ok()).unwrap_or(-1),
+        Ok(Some(v)) => v
+            .strip_prefix('v')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1),
         _ => -1,
     }
 }

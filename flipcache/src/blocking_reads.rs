@@ -20,8 +20,10 @@
 //! connections redirect to it. Redis forgets what a closed connection read, so while its
 //! generation is current a pooled connection is never closed by the pool (no idle cap), one
 //! that fails is reported, so the caller can treat it as a lost connection, and idle ones are
-//! pinged by the keep-alive ([`BlockingReads::ping_tracked`]): the server's idle `timeout`
-//! does not close them, and one closed anyway (`CLIENT KILL`) is found. A write of a
+//! pinged by the keep-alive ([`BlockingReads::ping_tracked`]) so that the server's idle
+//! `timeout` does not close them. One closed anyway (`CLIENT KILL`) is found within 10 ms by a
+//! look at its socket ([`BlockingReads::closed_idle`]; the connections are our own, see
+//! `read_conn.rs`, except over TLS, where the ping finds it). A write of a
 //! key such a connection read is pushed for it too: the caller is told which reads were
 //! tracked, so the L1 expects that push (see `local/coherence.rs`).
 
@@ -29,8 +31,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::{Connection, ErrorKind, RedisError};
+use redis::{Connection, ErrorKind, RedisError, Value};
 use tokio::runtime::Handle;
+
+use crate::read_conn::ReadConn;
 
 /// Most idle connections kept.
 const MAX_IDLE: usize = 16;
@@ -48,6 +52,8 @@ struct Inner {
     creating: AtomicBool,
     /// Idle connections out of the pool for a ping (see [`BlockingReads::ping_tracked`]).
     pinging: AtomicUsize,
+    /// Told when a connection that tracks is pooled (see [`BlockingReads::tracked_pooled`]).
+    tracked: tokio::sync::Notify,
 }
 
 /// A pooled connection: its shared-connection generation, and the read/write timeout its
@@ -58,7 +64,64 @@ struct Idle {
     /// `generation` is current.
     tracked: bool,
     timeout: Duration,
-    conn: Connection,
+    conn: Pooled,
+}
+
+/// A pooled connection: on a socket of our own (TCP, Unix), whose close is seen while it is
+/// idle ([`BlockingReads::closed_idle`]), or redis-rs's (TLS), found closed by the ping.
+pub(crate) enum Pooled {
+    Own(ReadConn),
+    Lib(Connection),
+}
+
+impl Pooled {
+    /// Writes packed commands.
+    pub(crate) fn send_packed_command(&mut self, bytes: &[u8]) -> Result<(), RedisError> {
+        match self {
+            Pooled::Own(c) => c.send_packed_command(bytes),
+            Pooled::Lib(c) => c.send_packed_command(bytes),
+        }
+    }
+
+    /// Reads one reply (or push).
+    pub(crate) fn recv_response(&mut self) -> Result<Value, RedisError> {
+        match self {
+            Pooled::Own(c) => c.recv_response(),
+            Pooled::Lib(c) => c.recv_response(),
+        }
+    }
+
+    /// Sets the socket's read timeout.
+    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> Result<(), RedisError> {
+        match self {
+            Pooled::Own(c) => c.set_read_timeout(d),
+            Pooled::Lib(c) => c.set_read_timeout(d),
+        }
+    }
+
+    /// Sets the socket's write timeout.
+    pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> Result<(), RedisError> {
+        match self {
+            Pooled::Own(c) => c.set_write_timeout(d),
+            Pooled::Lib(c) => c.set_write_timeout(d),
+        }
+    }
+
+    /// Sends `cmd` and reads its reply (an error reply as an error).
+    fn request(&mut self, cmd: &redis::Cmd) -> Result<Value, RedisError> {
+        match self {
+            Pooled::Own(c) => c.request(cmd),
+            Pooled::Lib(c) => cmd.query(c),
+        }
+    }
+
+    /// Whether a look at the socket says the server closed it (`None`: it cannot tell).
+    fn closed_while_idle(&mut self) -> Option<bool> {
+        match self {
+            Pooled::Own(c) => Some(c.closed_while_idle()),
+            Pooled::Lib(_) => None,
+        }
+    }
 }
 
 /// The server's `run_id` (from `INFO server`): which run of the server a connection reaches.
@@ -76,6 +139,7 @@ impl BlockingReads {
                 idle: Mutex::new(Vec::new()),
                 creating: AtomicBool::new(false),
                 pinging: AtomicUsize::new(0),
+                tracked: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -94,7 +158,7 @@ impl BlockingReads {
         at: (u64, &str, Option<u64>),
         connect_timeout: Duration,
         timeout: Duration,
-        op: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
+        op: impl FnOnce(&mut Pooled) -> Result<T, RedisError>,
     ) -> Option<(Result<T, RedisError>, bool, bool)> {
         let generation = at.0;
         let pooled = {
@@ -162,7 +226,7 @@ impl BlockingReads {
                 .conn
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| conn.conn.set_write_timeout(Some(timeout)))
-                .and_then(|()| redis::cmd("PING").query::<String>(&mut conn.conn));
+                .and_then(|()| conn.conn.request(&redis::cmd("PING")));
             conn.timeout = timeout;
             let alive = answered.is_ok();
             if alive {
@@ -174,6 +238,39 @@ impl BlockingReads {
             }
         }
         true
+    }
+
+    /// Looks at the sockets of the idle connections of `generation` that track what they read
+    /// (without a round trip: see `read_conn.rs`); says whether one was closed by the server
+    /// (it is dropped: what it tracked is forgotten, so the caller must treat that as a lost
+    /// connection). Cheap enough to run every few milliseconds.
+    pub(crate) fn closed_idle(&self, generation: u64) -> bool {
+        let mut closed = false;
+        crate::lock::lock(&self.inner.idle).retain_mut(|i| {
+            if i.generation != generation {
+                return false;
+            }
+            if i.tracked && i.conn.closed_while_idle() == Some(true) {
+                closed = true;
+                return false;
+            }
+            true
+        });
+        closed
+    }
+
+    /// Whether any idle connection tracks what it reads (then [`BlockingReads::closed_idle`]
+    /// has something to look at).
+    pub(crate) fn tracks(&self) -> bool {
+        crate::lock::lock(&self.inner.idle)
+            .iter()
+            .any(|i| i.tracked)
+    }
+
+    /// Resolves once a connection that tracks what it reads has been pooled since the last
+    /// call (at once if one was meanwhile).
+    pub(crate) async fn tracked_pooled(&self) {
+        self.inner.tracked.notified().await;
     }
 
     /// Makes one more connection in the background, unless one is on its way.
@@ -203,6 +300,9 @@ impl Inner {
     /// when none is idle).
     fn put(&self, conn: Idle) {
         let mut idle = crate::lock::lock(&self.idle);
+        if conn.tracked {
+            self.tracked.notify_one();
+        }
         if conn.tracked || idle.len() < MAX_IDLE {
             idle.push(conn);
         }
@@ -215,21 +315,30 @@ impl Inner {
         server: &str,
         redirect: Option<u64>,
         connect_timeout: Duration,
-    ) -> Result<Option<Connection>, RedisError> {
-        let mut conn = self.client.get_connection_with_timeout(connect_timeout)?;
-        conn.set_read_timeout(Some(connect_timeout))?;
-        conn.set_write_timeout(Some(connect_timeout))?;
-        let info: String = redis::cmd("INFO").arg("server").query(&mut conn)?;
+    ) -> Result<Option<Pooled>, RedisError> {
+        let mut conn = match ReadConn::connect(self.client.get_connection_info(), connect_timeout)?
+        {
+            Some(own) => Pooled::Own(own),
+            None => {
+                let lib = self.client.get_connection_with_timeout(connect_timeout)?;
+                lib.set_read_timeout(Some(connect_timeout))?;
+                lib.set_write_timeout(Some(connect_timeout))?;
+                Pooled::Lib(lib)
+            }
+        };
+        let info: String =
+            redis::from_redis_value(conn.request(redis::cmd("INFO").arg("server"))?)?;
         if run_id(&info) != Some(server) {
             return Ok(None);
         }
         if let Some(id) = redirect {
-            redis::cmd("CLIENT")
-                .arg("TRACKING")
-                .arg("ON")
-                .arg("REDIRECT")
-                .arg(id)
-                .query::<()>(&mut conn)?;
+            conn.request(
+                redis::cmd("CLIENT")
+                    .arg("TRACKING")
+                    .arg("ON")
+                    .arg("REDIRECT")
+                    .arg(id),
+            )?;
         }
         Ok(Some(conn))
     }

@@ -114,6 +114,7 @@ mod metrics;
 #[cfg(all(test, feature = "shuttle"))]
 mod model_checks;
 mod outage;
+mod read_conn;
 mod remote;
 mod runtime;
 mod slot;

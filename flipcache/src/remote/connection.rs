@@ -162,6 +162,9 @@ impl Remote {
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(identity, Arc::downgrade(&remote));
         keep_alive(Arc::downgrade(&remote), rt);
+        if remote.reads.is_some() && mode == Tracking::Keys {
+            watch_reads(Arc::downgrade(&remote), rt);
+        }
         remote
     }
 
@@ -501,7 +504,7 @@ impl Remote {
     pub(crate) fn run_blocking<T>(
         &self,
         timeout: Duration,
-        op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
+        op: impl FnOnce(&mut blocking_reads::Pooled) -> Result<T, RedisError>,
     ) -> Option<(Result<T, Failure>, bool)> {
         let start = Instant::now();
         let reads = self.reads.as_ref()?;
@@ -589,6 +592,46 @@ async fn track(conn: &mut Conn, mode: Tracking, prefixes: &[String]) -> Result<(
         cmd.arg("NOLOOP");
     }
     conn.on_every_primary(&cmd).await.map(drop)
+}
+
+/// How often the blocking front's idle read connections that track what they read are looked
+/// at (a look at each socket, no round trip: see `read_conn.rs`).
+const WATCH_EVERY: Duration = Duration::from_millis(10);
+/// How long the watch waits for a connection that tracks, when none does, before it checks
+/// whether its endpoint is still in use.
+const WATCH_IDLE: Duration = Duration::from_secs(1);
+
+/// Watches the blocking front's idle read connections that track for the shared connection
+/// (key-based tracking): one the server closed (`CLIENT KILL`, its idle `timeout`) took what
+/// it tracked with it, without a push, so it is a lost connection, noticed within
+/// [`WATCH_EVERY`] rather than at the next ping.
+fn watch_reads(remote: Weak<Remote>, rt: &'static Handle) {
+    rt.spawn(async move {
+        loop {
+            let idle = {
+                let Some(r) = remote.upgrade() else { return };
+                let Some(reads) = r.reads.clone() else { return };
+                match r.current() {
+                    Some((generation, _)) if reads.tracks() => {
+                        if reads.closed_idle(generation) {
+                            tracing::warn!(endpoint = %r.endpoint, "a tracked read connection was closed; local caches emptied");
+                            r.lost(generation);
+                        }
+                        None
+                    }
+                    _ => Some(reads),
+                }
+            };
+            match idle {
+                None => tokio::time::sleep(WATCH_EVERY).await,
+                // Nothing to watch: until a connection that tracks is pooled (or a while, so
+                // that a dropped cache ends this task).
+                Some(reads) => {
+                    let _ = tokio::time::timeout(WATCH_IDLE, reads.tracked_pooled()).await;
+                }
+            }
+        }
+    });
 }
 
 /// Pings the shared connection while the endpoint is in use; a connection that stops answering
