@@ -134,7 +134,7 @@ fn chaos_child() {
     let mut checked = 0u32;
     loop {
         // The phase, read every 10 reads (a round trip to the coordination server).
-        if checked % 10 == 0 {
+        if checked.is_multiple_of(10) {
             let (r, done): (bool, bool) = redis::pipe()
                 .exists("chaos:reading")
                 .exists("chaos:done")
