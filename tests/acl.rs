@@ -56,6 +56,7 @@ fn a_user_without_dangerous_commands_uses_every_feature() {
     // Coherence: another client's write reaches the L1.
     c.set("shared", "mine").expect("set");
     assert_eq!(c.get("shared").expect("get").as_deref(), Some("mine"));
+    support::read_until_held(&c, "shared", "mine");
     let before = c.stats().invalidations;
     let _: () = server
         .raw()

@@ -129,6 +129,7 @@ fn a_failover_moves_the_cache_to_the_new_primary() {
     );
     assert_eq!(cache.get("k").unwrap().as_deref(), Some("v2"));
     // Coherence works on the new primary too.
+    support::read_until_held(&cache, "k", "v2");
     let before = cache.stats().invalidations;
     let _: () = replica.raw().set("sent:k", "v3").unwrap();
     eventually(
