@@ -139,7 +139,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// [`eager_refresh`](crate::Builder::eager_refresh), a hit on a stale (or nearly stale) entry
     /// returns at once and `load` refreshes the key in a task of its own; that is why it is
     /// `Send + 'static`, as `tokio::spawn`'s futures are (write `async move { .. }` with what
-    /// it needs moved in).
+    /// it needs moved in). `load` may give `V` or a `Loaded<V>`; a future whose output says
+    /// neither (one that only panics, say) needs its type written:
+    /// `async { let v: String = unreachable!(); v }`.
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {
@@ -190,7 +192,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     }
 
     /// [`get_with`](FlipCache::get_with) with a loader that may find nothing; `None` is
-    /// remembered in Redis only with [`cache_absent`](crate::Builder::cache_absent).
+    /// remembered in Redis only with [`cache_absent`](crate::Builder::cache_absent). A loader
+    /// that only gives `None` needs its type written (`None::<String>`): `Some` may hold a `V`
+    /// or a `Loaded<V>`.
     ///
     /// ```no_run
     /// # async fn run() -> flipcache::Result<()> {

@@ -141,6 +141,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// background thread. That is why it is `Send + 'static`: move what it needs into it (an
     /// `Arc`'d pool, the key).
     ///
+    /// `load` may return `V` or a `Loaded<V>`; a loader whose result says neither (one that
+    /// only panics, say) needs its type written: `|| -> String { unreachable!() }`.
+    ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
     /// let users: flipcache::FlipCache<u64, String> = flipcache::FlipCache::new("users")?;
@@ -189,7 +192,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
     /// [`get_with`](FlipCache::get_with) with a loader that may find nothing. `None` is not
     /// stored, unless the cache [remembers absence](Builder::cache_absent): then it is
     /// remembered in Redis for every process, and later calls return `None` without running
-    /// the loader until the absence expires or anyone writes the key.
+    /// the loader until the absence expires or anyone writes the key. A loader that only
+    /// returns `None` needs its type written (`None::<String>`): `Some` may hold a `V` or a
+    /// `Loaded<V>`.
     ///
     /// ```no_run
     /// # fn main() -> flipcache::Result<()> {
