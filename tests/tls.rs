@@ -1,53 +1,19 @@
 //! TLS: `rediss://` URLs and clients built with a CA certificate, against a private TLS-only
-//! redis-server (certificates made by redis-test's helpers). Needs the `tls` feature.
+//! redis-server (`support::Server::start_tls`: certificates made by redis-test's helpers).
+//! Needs the `tls` feature.
+
+mod support;
 
 use std::time::{Duration, Instant};
 
 use flipcache::FlipCache;
-use redis::{Commands, ConnectionAddr, TlsCertificates};
-use redis_test::server::RedisServer;
-
-fn tls_server() -> (RedisServer, u16, Vec<u8>) {
-    let port = redis_test::utils::get_random_available_port();
-    let addr = ConnectionAddr::TcpTls {
-        host: "127.0.0.1".into(),
-        port,
-        insecure: true,
-        tls_params: None,
-    };
-    let server = RedisServer::new_with_addr_tls_modules_and_spawner(
-        addr,
-        None,
-        None,
-        false,
-        None,
-        &[],
-        |cmd| {
-            cmd.stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn redis-server")
-        },
-    );
-    let ca = std::fs::read(&server.tls_paths.as_ref().expect("tls paths").ca_crt).expect("CA");
-    // Wait until it accepts TLS connections.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ok = redis::Client::open(format!("rediss://127.0.0.1:{port}/#insecure"))
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(300)))
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_ok();
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "TLS redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (server, port, ca)
-}
+use redis::{Commands, TlsCertificates};
+use support::Server;
 
 #[test]
 fn tls_with_a_ca_certificate_and_with_an_insecure_url() {
-    let (_server, port, ca) = tls_server();
+    let (server, ca) = Server::start_tls();
+    let port = server.port();
     let client = redis::Client::build_with_tls(
         format!("rediss://127.0.0.1:{port}"),
         TlsCertificates {
@@ -81,7 +47,8 @@ fn tls_with_a_ca_certificate_and_with_an_insecure_url() {
 
 #[test]
 fn plain_text_to_a_tls_port_fails_fast_with_a_clear_error() {
-    let (_server, port, _ca) = tls_server();
+    let (server, _ca) = Server::start_tls();
+    let port = server.port();
     let start = Instant::now();
     let err = FlipCache::<String, String>::builder("tls_plain")
         .connect_timeout(Duration::from_millis(500))

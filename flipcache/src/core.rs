@@ -416,8 +416,9 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
 
     // ---- the L1 fast path ------------------------------------------------------------------
 
-    /// An L1 hit of a fresh, verified entry, or `None` (what `get` may serve).
-    #[inline]
+    /// An L1 hit of a fresh, verified entry, or `None` (what `get` may serve). Always inlined,
+    /// as `Local::get` is: the hit path of `get`.
+    #[inline(always)]
     pub(crate) fn local_hit<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,

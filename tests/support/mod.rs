@@ -66,18 +66,56 @@ impl Server {
         server
     }
 
+    /// Starts a TLS-only server on a free port (certificates made by redis-test's helpers) and
+    /// waits until it answers over TLS; with its CA certificate. [`Server::url`] is then a
+    /// `rediss://...#insecure` URL.
+    pub fn start_tls() -> (Server, Vec<u8>) {
+        let port = redis_test::utils::get_random_available_port();
+        let addr = redis::ConnectionAddr::TcpTls {
+            host: "127.0.0.1".into(),
+            port,
+            insecure: true,
+            tls_params: None,
+        };
+        let inner = RedisServer::new_with_addr_tls_modules_and_spawner(
+            addr.clone(),
+            None,
+            None,
+            false,
+            None,
+            &[],
+            |cmd| {
+                cmd.stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn redis-server")
+            },
+        );
+        let ca = std::fs::read(&inner.tls_paths.as_ref().expect("tls paths").ca_crt).expect("CA");
+        let server = Server {
+            inner: Some(inner),
+            addr,
+        };
+        server.wait_ready();
+        (server, ca)
+    }
+
     /// The port.
     pub fn port(&self) -> u16 {
         match &self.addr {
-            redis::ConnectionAddr::Tcp(_, port) => *port,
+            redis::ConnectionAddr::Tcp(_, port) | redis::ConnectionAddr::TcpTls { port, .. } => {
+                *port
+            }
             other => panic!("unexpected address {other:?}"),
         }
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (TLS: `rediss://127.0.0.1:<port>/#insecure`).
     pub fn url(&self) -> String {
         match &self.addr {
             redis::ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}"),
+            redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                format!("rediss://{host}:{port}/#insecure")
+            }
             other => panic!("unexpected address {other:?}"),
         }
     }
