@@ -23,7 +23,8 @@
 //! pinged by the keep-alive ([`BlockingReads::ping_tracked`]) so that the server's idle
 //! `timeout` does not close them. One closed anyway (`CLIENT KILL`) is found within 10 ms by a
 //! look at its socket ([`BlockingReads::closed_idle`]; the connections are our own, see
-//! `read_conn.rs`, except over TLS, where the ping finds it). A write of a
+//! `read_conn.rs`; over TLS there is no pool: see [`watchable`](crate::read_conn::watchable)).
+//! A write of a
 //! key such a connection read is pushed for it too: the caller is told which reads were
 //! tracked, so the L1 expects that push (see `local/coherence.rs`).
 
@@ -31,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::{Connection, ErrorKind, RedisError, Value};
+use redis::{ErrorKind, RedisError};
 use tokio::runtime::Handle;
 
 use crate::read_conn::ReadConn;
@@ -64,64 +65,7 @@ struct Idle {
     /// `generation` is current.
     tracked: bool,
     timeout: Duration,
-    conn: Pooled,
-}
-
-/// A pooled connection: on a socket of our own (TCP, Unix), whose close is seen while it is
-/// idle ([`BlockingReads::closed_idle`]), or redis-rs's (TLS), found closed by the ping.
-pub(crate) enum Pooled {
-    Own(ReadConn),
-    Lib(Connection),
-}
-
-impl Pooled {
-    /// Writes packed commands.
-    pub(crate) fn send_packed_command(&mut self, bytes: &[u8]) -> Result<(), RedisError> {
-        match self {
-            Pooled::Own(c) => c.send_packed_command(bytes),
-            Pooled::Lib(c) => c.send_packed_command(bytes),
-        }
-    }
-
-    /// Reads one reply (or push).
-    pub(crate) fn recv_response(&mut self) -> Result<Value, RedisError> {
-        match self {
-            Pooled::Own(c) => c.recv_response(),
-            Pooled::Lib(c) => c.recv_response(),
-        }
-    }
-
-    /// Sets the socket's read timeout.
-    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> Result<(), RedisError> {
-        match self {
-            Pooled::Own(c) => c.set_read_timeout(d),
-            Pooled::Lib(c) => c.set_read_timeout(d),
-        }
-    }
-
-    /// Sets the socket's write timeout.
-    pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> Result<(), RedisError> {
-        match self {
-            Pooled::Own(c) => c.set_write_timeout(d),
-            Pooled::Lib(c) => c.set_write_timeout(d),
-        }
-    }
-
-    /// Sends `cmd` and reads its reply (an error reply as an error).
-    fn request(&mut self, cmd: &redis::Cmd) -> Result<Value, RedisError> {
-        match self {
-            Pooled::Own(c) => c.request(cmd),
-            Pooled::Lib(c) => cmd.query(c),
-        }
-    }
-
-    /// Whether a look at the socket says the server closed it (`None`: it cannot tell).
-    fn closed_while_idle(&mut self) -> Option<bool> {
-        match self {
-            Pooled::Own(c) => Some(c.closed_while_idle()),
-            Pooled::Lib(_) => None,
-        }
-    }
+    conn: ReadConn,
 }
 
 /// The server's `run_id` (from `INFO server`): which run of the server a connection reaches.
@@ -132,6 +76,7 @@ pub(crate) fn run_id(info: &str) -> Option<&str> {
 }
 
 impl BlockingReads {
+    /// A pool of connections to `client`'s server (one [`watchable`](crate::read_conn::watchable)).
     pub(crate) fn new(client: redis::Client) -> Self {
         BlockingReads {
             inner: Arc::new(Inner {
@@ -158,7 +103,7 @@ impl BlockingReads {
         at: (u64, &str, Option<u64>),
         connect_timeout: Duration,
         timeout: Duration,
-        op: impl FnOnce(&mut Pooled) -> Result<T, RedisError>,
+        op: impl FnOnce(&mut ReadConn) -> Result<T, RedisError>,
     ) -> Option<(Result<T, RedisError>, bool, bool)> {
         let generation = at.0;
         let pooled = {
@@ -250,7 +195,7 @@ impl BlockingReads {
             if i.generation != generation {
                 return false;
             }
-            if i.tracked && i.conn.closed_while_idle() == Some(true) {
+            if i.tracked && i.conn.closed_while_idle() {
                 closed = true;
                 return false;
             }
@@ -315,17 +260,8 @@ impl Inner {
         server: &str,
         redirect: Option<u64>,
         connect_timeout: Duration,
-    ) -> Result<Option<Pooled>, RedisError> {
-        let mut conn = match ReadConn::connect(self.client.get_connection_info(), connect_timeout)?
-        {
-            Some(own) => Pooled::Own(own),
-            None => {
-                let lib = self.client.get_connection_with_timeout(connect_timeout)?;
-                lib.set_read_timeout(Some(connect_timeout))?;
-                lib.set_write_timeout(Some(connect_timeout))?;
-                Pooled::Lib(lib)
-            }
-        };
+    ) -> Result<Option<ReadConn>, RedisError> {
+        let mut conn = ReadConn::connect(self.client.get_connection_info(), connect_timeout)?;
         let info: String =
             redis::from_redis_value(conn.request(redis::cmd("INFO").arg("server"))?)?;
         if run_id(&info) != Some(server) {

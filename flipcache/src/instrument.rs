@@ -176,7 +176,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> Core<K, V> {
         &self,
         command: &'static str,
         key: Option<&str>,
-        op: impl FnOnce(&mut crate::blocking_reads::Pooled) -> Result<T, RedisError>,
+        op: impl FnOnce(&mut crate::read_conn::ReadConn) -> Result<T, RedisError>,
     ) -> Option<(Result<T, Failure>, bool)> {
         #[cfg(feature = "metrics")]
         let start = Instant::now();

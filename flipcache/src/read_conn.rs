@@ -7,14 +7,26 @@
 //! redis-rs's synchronous `Connection` does not expose its socket, hence this small client for
 //! plain TCP and Unix sockets: commands are packed, and replies parsed, by redis-rs
 //! (`Cmd::get_packed_command`, `redis::Parser`); the handshake is `HELLO 3` (with `AUTH` when
-//! the client has a password) and `SELECT`. A `rediss://` server keeps redis-rs's connection
-//! (TLS records may arrive on an idle socket without meaning anything), watched by the ping.
+//! the client has a password) and `SELECT`. Over TLS there is no such pool (see [`watchable`]):
+//! TLS records may arrive on an idle socket without meaning anything, so a look at it could
+//! not tell a close; the blocking front reads through the shared connection then.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, Value};
+
+/// Whether the blocking front's reads may use a pool of [`ReadConn`]s to `info`'s server: a
+/// plain TCP or Unix socket (not TLS).
+pub(crate) fn watchable(info: &ConnectionInfo) -> bool {
+    match info.addr() {
+        ConnectionAddr::Tcp(..) => true,
+        #[cfg(unix)]
+        ConnectionAddr::Unix(_) => true,
+        _ => false,
+    }
+}
 
 /// A socket to the server.
 enum Socket {
@@ -94,11 +106,8 @@ pub(crate) struct ReadConn {
 
 impl ReadConn {
     /// Connects to `info`'s server within `timeout` and says hello (RESP3, authenticated,
-    /// its database selected). `Ok(None)`: a server this client does not reach itself (TLS).
-    pub(crate) fn connect(
-        info: &ConnectionInfo,
-        timeout: Duration,
-    ) -> Result<Option<Self>, RedisError> {
+    /// its database selected); a server that is not [`watchable`] is an error.
+    pub(crate) fn connect(info: &ConnectionInfo, timeout: Duration) -> Result<Self, RedisError> {
         let socket = match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let mut last = None;
@@ -130,7 +139,13 @@ impl ReadConn {
             ConnectionAddr::Unix(path) => {
                 Socket::Unix(std::os::unix::net::UnixStream::connect(path)?)
             }
-            _ => return Ok(None),
+            other => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    format!("no pooled read connection to {other}"),
+                )
+                .into());
+            }
         };
         socket.set_read_timeout(Some(timeout))?;
         socket.set_write_timeout(Some(timeout))?;
@@ -153,7 +168,7 @@ impl ReadConn {
         if settings.db() != 0 {
             conn.request(redis::cmd("SELECT").arg(settings.db()))?;
         }
-        Ok(Some(conn))
+        Ok(conn)
     }
 
     /// Sends `cmd` and reads its reply (an error reply as an error).
@@ -238,9 +253,7 @@ mod tests {
             let _ = rx.recv();
             drop(s);
         });
-        let mut c = ReadConn::connect(&info, Duration::from_secs(2))
-            .unwrap()
-            .expect("a TCP server");
+        let mut c = ReadConn::connect(&info, Duration::from_secs(2)).unwrap();
         assert!(!c.closed_while_idle(), "open and quiet");
         assert!(!c.closed_while_idle(), "still: the look leaves it blocking");
         tx.send(()).unwrap();
@@ -262,9 +275,7 @@ mod tests {
             s.write_all(b"+PONG\r\n").unwrap();
             std::thread::sleep(Duration::from_millis(200));
         });
-        let mut c = ReadConn::connect(&info, Duration::from_secs(2))
-            .unwrap()
-            .expect("a TCP server");
+        let mut c = ReadConn::connect(&info, Duration::from_secs(2)).unwrap();
         assert!(!c.closed_while_idle());
         let pong = c.request(&redis::cmd("PING")).unwrap();
         assert_eq!(pong, Value::SimpleString("PONG".into()));

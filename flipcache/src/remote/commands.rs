@@ -272,7 +272,7 @@ pub(crate) async fn get(
 
 /// [`get`] on a synchronous connection (one server), all of it within `timeout`.
 pub(crate) fn get_blocking(
-    conn: &mut crate::blocking_reads::Pooled,
+    conn: &mut crate::read_conn::ReadConn,
     timeout: Duration,
     key: &str,
     mode: ReadMode,
@@ -291,7 +291,7 @@ pub(crate) fn get_blocking(
 /// makes no extra system call). After an error other than a server's error reply the
 /// connection must be dropped (a reply may still be on its way).
 fn query_within(
-    conn: &mut crate::blocking_reads::Pooled,
+    conn: &mut crate::read_conn::ReadConn,
     pipe: &redis::Pipeline,
     timeout: Duration,
 ) -> Result<Vec<Value>, RedisError> {

@@ -142,8 +142,11 @@ impl Remote {
             remote.allow_connect_timeout(connect_timeout);
             return remote;
         }
+        // Over TLS the blocking front reads through the shared connection: a pooled one's
+        // close could not be seen at once (see `read_conn.rs`).
         let reads = target
             .direct_client()
+            .filter(|client| crate::read_conn::watchable(client.get_connection_info()))
             .map(|client| BlockingReads::new(client.clone()));
         let remote = Arc::new(Remote {
             reads,
@@ -504,7 +507,7 @@ impl Remote {
     pub(crate) fn run_blocking<T>(
         &self,
         timeout: Duration,
-        op: impl FnOnce(&mut blocking_reads::Pooled) -> Result<T, RedisError>,
+        op: impl FnOnce(&mut crate::read_conn::ReadConn) -> Result<T, RedisError>,
     ) -> Option<(Result<T, Failure>, bool)> {
         let start = Instant::now();
         let reads = self.reads.as_ref()?;
