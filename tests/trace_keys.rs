@@ -103,3 +103,38 @@ fn spans_and_log_lines_name_no_key_unless_asked() {
         );
     }
 }
+
+static MEMO_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+#[flipcache::flipcache(name = "tk_memo_off", redis = MEMO_URL.get())]
+fn profile_quiet(email: &str) -> String {
+    format!("profile of {email}")
+}
+
+#[flipcache::flipcache(name = "tk_memo_on", redis = MEMO_URL.get(), trace_keys)]
+fn profile_traced(email: &str) -> String {
+    format!("profile of {email}")
+}
+
+/// A memoized function's spans name no key either, unless it says `trace_keys`.
+#[test]
+fn memoized_functions_name_keys_only_with_trace_keys() {
+    support::capture::install_at(Level::TRACE);
+    let server = Server::start();
+    MEMO_URL.set(server.url()).unwrap();
+    let quiet = "carol@example.org";
+    assert_eq!(profile_quiet(quiet), format!("profile of {quiet}"));
+    assert!(
+        support::capture::mentioning(quiet).is_empty(),
+        "keys in traces: {:#?}",
+        support::capture::mentioning(quiet)
+    );
+    assert!(!support::capture::mentioning("cache=tk_memo_off").is_empty());
+    let traced = "dave@example.org";
+    assert_eq!(profile_traced(traced), format!("profile of {traced}"));
+    let named = support::capture::mentioning(traced);
+    assert!(
+        named.iter().any(|l| l.contains("span flipcache.redis")),
+        "with trace_keys, the round trips name the key: {named:#?}"
+    );
+}

@@ -27,6 +27,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "stale_for",
     "eager_refresh",
     "fail_safe",
+    "trace_keys",
     "tags",
     "distributed_lock",
     "tracking",
@@ -52,6 +53,8 @@ pub(crate) struct Options {
     pub eager_refresh: Option<Expr>,
     /// `fail_safe` alone means `= true`.
     pub fail_safe: Option<Expr>,
+    /// `trace_keys` alone means `= true`.
+    pub trace_keys: Option<Expr>,
     /// `tags = ["user:{id}", ...]`: format strings over the arguments.
     pub tags: Option<Expr>,
     /// `distributed_lock = lease`: one load per key across processes.
@@ -121,6 +124,10 @@ impl Options {
                     let yes: Expr = syn::parse_quote_spanned!(path.span()=> true);
                     set(&mut options.fail_safe, yes, &path, errors);
                 }
+                ("trace_keys", Meta::Path(_)) => {
+                    let yes: Expr = syn::parse_quote_spanned!(path.span()=> true);
+                    set(&mut options.trace_keys, yes, &path, errors);
+                }
                 (_, Meta::NameValue(nv)) => {
                     let v = nv.value;
                     match name.as_str() {
@@ -139,6 +146,7 @@ impl Options {
                         "stale_for" => set(&mut options.stale_for, v, &path, errors),
                         "eager_refresh" => set(&mut options.eager_refresh, v, &path, errors),
                         "fail_safe" => set(&mut options.fail_safe, v, &path, errors),
+                        "trace_keys" => set(&mut options.trace_keys, v, &path, errors),
                         "tags" => set(&mut options.tags, v, &path, errors),
                         "distributed_lock" => set(&mut options.distributed_lock, v, &path, errors),
                         "tracking" => set(&mut options.tracking, v, &path, errors),

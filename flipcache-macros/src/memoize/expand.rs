@@ -392,6 +392,9 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     if let Some(e) = &o.fail_safe {
         setters.push(quote!(.fail_safe(#e)));
     }
+    if let Some(e) = &o.trace_keys {
+        setters.push(quote!(.trace_keys(#e)));
+    }
     if let Some(e) = &o.distributed_lock {
         setters.push(quote!(.distributed_lock(#e)));
     }

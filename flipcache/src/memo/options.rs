@@ -27,6 +27,7 @@ pub struct MemoOptions<V: 'static> {
     stale_for: Option<Duration>,
     eager_refresh: Option<f64>,
     fail_safe: bool,
+    trace_keys: bool,
     load_timeout: Option<Duration>,
     distributed_lock: Option<Duration>,
 }
@@ -49,6 +50,7 @@ impl<V: 'static> MemoOptions<V> {
             stale_for: None,
             eager_refresh: None,
             fail_safe: false,
+            trace_keys: false,
             load_timeout: None,
             distributed_lock: None,
         }
@@ -138,6 +140,12 @@ impl<V: 'static> MemoOptions<V> {
         self
     }
 
+    /// `trace_keys`.
+    pub fn trace_keys(mut self, on: bool) -> Self {
+        self.trace_keys = on;
+        self
+    }
+
     /// `load_timeout_ms = n`: how long a call that finds a stale result waits for its refresh.
     pub fn load_timeout_ms(mut self, ms: u64) -> Self {
         self.load_timeout = Some(Duration::from_millis(ms));
@@ -185,6 +193,7 @@ impl<V: 'static> MemoOptions<V> {
             b = b.eager_refresh(r);
         }
         b = b.fail_safe(self.fail_safe);
+        b = b.trace_keys(self.trace_keys);
         if let Some(soft) = self.load_timeout {
             b = b.load_timeout(soft);
         }
@@ -423,6 +432,7 @@ impl<V> std::fmt::Debug for MemoOptions<V> {
             .field("stale_for", &self.stale_for)
             .field("distributed_lock", &self.distributed_lock)
             .field("fail_safe", &self.fail_safe)
+            .field("trace_keys", &self.trace_keys)
             .finish_non_exhaustive()
     }
 }
