@@ -12,11 +12,11 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use flipcache::FlipCache;
 use redis::Commands;
-use support::{Server, child_said, eventually, spawn_child};
+use support::{Server, child_said, eventually, now_ms, spawn_child};
 
 /// The longest a read may still see an older version (or an error) after a newer one was
 /// acknowledged.
@@ -27,12 +27,6 @@ const ROUNDS: usize = 8;
 const OUTAGE: Duration = Duration::from_millis(600);
 /// How long the readers go on after each write.
 const AFTER: Duration = Duration::from_millis(300);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// A small deterministic generator (xorshift64*): the run is replayed from its seed.
 struct Dice(u64);
@@ -113,17 +107,12 @@ fn chaos_child() {
     let name = std::env::var("CHAOS_NAME").expect("run only as a child process");
     let fail_safe = std::env::var("CHAOS_FAIL_SAFE").expect("child") == "1";
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache = rt.block_on(async {
-        FlipCache::<String, String>::builder(&name)
-            .redis_url(&url)
-            .tracking(support::tracking())
-            .timeout(Duration::from_millis(200))
-            .fail_safe(fail_safe)
-            .expire_time(Duration::from_secs(600))
-            .build_async()
-            .await
-            .unwrap()
-    });
+    let cache = rt.block_on(support::fault_cache_async(
+        &url,
+        &name,
+        fail_safe,
+        Duration::from_secs(600),
+    ));
     let mut c = redis::Client::open(coord.as_str())
         .unwrap()
         .get_connection()
@@ -250,14 +239,7 @@ fn run(fail_safe: bool, seed: u64) {
                 }
             }
             Fault::KillConnections => {
-                let _: () = redis::cmd("CLIENT")
-                    .arg("KILL")
-                    .arg("TYPE")
-                    .arg("normal")
-                    .arg("SKIPME")
-                    .arg("yes")
-                    .query(&mut server.raw())
-                    .unwrap();
+                support::kill_clients(&mut server.raw());
             }
             Fault::PausePastTimeout => {
                 let _: () = redis::cmd("CLIENT")

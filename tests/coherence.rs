@@ -155,14 +155,7 @@ fn killing_our_connection_empties_the_l1_and_reconnects() {
     let c = server.cache::<String, String>("ck");
     c.set("k", "v").unwrap();
     let flushes = c.stats().flushes;
-    let _: () = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .query(&mut server.raw())
-        .unwrap();
+    support::kill_clients(&mut server.raw());
     eventually(PUSH_WAIT, "the lost connection to be noticed", || {
         c.stats().flushes > flushes
     });

@@ -101,14 +101,7 @@ fn a_killed_connection_reconnects_without_stale_reads() {
     c.set("k", "old").unwrap();
     let mut raw = server.raw();
     let flushes = c.stats().flushes;
-    let _: () = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .query(&mut raw)
-        .unwrap();
+    support::kill_clients(&mut raw);
     let _: () = raw.set("killed:k", "new").unwrap();
     eventually(Duration::from_secs(5), "the drop to be noticed", || {
         c.stats().flushes > flushes

@@ -6,11 +6,11 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use flipcache::FlipCache;
 use redis::Commands;
-use support::{Server, child_said, eventually, spawn_child};
+use support::{Server, child_said, eventually, now_ms, spawn_child};
 
 /// The longest a read may still see the old value (or an error) after the new one was written.
 const WINDOW_MS: i64 = 50;
@@ -18,12 +18,6 @@ const WINDOW_MS: i64 = 50;
 const AFTER_MS: i64 = 400;
 /// How long a restarted server stays down.
 const OUTAGE: Duration = Duration::from_millis(1700);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// What a reader saw: for each read, when it started (unix ms) and whether it returned the
 /// expected value.
@@ -76,17 +70,12 @@ fn child_reader() {
     let busy = std::env::var("RC_BUSY").expect("child") == "1";
     let expect = std::env::var("RC_EXPECT").expect("child");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cache = rt.block_on(async {
-        FlipCache::<String, String>::builder(&name)
-            .redis_url(&url)
-            .tracking(support::tracking())
-            .timeout(Duration::from_millis(200))
-            .fail_safe(fail_safe)
-            .expire_time(Duration::from_secs(60))
-            .build_async()
-            .await
-            .unwrap()
-    });
+    let cache = rt.block_on(support::fault_cache_async(
+        &url,
+        &name,
+        fail_safe,
+        Duration::from_secs(60),
+    ));
     rt.block_on(async {
         while !cache.local_contains("k") {
             assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("old"));
@@ -260,14 +249,7 @@ fn scenario(fault: Fault, fail_safe: bool, busy: bool) {
             }
         }
         Fault::KillConnections => {
-            let _: () = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("TYPE")
-                .arg("normal")
-                .arg("SKIPME")
-                .arg("yes")
-                .query(&mut server.raw())
-                .unwrap();
+            support::kill_clients(&mut server.raw());
         }
     }
     // Another client writes the new value right away.

@@ -273,7 +273,7 @@ impl<K: FlipKey, V: Clone + Send + Sync + 'static> FlipCache<K, V> {
         value: impl Arg<V>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<()> {
-        let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        let tags = crate::key::tag_list(tags);
         self.core.block(
             self.core
                 .set_with_tags(key.into_arg(), value.into_arg(), &tags),

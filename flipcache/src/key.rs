@@ -160,6 +160,12 @@ pub(crate) fn cleared_key(name: &str, slot: Option<u16>) -> String {
     }
 }
 
+/// Tags as the cache keeps them: any list of strings (`&["a"]`, `["a"]`, a `Vec<String>`), the
+/// one shape `set_with_tags` and `Loaded::tags` take.
+pub(crate) fn tag_list(tags: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
+    tags.into_iter().map(|t| t.as_ref().to_owned()).collect()
+}
+
 /// The lease key of the value key `rkey` (`distributed_lock`).
 pub(crate) fn lease_key(rkey: &str) -> String {
     let mut out = String::with_capacity(RESERVED.len() + 7 + rkey.len());

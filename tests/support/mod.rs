@@ -229,6 +229,45 @@ impl Drop for Server {
     }
 }
 
+/// The async cache `name` of the fault suites' child processes, on `url`: a 200 ms timeout,
+/// `fail_safe` as given, entries living `expire_time`.
+pub async fn fault_cache_async(
+    url: &str,
+    name: &str,
+    fail_safe: bool,
+    expire_time: Duration,
+) -> flipcache::aio::FlipCache<String, String> {
+    flipcache::FlipCache::<String, String>::builder(name)
+        .redis_url(url)
+        .tracking(tracking())
+        .timeout(Duration::from_millis(200))
+        .fail_safe(fail_safe)
+        .expire_time(expire_time)
+        .build_async()
+        .await
+        .expect("build")
+}
+
+/// Now, in milliseconds since the Unix epoch (comparable across processes).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `CLIENT KILL TYPE normal SKIPME yes` through `raw`: every client connection but `raw`'s
+/// (the caches' shared, tracking and read connections included).
+pub fn kill_clients(raw: &mut redis::Connection) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query(raw)
+        .expect("CLIENT KILL");
+}
+
 /// Waits until `cond` holds, polling briefly; fails the test after `within`.
 pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;

@@ -145,32 +145,28 @@ pub(crate) fn expand(f: &Function<'_>, o: &Options) -> TokenStream {
     let tags = tag_list(o);
     // Tags are built only when the call may store: on a miss, or (refreshing) on a hit that
     // claimed the refresh.
-    let (finish_async, finish_sync, tag_arg, tags_on_miss) = match (&tags, refreshing) {
-        (Some(list), true) => (
-            quote!(finish_refreshing_async),
-            quote!(finish_refreshing),
-            quote!(__flipcache_tags,),
-            quote! {
-                let __flipcache_tags: ::flipcache::__private01::Vec<::flipcache::__private01::String> =
-                    if __flipcache_found.may_load() { #list } else { ::flipcache::__private01::Vec::new() };
-            },
-        ),
-        (Some(list), false) => (
-            quote!(finish_async_tagged),
-            quote!(finish_tagged),
-            quote!(__flipcache_tags,),
-            quote! {
-                let __flipcache_tags: ::flipcache::__private01::Vec<::flipcache::__private01::String> =
-                    if __flipcache_found.is_miss() { #list } else { ::flipcache::__private01::Vec::new() };
-            },
-        ),
-        (None, true) => (
-            quote!(finish_refreshing_async),
-            quote!(finish_refreshing),
-            quote!(::flipcache::__private01::Vec::new(),),
-            quote!(),
-        ),
-        (None, false) => (quote!(finish_async), quote!(finish), quote!(), quote!()),
+    let (finish_async, finish_sync) = match (&tags, refreshing) {
+        (_, true) => (quote!(finish_refreshing_async), quote!(finish_refreshing)),
+        (Some(_), false) => (quote!(finish_async_tagged), quote!(finish_tagged)),
+        (None, false) => (quote!(finish_async), quote!(finish)),
+    };
+    let (tag_arg, tags_on_miss) = match &tags {
+        Some(list) => {
+            let stores = if refreshing {
+                quote!(may_load)
+            } else {
+                quote!(is_miss)
+            };
+            (
+                quote!(__flipcache_tags,),
+                quote! {
+                    let __flipcache_tags: ::flipcache::__private01::Vec<::flipcache::__private01::String> =
+                        if __flipcache_found.#stores() { #list } else { ::flipcache::__private01::Vec::new() };
+                },
+            )
+        }
+        None if refreshing => (quote!(::flipcache::__private01::Vec::new(),), quote!()),
+        None => (quote!(), quote!()),
     };
     let (ready, finish) = if is_async {
         (

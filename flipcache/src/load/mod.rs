@@ -80,8 +80,7 @@ impl<V> Loaded<V> {
     /// assert_eq!(l.tag_list(), ["user:42", "org:7"]);
     /// ```
     pub fn tags(mut self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
-        self.tags
-            .extend(tags.into_iter().map(|t| t.as_ref().to_owned()));
+        self.tags.extend(crate::key::tag_list(tags));
         self
     }
 
